@@ -1,0 +1,60 @@
+/**
+ * Resolution of a session id to its namespace settings. Config stays plain data (it
+ * crosses to shard threads by structured clone), so the lookup table is built
+ * lazily per thread and cached per Config object.
+ */
+import type { Config } from './schema.js';
+
+/** The effective settings of one session's namespace, defaults filled in. */
+export interface ResolvedNamespace {
+  /** The matching prefix; '' for the default namespace. */
+  readonly prefix: string;
+  readonly historySize: number;
+  readonly presence: boolean;
+  /** All clients (true), none (false), or clients with one of these roles. */
+  readonly clientPublish: boolean | readonly string[];
+  readonly conflate: boolean;
+}
+
+interface NamespaceTable {
+  /** Longest prefix first, so the first match is the longest one. */
+  readonly byPrefixLength: readonly ResolvedNamespace[];
+  readonly fallback: ResolvedNamespace;
+}
+
+const tables = new WeakMap<Config, NamespaceTable>();
+
+function tableFor(config: Config): NamespaceTable {
+  let table = tables.get(config);
+  if (table === undefined) {
+    const resolved = config.namespaces.map(
+      (ns): ResolvedNamespace =>
+        Object.freeze({
+          prefix: ns.prefix,
+          historySize: ns.historySize ?? config.historySize,
+          presence: ns.presence ?? true,
+          clientPublish: ns.clientPublish ?? false,
+          conflate: ns.conflate ?? false,
+        }),
+    );
+    resolved.sort((a, b) => b.prefix.length - a.prefix.length);
+    const fallback = Object.freeze({ prefix: '', historySize: config.historySize, presence: true, clientPublish: false, conflate: false });
+    table = { byPrefixLength: resolved, fallback };
+    tables.set(config, table);
+  }
+  return table;
+}
+
+/** The namespace of a session: the configured one with the longest matching prefix, else the defaults. */
+export function namespaceFor(config: Config, sessionId: string): ResolvedNamespace {
+  const table = tableFor(config);
+  for (const ns of table.byPrefixLength) {
+    if (sessionId.startsWith(ns.prefix)) return ns;
+  }
+  return table.fallback;
+}
+
+/** True when a client with `role` may publish into sessions of `ns`. */
+export function mayPublish(ns: ResolvedNamespace, role: string): boolean {
+  return typeof ns.clientPublish === 'boolean' ? ns.clientPublish : ns.clientPublish.includes(role);
+}

@@ -1,0 +1,401 @@
+/**
+ * The configuration schema: the single source of truth for every setting of the
+ * daemon. Each entry holds the setting's key (camelCase, also its key in the JSON
+ * config file), its environment variable (SHARDCAST_ + UPPER_SNAKE of the key), its
+ * type, default and one-line doc, and the parser that validates a raw value.
+ * load.ts reads and validates against it; reference.ts renders the README table
+ * from it; nothing else lists settings.
+ *
+ * Adding a setting: add it to `Settings`, then one entry to `SCHEMA` (the
+ * `satisfies` clause refuses a schema that misses a key or mistypes one), then run
+ * `node dist/daemon/config/reference.js --write README.md`.
+ */
+import { availableParallelism } from 'node:os';
+import type { KeyObject } from 'node:crypto';
+
+/** One namespace of sessions, matched by session id prefix (longest prefix wins). */
+export interface NamespaceConfig {
+  /** Session ids starting with this prefix belong to the namespace. */
+  readonly prefix: string;
+  /** Events kept for resume; the top-level `historySize` when absent. */
+  readonly historySize?: number;
+  /** Whether presence (who is in the session) is tracked; true when absent. */
+  readonly presence?: boolean;
+  /** Whether clients may publish into the session: all (true), none (false) or these roles. */
+  readonly clientPublish?: boolean | readonly string[];
+  /** Whether queued frames marked conflatable may be replaced by newer ones. */
+  readonly conflate?: boolean;
+}
+
+/** Every setting as configured (file and environment); see SCHEMA for docs and bounds. */
+export interface Settings {
+  readonly port: number;
+  readonly host: string;
+  readonly shards: number;
+  readonly devMode: boolean;
+  readonly apiKey: string | undefined;
+  readonly jwtSecret: string | undefined;
+  readonly jwtPublicKeyFile: string | undefined;
+  readonly jwtIssuer: string | undefined;
+  readonly jwtAudience: string | undefined;
+  readonly allowedOrigins: readonly string[];
+  readonly drainTimeoutMs: number;
+  readonly goAwayMaxDelayMs: number;
+  readonly historySize: number;
+  readonly sessionTtlMs: number;
+  readonly maxBufferBytes: number;
+  readonly maxFrameBytes: number;
+  readonly idleTimeoutS: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerUser: number;
+  readonly rateLimitPerS: number;
+  readonly rateLimitBurst: number;
+  readonly maxSessionsPerConnection: number;
+  readonly commandJournalSize: number;
+  readonly logLevel: LogLevel;
+  readonly testHooks: boolean;
+  readonly namespaces: readonly NamespaceConfig[];
+}
+
+/**
+ * The validated, frozen daemon configuration. Structured-clone safe (it can be
+ * passed as `workerData` to shard threads): plain data plus `jwtPublicKeys`, whose
+ * KeyObjects Node 20 clones to worker threads.
+ */
+export interface Config extends Settings {
+  /** The public keys parsed from `jwtPublicKeyFile` at boot (empty when unset). */
+  readonly jwtPublicKeys: readonly KeyObject[];
+}
+
+/** The pino levels `logLevel` accepts. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** A pino level name. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Where a raw value came from: the environment (a string) or the JSON file (any JSON). */
+export type ValueSource = 'env' | 'file';
+
+/** Outcome of parsing one raw value: the typed value, or why it is refused. */
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; problem: string };
+
+/** One setting: its names, type, default, doc and parser. */
+export interface Setting<T> {
+  /** Key in Config and in the JSON file. */
+  readonly key: keyof Settings;
+  /** Environment variable name. */
+  readonly env: string;
+  /** Short type text for the reference, with bounds (e.g. "integer 0–65535"). */
+  readonly type: string;
+  /** The default value (computed at load time, e.g. the CPU count). */
+  readonly defaultValue: () => T;
+  /** The default as shown in the reference. */
+  readonly defaultDoc: string;
+  /** One-line description. */
+  readonly doc: string;
+  /** Never echo the value in errors (credentials). */
+  readonly secret: boolean;
+  /** Validates a raw value: a string from the environment, any JSON value from the file. */
+  readonly parse: (raw: unknown, source: ValueSource) => ParseResult<T>;
+}
+
+/** The environment variable name of a key: SHARDCAST_ + UPPER_SNAKE (jwtPublicKeyFile → SHARDCAST_JWT_PUBLIC_KEY_FILE). */
+export function envNameOf(key: string): string {
+  return 'SHARDCAST_' + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** Environment variable naming the JSON config file. */
+export const CONFIG_FILE_ENV = 'SHARDCAST_CONFIG';
+
+// ------------------------------------------------------------------ value kinds
+
+type Kind<T> = Pick<Setting<T>, 'type' | 'parse'>;
+
+const INTEGER_TEXT = /^[+-]?\d+$/;
+
+function describe(raw: unknown): string {
+  if (typeof raw === 'string') return JSON.stringify(raw);
+  if (raw === null) return 'null';
+  if (Array.isArray(raw)) return 'an array';
+  if (typeof raw === 'object') return 'an object';
+  return String(raw);
+}
+
+function formatNumber(n: number): string {
+  return String(n);
+}
+
+/** An integer within [min, max]; `extra` refuses values inside the range (idleTimeoutS). */
+function integer(
+  min: number,
+  max: number,
+  extra?: { refuse: (n: number) => boolean; allowed: string },
+): Kind<number> {
+  const allowed = extra?.allowed ?? `an integer from ${formatNumber(min)} to ${formatNumber(max)}`;
+  return {
+    type: extra ? `integer: ${extra.allowed}` : `integer ${formatNumber(min)}–${formatNumber(max)}`,
+    parse(raw, source) {
+      let n: number;
+      if (source === 'env' && typeof raw === 'string') {
+        const text = raw.trim();
+        if (!INTEGER_TEXT.test(text)) return { ok: false, problem: `got ${describe(raw)}; must be ${allowed}` };
+        n = Number(text);
+      } else if (typeof raw === 'number') {
+        n = raw;
+      } else {
+        return { ok: false, problem: `got ${describe(raw)}; must be ${allowed} (a JSON number)` };
+      }
+      if (!Number.isSafeInteger(n) || n < min || n > max || extra?.refuse(n)) {
+        return { ok: false, problem: `got ${describe(raw)}; must be ${allowed}` };
+      }
+      return { ok: true, value: n };
+    },
+  };
+}
+
+const TRUE_WORDS = new Set(['true', '1', 'yes']);
+const FALSE_WORDS = new Set(['false', '0', 'no']);
+
+/** A boolean: JSON true/false, or (in either source) the words true/false/1/0/yes/no. */
+function boolean(): Kind<boolean> {
+  return {
+    type: 'boolean',
+    parse(raw) {
+      if (typeof raw === 'boolean') return { ok: true, value: raw };
+      const word = typeof raw === 'string' ? raw.trim().toLowerCase() : typeof raw === 'number' ? String(raw) : '';
+      if (TRUE_WORDS.has(word)) return { ok: true, value: true };
+      if (FALSE_WORDS.has(word)) return { ok: true, value: false };
+      return { ok: false, problem: `got ${describe(raw)}; must be a boolean: true/false, 1/0 or yes/no` };
+    },
+  };
+}
+
+/** A non-empty string of at most `maxLength` characters, without control characters. */
+function text(maxLength: number, type = 'string'): Kind<string> {
+  return {
+    type,
+    parse(raw) {
+      if (typeof raw !== 'string') return { ok: false, problem: `got ${describe(raw)}; must be a string` };
+      if (raw.length === 0) return { ok: false, problem: 'is empty; must be a non-empty string (or leave it unset)' };
+      if (raw.length > maxLength) return { ok: false, problem: `is ${raw.length} characters long; at most ${maxLength} allowed` };
+      // eslint-disable-next-line no-control-regex
+      if (/[\u0000-\u001f\u007f]/.test(raw)) return { ok: false, problem: 'contains control characters (a stray newline?)' };
+      return { ok: true, value: raw };
+    },
+  };
+}
+
+/** An optional value: undefined by default, otherwise `kind`. */
+function optional<T>(kind: Kind<T>): Kind<T | undefined> {
+  return { type: kind.type, parse: (raw, source) => kind.parse(raw, source) };
+}
+
+function oneOf<const T extends string>(values: readonly T[]): Kind<T> {
+  return {
+    type: values.join(' | '),
+    parse(raw) {
+      const word = typeof raw === 'string' ? raw.trim().toLowerCase() : undefined;
+      const found = values.find((v) => v === word);
+      if (found === undefined) return { ok: false, problem: `got ${describe(raw)}; must be one of ${values.join(', ')}` };
+      return { ok: true, value: found };
+    },
+  };
+}
+
+/** Browser origins: a comma-separated list in the environment, a JSON array of strings in the file. */
+function originList(): Kind<readonly string[]> {
+  return {
+    type: 'list of origins',
+    parse(raw, source) {
+      let items: unknown[];
+      if (source === 'env' && typeof raw === 'string') {
+        items = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      } else if (Array.isArray(raw)) {
+        items = raw;
+      } else {
+        return { ok: false, problem: `got ${describe(raw)}; must be a JSON array of origins like ["https://quiz.example.com"]` };
+      }
+      const origins: string[] = [];
+      for (const [i, item] of items.entries()) {
+        if (typeof item !== 'string') return { ok: false, problem: `item ${i} is ${describe(item)}; origins are strings` };
+        const origin = item.trim();
+        let normalised: string | undefined;
+        try {
+          normalised = new URL(origin).origin;
+        } catch {
+          normalised = undefined;
+        }
+        if (normalised === undefined || normalised === 'null') {
+          return { ok: false, problem: `${JSON.stringify(origin)} is not an origin; write scheme://host[:port], e.g. https://quiz.example.com` };
+        }
+        if (normalised !== origin) {
+          return { ok: false, problem: `${JSON.stringify(origin)} is not an origin as browsers send it; write ${JSON.stringify(normalised)} (no path, no trailing slash, lower case)` };
+        }
+        origins.push(origin);
+      }
+      return { ok: true, value: Object.freeze(origins) };
+    },
+  };
+}
+
+const NAMESPACE_FIELDS = new Set(['prefix', 'historySize', 'presence', 'clientPublish', 'conflate']);
+/** Characters of session ids (protocol/frames.ts SESSION_ID_PATTERN); a prefix uses the same. */
+const PREFIX_PATTERN = /^[A-Za-z0-9_.:@-]+$/;
+const MAX_HISTORY = 1_000_000;
+
+/**
+ * Session namespaces: a JSON array (JSON text in the environment). Problems name
+ * the path of the bad field, e.g. `namespaces[1].historySize`; all are reported.
+ */
+function namespaceList(): Kind<readonly NamespaceConfig[]> {
+  return {
+    type: 'JSON array of namespaces',
+    parse(raw, source) {
+      let value = raw;
+      if (source === 'env' && typeof raw === 'string') {
+        try {
+          value = JSON.parse(raw);
+        } catch (err) {
+          return { ok: false, problem: `is not valid JSON (${(err as Error).message}); expected e.g. [{"prefix":"chat:","clientPublish":true}]` };
+        }
+      }
+      if (!Array.isArray(value)) {
+        return { ok: false, problem: `got ${describe(value)}; must be an array of {prefix, historySize?, presence?, clientPublish?, conflate?}` };
+      }
+      const problems: string[] = [];
+      const seen = new Map<string, number>();
+      const result: NamespaceConfig[] = [];
+      for (const [i, item] of value.entries()) {
+        const at = `namespaces[${i}]`;
+        if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+          problems.push(`${at}: got ${describe(item)}; must be an object with a "prefix"`);
+          continue;
+        }
+        const entry = item as Record<string, unknown>;
+        for (const field of Object.keys(entry)) {
+          if (!NAMESPACE_FIELDS.has(field)) {
+            problems.push(`${at}.${field}: unknown field; allowed: ${[...NAMESPACE_FIELDS].join(', ')}`);
+          }
+        }
+        const ns: { -readonly [K in keyof NamespaceConfig]: NamespaceConfig[K] } = { prefix: '' };
+        const prefix = entry.prefix;
+        if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > 128 || !PREFIX_PATTERN.test(prefix)) {
+          problems.push(`${at}.prefix: got ${describe(prefix)}; must be 1–128 session-id characters [A-Za-z0-9_.:@-], e.g. "quiz:"`);
+        } else if (seen.has(prefix)) {
+          problems.push(`${at}.prefix: ${JSON.stringify(prefix)} is already used by namespaces[${seen.get(prefix)}]; prefixes must be unique`);
+        } else {
+          seen.set(prefix, i);
+          ns.prefix = prefix;
+        }
+        if (entry.historySize !== undefined) {
+          const h = entry.historySize;
+          if (typeof h !== 'number' || !Number.isSafeInteger(h) || h < 0 || h > MAX_HISTORY) {
+            problems.push(`${at}.historySize: got ${describe(h)}; must be an integer from 0 to ${formatNumber(MAX_HISTORY)}`);
+          } else ns.historySize = h;
+        }
+        for (const flag of ['presence', 'conflate'] as const) {
+          const v = entry[flag];
+          if (v === undefined) continue;
+          if (typeof v !== 'boolean') problems.push(`${at}.${flag}: got ${describe(v)}; must be true or false`);
+          else ns[flag] = v;
+        }
+        const publish = entry.clientPublish;
+        if (publish !== undefined) {
+          if (typeof publish === 'boolean') {
+            ns.clientPublish = publish;
+          } else if (Array.isArray(publish) && publish.every((r) => typeof r === 'string' && r.length > 0 && r.length <= 64)) {
+            ns.clientPublish = Object.freeze([...(publish as string[])]);
+          } else {
+            problems.push(`${at}.clientPublish: got ${describe(publish)}; must be true, false or an array of role names (non-empty strings ≤ 64 chars)`);
+          }
+        }
+        result.push(Object.freeze(ns));
+      }
+      if (problems.length > 0) return { ok: false, problem: problems.join('; ') };
+      return { ok: true, value: Object.freeze(result) };
+    },
+  };
+}
+
+// ------------------------------------------------------------------ the schema
+
+function define<K extends keyof Settings>(
+  key: K,
+  kind: Kind<Settings[K]>,
+  defaultValue: Settings[K] | (() => Settings[K]),
+  doc: string,
+  more: { defaultDoc?: string; secret?: boolean } = {},
+): Setting<Settings[K]> {
+  const compute = typeof defaultValue === 'function' ? (defaultValue as () => Settings[K]) : () => defaultValue;
+  return {
+    key,
+    env: envNameOf(key),
+    type: kind.type,
+    defaultValue: compute,
+    defaultDoc: more.defaultDoc ?? (defaultValue === undefined ? '(unset)' : formatDefault(defaultValue)),
+    doc,
+    secret: more.secret ?? false,
+    parse: kind.parse,
+  };
+}
+
+function formatDefault(value: unknown): string {
+  if (typeof value === 'number') return formatNumber(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  return JSON.stringify(value);
+}
+
+/** The schema: one entry per setting, in the order the reference lists them. */
+export const SCHEMA = {
+  port: define('port', integer(0, 65535), 8080, 'TCP port of the WebSocket listener (0 = pick a free port).'),
+  host: define('host', text(255, 'string (address)'), '0.0.0.0', 'Address the WebSocket listener binds.'),
+  shards: define('shards', integer(1, 256), () => availableParallelism(), 'Shard worker threads, each running its own uWS App on the shared port.', {
+    defaultDoc: 'CPU count (`os.availableParallelism()`)',
+  }),
+  devMode: define('devMode', boolean(), false, 'Local development: no JWT key or API key needed, clients may connect as any user. Never in production.'),
+  apiKey: define('apiKey', optional(text(4096)), undefined, 'Token for the admin and HTTP publish APIs; at least 16 characters, required unless devMode.', {
+    secret: true,
+  }),
+  jwtSecret: define('jwtSecret', optional(text(4096)), undefined, 'HS256/HS384/HS512 shared secret for client tokens (32 bytes or more recommended).', {
+    secret: true,
+  }),
+  jwtPublicKeyFile: define('jwtPublicKeyFile', optional(text(4096, 'string (path)')), undefined, 'PEM file with one or more RS256 (RSA) or ES256 (P-256) public keys or certificates for client tokens; read at boot.'),
+  jwtIssuer: define('jwtIssuer', optional(text(1024)), undefined, 'Required `iss` claim of client tokens (unchecked when unset).'),
+  jwtAudience: define('jwtAudience', optional(text(1024)), undefined, 'Required `aud` claim of client tokens (unchecked when unset).'),
+  allowedOrigins: define('allowedOrigins', originList(), Object.freeze([]) as readonly string[], 'Browser origins allowed to connect, comma-separated in the environment; empty = any origin.', {
+    defaultDoc: '`[]` (any)',
+  }),
+  drainTimeoutMs: define('drainTimeoutMs', integer(1000, 600_000), 30_000, 'On shutdown or drain, how long to wait for clients\' buffers to empty before closing.'),
+  goAwayMaxDelayMs: define('goAwayMaxDelayMs', integer(0, 60_000), 5000, 'Window over which clients\' reconnects are spread on drain (jittered go-away delay).'),
+  historySize: define('historySize', integer(0, MAX_HISTORY), 1000, 'Events kept per session for resume (namespaces may override).'),
+  sessionTtlMs: define('sessionTtlMs', integer(1000, 2_147_483_647), 3_600_000, 'Sessions idle this long with no subscribers are forgotten by the standalone (in-memory) engine.'),
+  maxBufferBytes: define('maxBufferBytes', integer(16 * 1024, 64 * 1024 * 1024), 1024 * 1024, 'Bound of each socket\'s outgoing buffer; a client past it is disconnected as a slow consumer.'),
+  maxFrameBytes: define('maxFrameBytes', integer(256, 1024 * 1024), 16 * 1024, 'Largest frame a client may send.'),
+  idleTimeoutS: define(
+    'idleTimeoutS',
+    integer(0, 960, { refuse: (n) => n > 0 && n < 8, allowed: '0 (off) or 8–960 (uWS aborts the process on other values)' }),
+    60,
+    'Seconds without traffic before uWS closes a socket.',
+  ),
+  maxConnections: define('maxConnections', integer(1, 10_000_000), 100_000, 'Connections this instance accepts in total.'),
+  maxConnectionsPerUser: define('maxConnectionsPerUser', integer(1, 100_000), 32, 'Connections one user may hold on this instance.'),
+  rateLimitPerS: define('rateLimitPerS', integer(1, 1_000_000), 50, 'Frames per second a connection may send on average (token bucket refill rate).'),
+  rateLimitBurst: define('rateLimitBurst', integer(1, 1_000_000), 100, 'Frames a connection may send in a burst (token bucket size).'),
+  maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
+  commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
+  logLevel: define('logLevel', oneOf(LOG_LEVELS), 'info', 'Lowest pino level written to stdout.'),
+  testHooks: define('testHooks', boolean(), false, 'Enables test-only triggers (e.g. crashing a shard); refused when NODE_ENV=production.'),
+  namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence?, clientPublish?: boolean | roles[], conflate? }]`; JSON text in the environment.', {
+    defaultDoc: '`[]`',
+  }),
+} as const satisfies { readonly [K in keyof Settings]: Setting<Settings[K]> };
+
+/** The settings' keys in schema order. */
+export const SETTING_KEYS = Object.keys(SCHEMA) as (keyof Settings)[];
+
+/** Finds a setting by its environment variable name. */
+export function settingByEnv(env: string): Setting<unknown> | undefined {
+  for (const key of SETTING_KEYS) {
+    if (SCHEMA[key].env === env) return SCHEMA[key] as Setting<unknown>;
+  }
+  return undefined;
+}
