@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Makes sure the services Shardcast's tests run against are up on this machine:
+#   PostgreSQL 127.0.0.1:5432 (trust auth, database `test`)
+#   Redis      127.0.0.1:6379 (nothing kept on disk)
+#   RabbitMQ   127.0.0.1:5672 (guest/guest, plugin rabbitmq_consistent_hash_exchange)
+# A service that answers is left alone: it is never stopped, restarted or
+# reconfigured, because other people and test runs may be using it right now.
+# A service that does not answer is installed from Debian's packages if absent,
+# started, and waited for (bounded). Silent when everything is already up.
+#
+# Usage: deploy/services.sh [--check] [--verbose]
+#   --check    only report; install and start nothing (exit 1 if something is down)
+#   --verbose  say what was found even when all is well
+# Environment: SHARDCAST_SERVICES_WAIT_S  seconds to wait for each service (default 60)
+#
+# Exit status: 0 when all three answer, 1 otherwise (the messages say which and why).
+set -euo pipefail
+
+readonly WAIT_S="${SHARDCAST_SERVICES_WAIT_S:-60}"
+readonly PG_HOST=127.0.0.1 PG_PORT=5432 PG_DB=test PG_SUPERUSER=postgres
+readonly REDIS_HOST=127.0.0.1 REDIS_PORT=6379
+readonly AMQP_HOST=127.0.0.1 AMQP_PORT=5672
+readonly RABBIT_PLUGINS=(rabbitmq_consistent_hash_exchange)
+
+check_only=false
+verbose=false
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=true ;;
+    --verbose|-v) verbose=true ;;
+    -h|--help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; exit 0 ;;
+    *) printf 'services: unknown argument %s (try --help)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf 'services: %s\n' "$*" >&2; }
+note() { if $verbose; then say "$@"; fi; }
+
+failures=()
+# fail_service NAME MESSAGE
+fail_service() { say "ERROR: $2"; failures+=("$1"); }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Installing and starting system services needs root; fall back to passwordless
+# sudo, never to a prompt (CI has no stdin).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif have sudo && sudo -n true 2>/dev/null; then sudo -n "$@"
+  else say "ERROR: need root (or passwordless sudo) to run: $*"; return 1
+  fi
+}
+
+as_user() {
+  local user="$1"; shift
+  if [ "$(id -u)" -eq 0 ] && have runuser; then runuser -u "$user" -- "$@"
+  elif have sudo && sudo -n true 2>/dev/null; then sudo -n -u "$user" "$@"
+  else say "ERROR: cannot run as $user: $*"; return 1
+  fi
+}
+
+# Polls a check function once a second until it succeeds or WAIT_S runs out.
+wait_for() {
+  local check="$1" deadline=$((SECONDS + WAIT_S))
+  until "$check"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then return 1; fi
+    sleep 1
+  done
+}
+
+# Runs a start/install command with its output in a temporary log that is shown
+# only if the command fails, so a healthy run stays quiet.
+run_logged() {
+  local what="$1"; shift
+  local log rc=0 shown="$*"
+  log="$(mktemp)"
+  "$@" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    say "ERROR: $what failed (exit $rc): ${shown#as_root }"
+    sed 's/^/    /' "$log" | tail -n 30 >&2
+  fi
+  rm -f "$log"
+  return "$rc"
+}
+
+tcp_open() { timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+# ---------------------------------------------------------------- checks
+
+pg_answers() {
+  if have pg_isready; then pg_isready -q -t 3 -h "$PG_HOST" -p "$PG_PORT"
+  else tcp_open "$PG_HOST" "$PG_PORT"
+  fi
+}
+
+redis_answers() {
+  if have redis-cli; then
+    [ "$(timeout 3 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
+  else
+    # RESP inline command; a healthy server answers "+PONG".
+    timeout 3 bash -c "exec 3<>/dev/tcp/$REDIS_HOST/$REDIS_PORT && printf 'PING\r\n' >&3 && read -r line <&3 && [ \"\${line%\$'\r'}\" = '+PONG' ]" 2>/dev/null
+  fi
+}
+
+# An open port is not enough: RabbitMQ binds 5672 before it can serve. Send the
+# AMQP 0-9-1 protocol header; a broker that is ready answers with a method frame
+# (connection.start), whose first byte is the frame type 1.
+amqp_answers() {
+  timeout 5 bash -c "
+    exec 3<>/dev/tcp/$AMQP_HOST/$AMQP_PORT || exit 1
+    printf 'AMQP\x00\x00\x09\x01' >&3
+    IFS= read -r -N 1 -t 4 byte <&3 || exit 1
+    [ \"\$byte\" = \$'\x01' ]" 2>/dev/null
+}
+
+psql_as_superuser() {
+  # -w: never prompt for a password; trust auth is what we are checking.
+  env -u PGPASSWORD -u PGSERVICE psql -X -w -q -A -t -h "$PG_HOST" -p "$PG_PORT" -U "$PG_SUPERUSER" "$@"
+}
+
+# ---------------------------------------------------------------- install
+
+installed_now=()
+
+install_packages() {
+  local pkgs=("$@")
+  if $check_only; then return 1; fi
+  if ! have apt-get; then
+    say "ERROR: ${pkgs[*]} not installed and apt-get is not available: install them by hand"
+    return 1
+  fi
+  say "installing ${pkgs[*]} from Debian packages (this takes a few minutes)"
+  run_logged "apt-get update" as_root apt-get -q -o DPkg::Lock::Timeout=300 update || return 1
+  run_logged "apt-get install" as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q -o DPkg::Lock::Timeout=300 "${pkgs[@]}" || return 1
+  installed_now+=("${pkgs[@]}")
+}
+
+pg_version() {
+  # Several clusters may exist after an upgrade: take the newest.
+  { ls /etc/postgresql 2>/dev/null || true; } | sort -V | tail -n 1
+}
+
+# ---------------------------------------------------------------- postgres
+
+ensure_postgres() {
+  if pg_answers; then
+    note "postgres: up on $PG_HOST:$PG_PORT"
+  else
+    if $check_only; then fail_service postgres "postgres does not answer on $PG_HOST:$PG_PORT"; return; fi
+    if ! have pg_ctlcluster || [ -z "$(pg_version)" ]; then
+      fail_service postgres "postgresql is not installed (see above)"; return
+    fi
+    local ver; ver="$(pg_version)"
+    if ! pg_answers; then
+      say "starting postgres $ver/main"
+      # The cluster may already be starting (e.g. by the package's postinst):
+      # a failed start is reported only if it then does not answer.
+      run_logged "pg_ctlcluster start" as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+    fi
+    wait_for pg_answers || { fail_service postgres "postgres $ver/main does not answer on $PG_HOST:$PG_PORT after ${WAIT_S}s (see /var/log/postgresql/postgresql-$ver-main.log)"; return; }
+  fi
+  ensure_postgres_trust_and_db
+}
+
+ensure_postgres_trust_and_db() {
+  if ! have psql; then
+    say "WARNING: psql not found: cannot check trust auth and database '$PG_DB' (apt-get install postgresql-client)"
+    return
+  fi
+  local err
+  if ! err="$(psql_as_superuser -d postgres -c 'select 1' 2>&1 >/dev/null)"; then
+    case "$err" in
+      *password*|*authentication*|*pg_hba.conf*) ;;
+      *) fail_service postgres "cannot connect as $PG_SUPERUSER to $PG_HOST:$PG_PORT: $err"; return ;;
+    esac
+    if $check_only; then fail_service postgres "postgres does not let $PG_SUPERUSER in without a password from $PG_HOST (trust auth missing): $err"; return; fi
+    enable_postgres_trust || return
+  fi
+  if ! psql_as_superuser -d "$PG_DB" -c 'select 1' >/dev/null 2>&1; then
+    if $check_only; then fail_service postgres "database '$PG_DB' does not exist"; return; fi
+    say "creating database '$PG_DB'"
+    # A concurrent run may have created it meanwhile; only its absence afterwards is an error.
+    psql_as_superuser -d postgres -c "CREATE DATABASE $PG_DB" >/dev/null 2>&1 || true
+    psql_as_superuser -d "$PG_DB" -c 'select 1' >/dev/null 2>&1 ||
+      fail_service postgres "could not create database '$PG_DB'"
+  fi
+}
+
+# A fresh Debian cluster uses peer/scram auth. Development and CI machines use
+# trust on loopback (see DESIGN.md), so prepend trust rules (pg_hba.conf is
+# first-match) and reload. Reload does not drop connections.
+enable_postgres_trust() {
+  local ver hba
+  ver="$(pg_version)"
+  hba="/etc/postgresql/$ver/main/pg_hba.conf"
+  if [ -z "$ver" ] || ! as_root test -f "$hba"; then
+    fail_service postgres "trust auth missing and no Debian cluster config to fix it (expected $hba): set 'host all all 127.0.0.1/32 trust' by hand"
+    return 1
+  fi
+  if as_root grep -q '^# Added by shardcast deploy/services.sh' "$hba"; then
+    fail_service postgres "trust auth refused although $hba has shardcast's trust rules: check it by hand"
+    return 1
+  fi
+  say "enabling trust auth on loopback in $hba (backup: $hba.before-shardcast)"
+  as_root cp -n "$hba" "$hba.before-shardcast" || true
+  local tmp; tmp="$(mktemp)"
+  {
+    echo '# Added by shardcast deploy/services.sh: development/CI machines use trust auth on loopback.'
+    echo 'local   all   all                 trust'
+    echo 'host    all   all   127.0.0.1/32  trust'
+    echo 'host    all   all   ::1/128       trust'
+    as_root cat "$hba"
+  } >"$tmp"
+  as_root cp "$tmp" "$hba"
+  rm -f "$tmp"
+  run_logged "pg_ctlcluster reload" as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main reload ||
+    { fail_service postgres "could not reload postgres $ver/main"; return 1; }
+  local deadline=$((SECONDS + 10))
+  until psql_as_superuser -d postgres -c 'select 1' >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      fail_service postgres "trust auth still refused after editing $hba"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# ---------------------------------------------------------------- redis
+
+ensure_redis() {
+  if redis_answers; then note "redis: up on $REDIS_HOST:$REDIS_PORT"; return; fi
+  if $check_only; then fail_service redis "redis does not answer on $REDIS_HOST:$REDIS_PORT"; return; fi
+  if ! have redis-server; then fail_service redis "redis-server is not installed (see above)"; return; fi
+  # A freshly installed package may have started its own instance meanwhile.
+  if redis_answers; then return; fi
+  say "starting redis on $REDIS_HOST:$REDIS_PORT"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  run_logged "redis-server" as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" \
+    --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+  wait_for redis_answers || fail_service redis "redis does not answer on $REDIS_HOST:$REDIS_PORT after ${WAIT_S}s (see /var/log/redis/ci.log)"
+}
+
+# ---------------------------------------------------------------- rabbitmq
+
+ensure_rabbitmq() {
+  if amqp_answers; then
+    note "rabbitmq: up on $AMQP_HOST:$AMQP_PORT"
+  else
+    if $check_only; then fail_service rabbitmq "rabbitmq does not answer AMQP on $AMQP_HOST:$AMQP_PORT"; return; fi
+    if ! have rabbitmq-server; then fail_service rabbitmq "rabbitmq-server is not installed (see above)"; return; fi
+    # The broker may be booting already (package postinst, another run):
+    # starting a second node would fail, so give it a moment first.
+    if ! amqp_answers && ! { have rabbitmq-diagnostics && timeout 10 rabbitmq-diagnostics -q ping >/dev/null 2>&1; }; then
+      say "starting rabbitmq"
+      run_logged "rabbitmq-server -detached" as_root rabbitmq-server -detached || true
+    fi
+    wait_for amqp_answers || { fail_service rabbitmq "rabbitmq does not answer AMQP on $AMQP_HOST:$AMQP_PORT after ${WAIT_S}s (see /var/log/rabbitmq/)"; return; }
+  fi
+  ensure_rabbitmq_plugins
+}
+
+# Enabling a plugin on a running node activates it online: no restart.
+ensure_rabbitmq_plugins() {
+  if ! have rabbitmq-plugins; then
+    say "WARNING: rabbitmq-plugins not found: cannot check that ${RABBIT_PLUGINS[*]} is enabled on the broker"
+    return
+  fi
+  local plugin
+  for plugin in "${RABBIT_PLUGINS[@]}"; do
+    if as_root rabbitmq-plugins -q is_enabled "$plugin" >/dev/null 2>&1; then
+      note "rabbitmq: plugin $plugin enabled"
+      continue
+    fi
+    if $check_only; then fail_service rabbitmq "rabbitmq plugin $plugin is not enabled"; continue; fi
+    say "enabling rabbitmq plugin $plugin"
+    run_logged "rabbitmq-plugins enable $plugin" as_root rabbitmq-plugins -q enable "$plugin" ||
+      fail_service rabbitmq "could not enable rabbitmq plugin $plugin"
+  done
+}
+
+# Installs, in one apt-get run, the packages of every service that is down and
+# absent. A service that answers is never installed over.
+install_missing() {
+  if $check_only; then return; fi
+  local pkgs=()
+  if ! pg_answers && ! { have pg_ctlcluster && [ -n "$(pg_version)" ]; }; then pkgs+=(postgresql); fi
+  if ! redis_answers && ! have redis-server; then pkgs+=(redis-server); fi
+  if ! amqp_answers && ! have rabbitmq-server; then pkgs+=(rabbitmq-server); fi
+  if [ "${#pkgs[@]}" -gt 0 ]; then install_packages "${pkgs[@]}" || true; fi
+}
+
+# ---------------------------------------------------------------- main
+
+install_missing
+ensure_postgres
+ensure_redis
+ensure_rabbitmq
+
+if [ "${#installed_now[@]}" -gt 0 ]; then say "installed: ${installed_now[*]}"; fi
+if [ "${#failures[@]}" -gt 0 ]; then
+  say "FAILED: $(printf '%s\n' "${failures[@]}" | sort -u | tr '\n' ' ')(tests need all three services)"
+  exit 1
+fi
+note "all services up"
