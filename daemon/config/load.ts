@@ -96,11 +96,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
       settings[key] = setting.defaultValue();
       continue;
     }
-    const parsed = setting.secret && typeof raw !== 'string' ? { ok: false as const, problem: 'must be a string' } : setting.parse(raw, source);
+    const parsed = setting.secret && typeof raw !== 'string' ? { ok: false as const, problems: ['must be a string'] } : setting.parse(raw, source);
     if (parsed.ok) {
       settings[key] = parsed.value;
     } else {
-      problems.push(`${label(setting, source, filePath)}: ${parsed.problem}`);
+      for (const problem of parsed.problems) problems.push(describeProblem(setting, source, filePath, problem));
       invalid.add(key);
     }
   }
@@ -193,9 +193,15 @@ function readConfigFile(path: string, problems: string[]): Map<string, unknown> 
   return values;
 }
 
-function label(setting: Setting<unknown>, source: ValueSource, filePath: string | undefined): string {
-  const from = source === 'env' ? 'from the environment' : `from ${filePath ?? 'the config file'}`;
-  return `${setting.key} (${setting.env}, ${from})`;
+/**
+ * One problem line naming the key, its env var and where the value came from. A
+ * problem about a nested field (`namespaces[1].historySize: …`) leads with its path.
+ */
+function describeProblem(setting: Setting<unknown>, source: ValueSource, filePath: string | undefined, problem: string): string {
+  const where = `${setting.env}, ${source === 'env' ? 'from the environment' : `from ${filePath ?? 'the config file'}`}`;
+  const split = problem.startsWith(`${setting.key}[`) ? problem.indexOf(': ') : -1;
+  if (split > 0) return `${problem.slice(0, split)} (${where}): ${problem.slice(split + 2)}`;
+  return `${setting.key} (${where}): ${problem}`;
 }
 
 function configPathFrom(argv: readonly string[] | undefined): string | undefined {

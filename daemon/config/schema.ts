@@ -76,7 +76,11 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export type ValueSource = 'env' | 'file';
 
 /** Outcome of parsing one raw value: the typed value, or why it is refused. */
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; problem: string };
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: readonly string[] };
+
+function no(problem: string | readonly string[]): { ok: false; problems: readonly string[] } {
+  return { ok: false, problems: typeof problem === 'string' ? [problem] : problem };
+}
 
 /** One setting: its names, type, default, doc and parser. */
 export interface Setting<T> {
@@ -137,15 +141,15 @@ function integer(
       let n: number;
       if (source === 'env' && typeof raw === 'string') {
         const text = raw.trim();
-        if (!INTEGER_TEXT.test(text)) return { ok: false, problem: `got ${describe(raw)}; must be ${allowed}` };
+        if (!INTEGER_TEXT.test(text)) return no(`got ${describe(raw)}; must be ${allowed}`);
         n = Number(text);
       } else if (typeof raw === 'number') {
         n = raw;
       } else {
-        return { ok: false, problem: `got ${describe(raw)}; must be ${allowed} (a JSON number)` };
+        return no(`got ${describe(raw)}; must be ${allowed} (a JSON number)`);
       }
       if (!Number.isSafeInteger(n) || n < min || n > max || extra?.refuse(n)) {
-        return { ok: false, problem: `got ${describe(raw)}; must be ${allowed}` };
+        return no(`got ${describe(raw)}; must be ${allowed}`);
       }
       return { ok: true, value: n };
     },
@@ -164,7 +168,7 @@ function boolean(): Kind<boolean> {
       const word = typeof raw === 'string' ? raw.trim().toLowerCase() : typeof raw === 'number' ? String(raw) : '';
       if (TRUE_WORDS.has(word)) return { ok: true, value: true };
       if (FALSE_WORDS.has(word)) return { ok: true, value: false };
-      return { ok: false, problem: `got ${describe(raw)}; must be a boolean: true/false, 1/0 or yes/no` };
+      return no(`got ${describe(raw)}; must be a boolean: true/false, 1/0 or yes/no`);
     },
   };
 }
@@ -174,11 +178,11 @@ function text(maxLength: number, type = 'string'): Kind<string> {
   return {
     type,
     parse(raw) {
-      if (typeof raw !== 'string') return { ok: false, problem: `got ${describe(raw)}; must be a string` };
-      if (raw.length === 0) return { ok: false, problem: 'is empty; must be a non-empty string (or leave it unset)' };
-      if (raw.length > maxLength) return { ok: false, problem: `is ${raw.length} characters long; at most ${maxLength} allowed` };
+      if (typeof raw !== 'string') return no(`got ${describe(raw)}; must be a string`);
+      if (raw.length === 0) return no('is empty; must be a non-empty string (or leave it unset)');
+      if (raw.length > maxLength) return no(`is ${raw.length} characters long; at most ${maxLength} allowed`);
       // eslint-disable-next-line no-control-regex
-      if (/[\u0000-\u001f\u007f]/.test(raw)) return { ok: false, problem: 'contains control characters (a stray newline?)' };
+      if (/[\u0000-\u001f\u007f]/.test(raw)) return no('contains control characters (a stray newline?)');
       return { ok: true, value: raw };
     },
   };
@@ -195,7 +199,7 @@ function oneOf<const T extends string>(values: readonly T[]): Kind<T> {
     parse(raw) {
       const word = typeof raw === 'string' ? raw.trim().toLowerCase() : undefined;
       const found = values.find((v) => v === word);
-      if (found === undefined) return { ok: false, problem: `got ${describe(raw)}; must be one of ${values.join(', ')}` };
+      if (found === undefined) return no(`got ${describe(raw)}; must be one of ${values.join(', ')}`);
       return { ok: true, value: found };
     },
   };
@@ -212,11 +216,11 @@ function originList(): Kind<readonly string[]> {
       } else if (Array.isArray(raw)) {
         items = raw;
       } else {
-        return { ok: false, problem: `got ${describe(raw)}; must be a JSON array of origins like ["https://quiz.example.com"]` };
+        return no(`got ${describe(raw)}; must be a JSON array of origins like ["https://quiz.example.com"]`);
       }
       const origins: string[] = [];
       for (const [i, item] of items.entries()) {
-        if (typeof item !== 'string') return { ok: false, problem: `item ${i} is ${describe(item)}; origins are strings` };
+        if (typeof item !== 'string') return no(`item ${i} is ${describe(item)}; origins are strings`);
         const origin = item.trim();
         let normalised: string | undefined;
         try {
@@ -225,10 +229,10 @@ function originList(): Kind<readonly string[]> {
           normalised = undefined;
         }
         if (normalised === undefined || normalised === 'null') {
-          return { ok: false, problem: `${JSON.stringify(origin)} is not an origin; write scheme://host[:port], e.g. https://quiz.example.com` };
+          return no(`${JSON.stringify(origin)} is not an origin; write scheme://host[:port], e.g. https://quiz.example.com`);
         }
         if (normalised !== origin) {
-          return { ok: false, problem: `${JSON.stringify(origin)} is not an origin as browsers send it; write ${JSON.stringify(normalised)} (no path, no trailing slash, lower case)` };
+          return no(`${JSON.stringify(origin)} is not an origin as browsers send it; write ${JSON.stringify(normalised)} (no path, no trailing slash, lower case)`);
         }
         origins.push(origin);
       }
@@ -255,11 +259,11 @@ function namespaceList(): Kind<readonly NamespaceConfig[]> {
         try {
           value = JSON.parse(raw);
         } catch (err) {
-          return { ok: false, problem: `is not valid JSON (${(err as Error).message}); expected e.g. [{"prefix":"chat:","clientPublish":true}]` };
+          return no(`is not valid JSON (${(err as Error).message}); expected e.g. [{"prefix":"chat:","clientPublish":true}]`);
         }
       }
       if (!Array.isArray(value)) {
-        return { ok: false, problem: `got ${describe(value)}; must be an array of {prefix, historySize?, presence?, clientPublish?, conflate?}` };
+        return no(`got ${describe(value)}; must be an array of {prefix, historySize?, presence?, clientPublish?, conflate?}`);
       }
       const problems: string[] = [];
       const seen = new Map<string, number>();
@@ -310,7 +314,7 @@ function namespaceList(): Kind<readonly NamespaceConfig[]> {
         }
         result.push(Object.freeze(ns));
       }
-      if (problems.length > 0) return { ok: false, problem: problems.join('; ') };
+      if (problems.length > 0) return no(problems);
       return { ok: true, value: Object.freeze(result) };
     },
   };

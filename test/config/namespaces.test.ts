@@ -1,0 +1,88 @@
+import t from 'tap';
+import { ConfigError, loadConfig } from '../../daemon/config/load.js';
+import { mayPublish, namespaceFor } from '../../daemon/config/namespaces.js';
+
+const BASE = { SHARDCAST_DEV_MODE: 'true' };
+
+function problemsOf(namespaces: unknown): readonly string[] {
+  try {
+    loadConfig({ ...BASE, SHARDCAST_NAMESPACES: typeof namespaces === 'string' ? namespaces : JSON.stringify(namespaces) });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+t.test('namespace errors carry the path of the bad field', async (t) => {
+  const problems = problemsOf([
+    { prefix: 'quiz:' },
+    { prefix: 'chat:', historySize: -1, presence: 'yes', clientPublish: 'host', colour: 'red' },
+    { prefix: 'quiz:' },
+    { prefix: 'bad prefix!' },
+    { historySize: 10 },
+    'chat:',
+    { prefix: 'poll:', conflate: 1, clientPublish: ['host', ''] },
+  ]);
+  const expected = [
+    /^namespaces\[1\]\.colour \(SHARDCAST_NAMESPACES, from the environment\): unknown field; allowed: prefix, historySize, presence, clientPublish, conflate$/,
+    /^namespaces\[1\]\.historySize \(SHARDCAST_NAMESPACES, from the environment\): got -1; must be an integer from 0 to 1000000$/,
+    /^namespaces\[1\]\.presence .*: got "yes"; must be true or false$/,
+    /^namespaces\[1\]\.clientPublish .*: got "host"; must be true, false or an array of role names/,
+    /^namespaces\[2\]\.prefix .*: "quiz:" is already used by namespaces\[0\]/,
+    /^namespaces\[3\]\.prefix .*: got "bad prefix!"; must be 1–128 session-id characters/,
+    /^namespaces\[4\]\.prefix .*: got undefined/,
+    /^namespaces\[5\] .*: got "chat:"; must be an object/,
+    /^namespaces\[6\]\.conflate .*: got 1/,
+    /^namespaces\[6\]\.clientPublish .*: got an array/,
+  ];
+  t.equal(problems.length, expected.length, 'every bad field listed, the valid entry not blamed');
+  for (const [i, pattern] of expected.entries()) t.match(problems[i], pattern);
+});
+
+t.test('namespaces must be a JSON array', async (t) => {
+  t.match(problemsOf('{"prefix":"a"}')[0], /^namespaces \(SHARDCAST_NAMESPACES, from the environment\): got an object; must be an array/);
+  t.match(problemsOf('[{"prefix":')[0], /namespaces .*is not valid JSON/);
+});
+
+t.test('namespaceFor: longest prefix wins, defaults otherwise', async (t) => {
+  const { config } = loadConfig({
+    ...BASE,
+    SHARDCAST_HISTORY_SIZE: '500',
+    SHARDCAST_NAMESPACES: JSON.stringify([
+      { prefix: 'quiz:', historySize: 50, presence: false, conflate: true },
+      { prefix: 'quiz:live:', historySize: 5000 },
+      { prefix: 'chat:', clientPublish: true, historySize: 0 },
+      { prefix: 'stage:', clientPublish: ['host', 'moderator'] },
+    ]),
+  });
+  t.same(namespaceFor(config, 'quiz:42'), { prefix: 'quiz:', historySize: 50, presence: false, clientPublish: false, conflate: true });
+  t.same(namespaceFor(config, 'quiz:live:1'), { prefix: 'quiz:live:', historySize: 5000, presence: true, clientPublish: false, conflate: false });
+  t.same(namespaceFor(config, 'chat:lobby'), { prefix: 'chat:', historySize: 0, presence: true, clientPublish: true, conflate: false });
+  t.same(namespaceFor(config, 'poll:9'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: false });
+  t.same(namespaceFor(config, 'quiz'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: false }, 'a prefix must match whole');
+  t.equal(namespaceFor(config, 'quiz:1'), namespaceFor(config, 'quiz:2'), 'resolved once per config');
+
+  const stage = namespaceFor(config, 'stage:main');
+  t.same(stage.clientPublish, ['host', 'moderator']);
+  t.equal(mayPublish(stage, 'host'), true);
+  t.equal(mayPublish(stage, 'participant'), false);
+  t.equal(mayPublish(namespaceFor(config, 'chat:x'), 'participant'), true);
+  t.equal(mayPublish(namespaceFor(config, 'other'), 'host'), false);
+
+  const clone = structuredClone(config);
+  t.same(namespaceFor(clone, 'quiz:live:1').historySize, 5000, 'works on a structured clone (shard thread)');
+});
+
+t.test('namespaces from the config file', async (t) => {
+  const { join } = await import('node:path');
+  const dir = t.testdir({ 'c.json': JSON.stringify({ devMode: true, namespaces: [{ prefix: 'chat:', clientPublish: true }, { prefix: 'x:', historySize: 1.5 }] }) });
+  let err: unknown;
+  try {
+    loadConfig({ SHARDCAST_CONFIG: join(dir, 'c.json') });
+  } catch (e) {
+    err = e;
+  }
+  t.type(err, ConfigError);
+  t.match((err as Error).message, /namespaces\[1\]\.historySize \(SHARDCAST_NAMESPACES, from .*c\.json\): got 1\.5/);
+});
