@@ -1,0 +1,37 @@
+/** Public entry of the Shardcast client SDK. */
+export {
+  ShardcastClient,
+  type ClientEvents,
+  type ClientLogger,
+  type ClientOptions,
+  type CloseInfo,
+  type ConnectionState,
+  type DisconnectInfo,
+  type ReconnectOptions,
+  type TokenSource,
+} from './client.js';
+export {
+  Subscription,
+  type CommandOptions,
+  type JoinOptions,
+  type PresenceChange,
+  type RequestOptions,
+  type SnapshotInfo,
+  type StreamPosition,
+  type SubscriptionEnd,
+  type SubscriptionEvents,
+  type SubscriptionState,
+} from './subscription.js';
+export { ShardcastError, ClientErrorCode } from './errors.js';
+export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+export type { WebSocketConstructor, WebSocketLike } from './websocket.js';
+export type {
+  EventFrame,
+  GoAwayFrame,
+  HelloFrame,
+  JoinedFrame,
+  PresenceEntry,
+  SnapshotEntry,
+  Value,
+} from '../frames.js';
+export { CloseCode, ErrorCode } from '../codes.js';
