@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { authenticate, truncateUtf8, MAX_CLOSE_REASON_BYTES } from '../../daemon/auth/authenticate.js';
@@ -16,7 +16,7 @@ const devConfig = loadConfig({ SHARDCAST_DEV_MODE: 'true' }).config;
 const hs = (claims: Record<string, unknown>) =>
   signJwt({ sub: 'u1', iss: 'quiz-service', aud: 'shardcast', exp: nowS + 600, ...claims }, { alg: 'HS256', secret: SECRET });
 
-function refused(t: Tap.Test, result: ReturnType<typeof authenticate>, closeCode: number, reason: RegExp): void {
+function refused(t: Test, result: ReturnType<typeof authenticate>, closeCode: number, reason: RegExp): void {
   t.equal(result.ok, false);
   if (result.ok) return;
   t.equal(result.closeCode, closeCode);

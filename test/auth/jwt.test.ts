@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
 import { MAX_TOKEN_LENGTH, signJwt, verifyJwt, type JwtVerifyResult } from '../../daemon/auth/jwt.js';
 
@@ -10,7 +10,7 @@ const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const otherEc = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
-function failure(t: Tap.Test, result: JwtVerifyResult, reason: string): void {
+function failure(t: Test, result: JwtVerifyResult, reason: string): void {
   t.equal(result.ok, false, `refused as ${reason}`);
   if (!result.ok) {
     t.equal(result.reason, reason);

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { availableParallelism } from 'node:os';
 import { generateKeyPairSync, KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ const BASE = {
   SHARDCAST_JWT_SECRET: 's'.repeat(40),
 };
 
-function configError(t: Tap.Test, fn: () => unknown): ConfigError {
+function configError(t: Test, fn: () => unknown): ConfigError {
   try {
     fn();
   } catch (err) {
