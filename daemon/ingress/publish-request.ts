@@ -1,0 +1,92 @@
+/**
+ * Validation of upstream publish requests (HTTP API body, later the broker's
+ * messages): `{ session, type, data, id?, to?, snapshot?, conflate? }` or
+ * `{ events: [...] }`. Problems name the field path so an upstream developer can
+ * fix the request from the message alone.
+ */
+import { DEFAULT_LIMITS, SESSION_ID_PATTERN } from '../../protocol/frames.js';
+import type { Value } from '../../protocol/frames.js';
+import { checkValue } from '../../protocol/validate.js';
+import type { PublishRequest } from '../engine/sequencer.js';
+
+/** Most events in one batch request. */
+export const MAX_EVENTS_PER_REQUEST = 1000;
+/** Most recipients of one addressed event. */
+export const MAX_RECIPIENTS = 1000;
+/** Longest upstream event id, user id or snapshot key. */
+export const MAX_ID_LENGTH = 128;
+
+const EVENT_KEYS = new Set(['session', 'type', 'data', 'id', 'to', 'snapshot', 'conflate']);
+
+/** A parsed request: one event (single) or a batch. */
+export type ParsedPublish =
+  | { ok: true; batch: boolean; events: PublishRequest[] }
+  | { ok: false; message: string };
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function shortString(v: unknown, max: number): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= max;
+}
+
+function parseEvent(raw: unknown, path: string): PublishRequest | string {
+  if (!isPlainObject(raw)) return `${path || 'body'} must be an object`;
+  const at = (field: string) => (path ? `${path}.${field}` : field);
+  for (const key of Object.keys(raw)) {
+    if (!EVENT_KEYS.has(key)) return `${at(key)} is not a publish field (allowed: ${[...EVENT_KEYS].join(', ')})`;
+  }
+  const { session, type, data, id, to, snapshot, conflate } = raw;
+  if (!shortString(session, DEFAULT_LIMITS.maxSessionLength) || !SESSION_ID_PATTERN.test(session)) {
+    return `${at('session')} must be 1–${DEFAULT_LIMITS.maxSessionLength} characters of [A-Za-z0-9_.:@-]`;
+  }
+  if (!shortString(type, DEFAULT_LIMITS.maxTypeLength)) return `${at('type')} must be a string of 1–${DEFAULT_LIMITS.maxTypeLength} characters`;
+  if (data === undefined) return `${at('data')} is required (use null for no data)`;
+  const dataProblem = checkValue(data, DEFAULT_LIMITS.maxDepth);
+  if (dataProblem !== null) return `${at('data')}: ${dataProblem}`;
+  const event: PublishRequest = { session, type, data: data as Value };
+  if (id !== undefined) {
+    if (!shortString(id, MAX_ID_LENGTH)) return `${at('id')} must be a string of 1–${MAX_ID_LENGTH} characters`;
+    event.id = id;
+  }
+  if (to !== undefined) {
+    if (!Array.isArray(to) || to.length === 0 || to.length > MAX_RECIPIENTS) {
+      return `${at('to')} must be a non-empty array of at most ${MAX_RECIPIENTS} user ids`;
+    }
+    for (let i = 0; i < to.length; i++) {
+      if (!shortString(to[i], MAX_ID_LENGTH)) return `${at(`to[${i}]`)} must be a user id of 1–${MAX_ID_LENGTH} characters`;
+    }
+    event.to = to as string[];
+  }
+  if (snapshot !== undefined) {
+    if (!shortString(snapshot, MAX_ID_LENGTH)) return `${at('snapshot')} must be a key of 1–${MAX_ID_LENGTH} characters`;
+    event.snapshot = snapshot;
+  }
+  if (conflate !== undefined) {
+    if (typeof conflate !== 'boolean') return `${at('conflate')} must be a boolean`;
+    if (conflate && snapshot === undefined) return `${at('conflate')} needs ${at('snapshot')}: frames conflate per snapshot key`;
+    if (conflate) event.conflate = true;
+  }
+  return event;
+}
+
+/** Validates a decoded publish body. */
+export function parsePublishBody(body: unknown): ParsedPublish {
+  if (isPlainObject(body) && 'events' in body) {
+    const { events } = body;
+    if (Object.keys(body).length !== 1) return { ok: false, message: 'a batch body has only the "events" field' };
+    if (!Array.isArray(events) || events.length === 0 || events.length > MAX_EVENTS_PER_REQUEST) {
+      return { ok: false, message: `events must be an array of 1–${MAX_EVENTS_PER_REQUEST} events` };
+    }
+    const out: PublishRequest[] = [];
+    for (let i = 0; i < events.length; i++) {
+      const e = parseEvent(events[i], `events[${i}]`);
+      if (typeof e === 'string') return { ok: false, message: e };
+      out.push(e);
+    }
+    return { ok: true, batch: true, events: out };
+  }
+  const e = parseEvent(body, '');
+  return typeof e === 'string' ? { ok: false, message: e } : { ok: true, batch: false, events: [e] };
+}

@@ -1,0 +1,70 @@
+/**
+ * The daemon's entry point: load and validate the configuration, check the native
+ * uWS binding, start the primary and its shards, and drain on SIGTERM/SIGINT.
+ * Exit codes: 0 after a clean drain, 1 when the drain overran its deadline or the
+ * shards could not start, 78 (EX_CONFIG) for an invalid configuration.
+ */
+import { ConfigError, loadConfig } from './config/load.js';
+import { createLogger } from './log.js';
+import { Primary } from './primary/primary.js';
+import { loadUws, NativeUwsError } from './uws.js';
+
+const EX_CONFIG = 78;
+
+async function main(): Promise<void> {
+  let loaded;
+  try {
+    loaded = loadConfig(process.env, process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`shardcast: ${err.message}\n`);
+      process.exit(EX_CONFIG);
+    }
+    throw err;
+  }
+  const { config, warnings } = loaded;
+  const log = createLogger({ level: config.logLevel });
+  for (const warning of warnings) log.warn(warning);
+  try {
+    loadUws();
+  } catch (err) {
+    if (err instanceof NativeUwsError) {
+      log.fatal({ code: err.code }, err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  if (config.devMode) {
+    log.warn(
+      'DEV MODE: connections without a token are accepted as ?user=NAME with access to every session, and publishing needs no API key unless SHARDCAST_API_KEY is set. Never run this in production.',
+    );
+  }
+
+  const primary = new Primary(config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'already draining');
+      return;
+    }
+    stopping = true;
+    void primary.shutdown(signal).then((code) => process.exit(code));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'primary crashed; draining');
+    stop('uncaughtException');
+  });
+
+  try {
+    await primary.start();
+  } catch (err) {
+    log.fatal({ err }, (err as Error).message);
+    stopping = true;
+    await primary.shutdown('start failed');
+    process.exit(1);
+  }
+}
+
+void main();

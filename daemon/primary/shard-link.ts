@@ -1,0 +1,42 @@
+/**
+ * The primary's end of one shard thread: frames routed to the shard during an
+ * event-loop turn are packed into one batch and posted once at the end of the turn
+ * (setImmediate), so a burst of N frames costs one postMessage, and the shard can
+ * hand all N to uWS in one turn (one write per socket, not N).
+ */
+import type { Worker } from 'node:worker_threads';
+import type { BusMessage } from '../engine/bus.js';
+import { FrameBatchWriter } from '../threads/frame-batch.js';
+import type { PrimaryToShard } from '../threads/messages.js';
+
+/** A live shard thread as the primary sees it. */
+export class ShardLink {
+  private readonly batch = new FrameBatchWriter();
+  private flushScheduled = false;
+  /** True once the shard reported it listens. */
+  listening = false;
+
+  constructor(readonly id: number, readonly worker: Worker) {}
+
+  /** Queues a frame for this shard; it leaves at the end of the current turn. */
+  enqueue(msg: BusMessage): void {
+    this.batch.add(msg);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** Sends a control message (not batched). */
+  send(msg: PrimaryToShard): void {
+    this.worker.postMessage(msg);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.batch.size === 0) return;
+    const batch = this.batch.take();
+    const msg: PrimaryToShard = { op: 'frames', batch };
+    this.worker.postMessage(msg, [batch]);
+  };
+}

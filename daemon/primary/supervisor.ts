@@ -1,0 +1,174 @@
+/**
+ * Shard supervision (primary thread). Starts one worker thread per shard — the
+ * first on the configured port (0 = kernel's choice), the rest on the port it got,
+ * all sharing it with SO_REUSEPORT — restarts a shard that dies with jittered
+ * backoff, and runs the shards' part of the shutdown. Not piscina: its pool
+ * terminate()s threads, which aborts a process with live uWS sockets (PITFALLS.md).
+ * Threads are never terminate()d here either: a shard ends by closing its App and
+ * letting its event loop empty.
+ */
+import { createServer } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { PrimaryToShard, ShardInit, ShardToPrimary } from '../threads/messages.js';
+import { ShardLink } from './shard-link.js';
+
+/** What the supervisor tells its owner. */
+export interface SupervisorHooks {
+  /** A message from a shard (other than the listening handshake). */
+  onMessage(link: ShardLink, msg: ShardToPrimary): void;
+  /** A shard thread ended; `crashed` unless it was asked to drain. */
+  onShardExit(id: number, crashed: boolean): void;
+  /** A shard listens (at start and after each restart). */
+  onShardListening(link: ShardLink): void;
+}
+
+const WORKER_URL = new URL('../shard/worker.js', import.meta.url);
+const RESTART_BASE_MS = 100;
+const RESTART_MAX_MS = 5000;
+/** A shard that stayed up this long is considered healthy again. */
+const HEALTHY_AFTER_MS = 30_000;
+
+/** Thrown when the shards cannot listen (port taken, bad host). */
+export class ListenError extends Error {
+  readonly code = 'LISTEN_FAILED';
+}
+
+/** Owns the shard threads; see the header comment. */
+export class Supervisor {
+  private readonly live = new Map<number, ShardLink>();
+  private readonly startedAt = new Map<number, number>();
+  private readonly failures = new Map<number, number>();
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
+  private port = 0;
+  private draining = false;
+  private exitWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly hooks: SupervisorHooks,
+  ) {}
+
+  /** The port all shards listen on (after start()). */
+  get listenPort(): number {
+    return this.port;
+  }
+
+  /** Live shard links. */
+  links(): IterableIterator<ShardLink> {
+    return this.live.values();
+  }
+
+  /** The link of a shard, when it is live. */
+  link(id: number): ShardLink | undefined {
+    return this.live.get(id);
+  }
+
+  /** Starts every shard; resolves with the port once all listen. */
+  async start(): Promise<number> {
+    // uSockets sets SO_REUSEPORT only for a non-zero port, so shards cannot share a
+    // kernel-chosen port: for port 0 we pick a free one first, then all bind it.
+    const port = this.config.port === 0 ? await freePort(this.config.host) : this.config.port;
+    this.port = await this.spawnAndListen(0, port);
+    await Promise.all(
+      Array.from({ length: this.config.shards - 1 }, (_, i) => this.spawnAndListen(i + 1, this.port)),
+    );
+    return this.port;
+  }
+
+  /** Sends a control message to every live shard. */
+  broadcast(msg: PrimaryToShard): void {
+    for (const link of this.live.values()) link.send(msg);
+  }
+
+  /** Asks every shard to drain by `deadline`; resolves when all threads ended. */
+  async drain(deadline: number): Promise<void> {
+    this.draining = true;
+    for (const t of this.restartTimers) clearTimeout(t);
+    this.restartTimers.clear();
+    this.broadcast({ op: 'drain', deadline, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs });
+    while (this.live.size > 0) await new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+  }
+
+  private spawnAndListen(id: number, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const link = this.spawn(id, port);
+      const onMessage = (msg: ShardToPrimary) => {
+        if (msg.op === 'listening') {
+          link.worker.off('message', onMessage);
+          resolve(msg.port);
+        } else if (msg.op === 'listen-failed') {
+          link.worker.off('message', onMessage);
+          reject(new ListenError(msg.message));
+        }
+      };
+      link.worker.on('message', onMessage);
+      link.worker.once('exit', (code) => reject(new ListenError(`shard ${id} exited with code ${code} before listening`)));
+    });
+  }
+
+  private spawn(id: number, port: number): ShardLink {
+    const init: ShardInit = { shardId: id, port };
+    const worker = new Worker(WORKER_URL, {
+      workerData: { init, config: this.config },
+      name: `shard-${id}`,
+    });
+    const link = new ShardLink(id, worker);
+    this.live.set(id, link);
+    this.startedAt.set(id, Date.now());
+    worker.on('message', (msg: ShardToPrimary) => {
+      if (msg.op === 'listening') {
+        link.listening = true;
+        this.hooks.onShardListening(link);
+      } else if (msg.op !== 'listen-failed') {
+        this.hooks.onMessage(link, msg);
+      }
+    });
+    worker.on('error', (err) => this.log.error({ err, shard: id }, 'shard thread error'));
+    worker.on('exit', (code) => this.onExit(link, code));
+    return link;
+  }
+
+  private onExit(link: ShardLink, code: number): void {
+    if (this.live.get(link.id) === link) this.live.delete(link.id);
+    const crashed = !this.draining;
+    this.hooks.onShardExit(link.id, crashed);
+    for (const wake of this.exitWaiters.splice(0)) wake();
+    if (!crashed) {
+      this.log.info({ shard: link.id, code }, 'shard stopped');
+      return;
+    }
+    if (!link.listening) {
+      // It never listened: a restart loop would spin on the same failure.
+      this.log.error({ shard: link.id, code }, 'shard exited before listening; not restarting');
+      return;
+    }
+    const uptime = Date.now() - (this.startedAt.get(link.id) ?? 0);
+    const failures = uptime > HEALTHY_AFTER_MS ? 1 : (this.failures.get(link.id) ?? 0) + 1;
+    this.failures.set(link.id, failures);
+    const cap = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** (failures - 1));
+    const delay = Math.round(cap / 2 + Math.random() * (cap / 2));
+    this.log.error({ shard: link.id, code, failures, restartInMs: delay }, 'shard crashed; restarting');
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(timer);
+      if (this.draining) return;
+      this.spawn(link.id, this.port);
+    }, delay);
+    this.restartTimers.add(timer);
+  }
+}
+
+/** Asks the kernel for a free TCP port on `host`. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,173 @@
+/**
+ * Handles the frames a client sends, after the rate limiter and validation. Every
+ * protocol violation ends in `failConnection` (one place decides close codes);
+ * request-level problems get an `error` frame and the connection stays.
+ */
+import { encode } from '../../protocol/codec.js';
+import { CloseCode, ErrorCode } from '../../protocol/codes.js';
+import { DEFAULT_LIMITS, type CmdFrame, type PubFrame } from '../../protocol/frames.js';
+import { parseClientFrame, type ClientLimits } from '../../protocol/validate.js';
+import { mayPublish, namespaceFor } from '../config/namespaces.js';
+import type { Connection } from './connection.js';
+import { join, leave, type JoinContext } from './joins.js';
+import { PrimaryCallError } from './primary-link.js';
+import { takeToken } from './rate-limit.js';
+
+/** What request handling needs from the shard. */
+export interface RequestContext extends JoinContext {
+  shardId: number;
+}
+
+/** Limits applied to client frames, from the config. */
+export function clientLimits(maxFrameBytes: number): ClientLimits {
+  return {
+    maxFrameBytes,
+    maxSessionLength: DEFAULT_LIMITS.maxSessionLength,
+    maxTypeLength: DEFAULT_LIMITS.maxTypeLength,
+    maxCidLength: DEFAULT_LIMITS.maxCidLength,
+    maxDepth: DEFAULT_LIMITS.maxDepth,
+  };
+}
+
+/** Closes a connection that broke the protocol, with the code and reason given. */
+export function failConnection(conn: Connection, code: number, reason: string): void {
+  conn.end(code, reason.length > 120 ? reason.slice(0, 117) + '...' : reason);
+}
+
+/** Sends an `error` frame. */
+export function replyError(conn: Connection, id: number | undefined, code: number, msg: string): void {
+  conn.sendNow(encode(id === undefined ? { t: 'error', code, msg } : { t: 'error', id, code, msg }));
+}
+
+/**
+ * Handles one message from a client. `bytes` is only valid during this call (uWS
+ * neuters it on return): everything kept past an await is decoded first.
+ */
+export function handleMessage(
+  ctx: RequestContext,
+  limits: ClientLimits,
+  conn: Connection,
+  bytes: Uint8Array,
+  isBinary: boolean,
+  now: number,
+): void {
+  if (!isBinary) {
+    failConnection(conn, CloseCode.ProtocolError, 'text frames are not part of the protocol: send binary msgpack');
+    return;
+  }
+  const decision = takeToken(conn, now, ctx.config.rateLimitPerS, ctx.config.rateLimitBurst);
+  if (decision === 'close') {
+    failConnection(conn, CloseCode.RateLimited, 'too many frames: rate limit exceeded repeatedly');
+    return;
+  }
+  const parsed = parseClientFrame(bytes, limits);
+  if (parsed.kind === 'close') {
+    failConnection(conn, parsed.code, parsed.reason);
+    return;
+  }
+  if (parsed.kind === 'error') {
+    replyError(conn, parsed.id, parsed.code, parsed.msg);
+    return;
+  }
+  const frame = parsed.frame;
+  if (decision === 'refuse') {
+    const id = 'id' in frame ? frame.id : undefined;
+    replyError(conn, id, ErrorCode.RateLimited, `rate limit is ${ctx.config.rateLimitPerS} frames/s (burst ${ctx.config.rateLimitBurst}): slow down`);
+    return;
+  }
+  switch (frame.t) {
+    case 'join':
+      void join(ctx, conn, frame);
+      return;
+    case 'leave':
+      if (leave(ctx, conn, frame.s)) conn.sendNow(encode({ t: 'left', id: frame.id, s: frame.s }));
+      else replyError(conn, frame.id, ErrorCode.NotJoined, `not joined to session "${frame.s}"`);
+      return;
+    case 'pub':
+      void publish(ctx, conn, frame);
+      return;
+    case 'cmd':
+      void command(ctx, conn, frame, now);
+      return;
+    case 'presence':
+      void presence(ctx, conn, frame.id, frame.s);
+      return;
+    case 'ping':
+      conn.sendNow(encode({ t: 'pong', id: frame.id }));
+      return;
+  }
+}
+
+function joinedOrReply(conn: Connection, id: number, session: string): boolean {
+  if (conn.memberships.get(session)?.state === 'joined') return true;
+  replyError(conn, id, ErrorCode.NotJoined, `join session "${session}" first`);
+  return false;
+}
+
+function replyFailure(conn: Connection, id: number, what: string, err: unknown): void {
+  const code = err instanceof PrimaryCallError ? err.code : ErrorCode.Internal;
+  replyError(conn, id, code, `${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+async function publish(ctx: RequestContext, conn: Connection, frame: PubFrame): Promise<void> {
+  if (!joinedOrReply(conn, frame.id, frame.s)) return;
+  const ns = namespaceFor(ctx.config, frame.s);
+  if (!mayPublish(ns, conn.principal.role)) {
+    replyError(conn, frame.id, ErrorCode.PublishNotAllowed, `clients with role "${conn.principal.role}" may not publish into "${frame.s}"`);
+    return;
+  }
+  try {
+    const [result] = await ctx.primary.call('publish', {
+      events: [{ session: frame.s, type: frame.type, data: frame.data }],
+    });
+    conn.sendNow(encode({ t: 'ack', id: frame.id, seq: result.seq }));
+  } catch (err) {
+    replyFailure(conn, frame.id, 'publish', err);
+  }
+}
+
+async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, now: number): Promise<void> {
+  const m = conn.memberships.get(frame.s);
+  if (m === undefined || m.state !== 'joined') {
+    replyError(conn, frame.id, ErrorCode.NotJoined, `join session "${frame.s}" first`);
+    return;
+  }
+  // Fair timing: what this socket had been handed when the command arrived, and when.
+  const topicSeq = conn.queue === null ? m.session.lastSeq : 0;
+  const lastSeq = Math.max(m.lastSeq, topicSeq);
+  const lastSeqAt = lastSeq === m.session.lastSeq ? m.session.lastSeqAt : 0;
+  try {
+    const { duplicate } = await ctx.primary.call('command', {
+      command: {
+        session: frame.s,
+        user: conn.principal.user,
+        role: conn.principal.role,
+        cid: frame.cid,
+        type: frame.type,
+        data: frame.data,
+        receivedAt: now,
+        lastSeq,
+        lastSeqAt,
+        conn: conn.id,
+        shard: ctx.shardId,
+      },
+    });
+    conn.sendNow(encode(duplicate ? { t: 'ack', id: frame.id, cid: frame.cid, dup: true } : { t: 'ack', id: frame.id, cid: frame.cid }));
+  } catch (err) {
+    replyFailure(conn, frame.id, 'command', err);
+  }
+}
+
+async function presence(ctx: RequestContext, conn: Connection, id: number, session: string): Promise<void> {
+  if (!joinedOrReply(conn, id, session)) return;
+  if (!namespaceFor(ctx.config, session).presence) {
+    replyError(conn, id, ErrorCode.Forbidden, `presence is off for session "${session}"`);
+    return;
+  }
+  try {
+    const users = await ctx.primary.call('presence', { session });
+    conn.sendNow(encode({ t: 'presence', id, s: session, users }));
+  } catch (err) {
+    replyFailure(conn, id, 'presence', err);
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * One client connection on a shard, from open to close. It owns its memberships
+ * (sessions joined or being joined), its rate-limit bucket and, while it lags, its
+ * outbound queue. The uWS socket must not be touched once `closed` is set: uWS
+ * throws on a socket after its close event.
+ */
+import type { BusMessage } from '../engine/bus.js';
+import type { Principal } from '../auth/principal.js';
+import type { WebSocket } from '../uws.js';
+import { OutboundQueue } from './outbound-queue.js';
+import type { LocalSession } from './registry.js';
+
+/** What uWS carries from the upgrade to the open handler. */
+export interface SocketData {
+  /** The authenticated principal, or null when the upgrade was refused. */
+  principal: Principal | null;
+  /** Close code and reason when refused (auth, origin, version, limits). */
+  refusal: { code: number; reason: string } | null;
+  /** Set in `open`. */
+  conn: Connection | null;
+}
+
+/** The connection's place in one session. */
+export interface Membership {
+  readonly session: LocalSession;
+  /** Joined: frames flow. Pending: the history reply has not arrived yet. */
+  state: 'pending' | 'joined';
+  /** Live frames that arrived while pending, replayed after the history. */
+  buffered: BusMessage[];
+  /** Seq of the last frame handed to uWS for this connection (join head, queue pumps). */
+  lastSeq: number;
+  /** Whether the connection counts in the session's presence. */
+  counted: boolean;
+}
+
+/** A client connection; see the header comment. */
+export class Connection {
+  readonly memberships = new Map<string, Membership>();
+  /** Non-null while the connection lags (frames go through it, not the topic). */
+  queue: OutboundQueue | null = null;
+  closed = false;
+  /** Rate-limit tokens and when they were last refilled. */
+  tokens: number;
+  refilledAt: number;
+  /** Frames refused by the rate limiter since the last refill to full. */
+  strikes = 0;
+
+  constructor(
+    readonly id: string,
+    readonly ws: WebSocket<SocketData>,
+    readonly principal: Principal,
+    burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.refilledAt = now;
+  }
+
+  /** Sends a control frame (reply, error) right away, ahead of any lag queue. */
+  sendNow(frame: Uint8Array): void {
+    if (this.closed) return;
+    this.ws.cork(() => this.ws.send(frame, true));
+  }
+
+  /** Sends a session frame in order: through the queue while lagging. */
+  deliver(frame: Uint8Array, session: string, seq: number, conflateKey?: string): void {
+    if (this.closed) return;
+    if (this.queue !== null) {
+      this.queue.push(frame, session, seq, conflateKey);
+      return;
+    }
+    this.ws.cork(() => this.ws.send(frame, true));
+    if (seq > 0) {
+      const m = this.memberships.get(session);
+      if (m !== undefined && seq > m.lastSeq) m.lastSeq = seq;
+    }
+  }
+
+  /** Closes with a code the client can act on (the close frame follows buffered data). */
+  end(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.end(code, reason);
+  }
+}

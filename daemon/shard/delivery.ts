@@ -1,0 +1,88 @@
+/**
+ * Fan-out of routed frames on a shard, and the lagging-client path.
+ *
+ * The fast path hands each frame once to the session's uWS topic: uWS writes it to
+ * every subscribed socket, coalescing everything published in one turn into one
+ * write per socket. Frames addressed to some users go to those users' sockets only.
+ * Members still joining buffer the frame (replayed after their history); members
+ * that lag get it through their own queue, where conflatable frames replace older
+ * ones. A connection whose queue plus uWS buffer passes the bound is cut off with
+ * 4001 by the slow-consumer sweep (slow-consumers.ts), never skipped silently.
+ */
+import type { BusMessage } from '../engine/bus.js';
+import { readFrameBatch } from '../threads/frame-batch.js';
+import type { App } from '../uws.js';
+import type { Connection } from './connection.js';
+import { OutboundQueue } from './outbound-queue.js';
+import type { Registry } from './registry.js';
+
+/** Delivers every frame of a batch from the primary. */
+export function deliverBatch(app: App, registry: Registry, batch: ArrayBuffer, now: number): void {
+  readFrameBatch(batch, (msg) => deliverFrame(app, registry, msg, now));
+}
+
+function deliverFrame(app: App, registry: Registry, msg: BusMessage, now: number): void {
+  const session = registry.sessions.get(msg.session);
+  if (session === undefined) return;
+  if (msg.seq > session.lastSeq) {
+    session.lastSeq = msg.seq;
+    session.lastSeqAt = now;
+  }
+  for (const m of session.pending) m.buffered.push(msg);
+  if (msg.to !== undefined) {
+    for (const user of msg.to) {
+      const conns = registry.byUser(user);
+      if (conns === undefined) continue;
+      for (const conn of conns) {
+        if (conn.memberships.get(msg.session)?.state === 'joined') {
+          conn.deliver(msg.frame, msg.session, msg.seq, msg.conflateKey);
+        }
+      }
+    }
+    return;
+  }
+  app.publish(msg.session, msg.frame, true);
+  for (const conn of session.lagging) conn.deliver(msg.frame, msg.session, msg.seq, msg.conflateKey);
+}
+
+/**
+ * Moves a connection to the lagging path: off its topics, onto its own queue.
+ * Frames already in uWS's buffer stay ahead of everything queued, so order holds.
+ */
+export function startLagging(conn: Connection): void {
+  if (conn.queue !== null || conn.closed) return;
+  conn.queue = new OutboundQueue();
+  for (const [id, m] of conn.memberships) {
+    if (m.state !== 'joined') continue;
+    // The topic delivered everything up to the session's last seq to this socket.
+    if (m.session.lastSeq > m.lastSeq) m.lastSeq = m.session.lastSeq;
+    conn.ws.unsubscribe(id);
+    m.session.lagging.add(conn);
+  }
+}
+
+/**
+ * Writes queued frames to uWS while its buffer stays under `lowWater`; when the
+ * queue empties, puts the connection back on its topics. Called on uWS `drain`.
+ */
+export function pumpQueue(conn: Connection, lowWater: number): void {
+  const queue = conn.queue;
+  if (queue === null || conn.closed) return;
+  const ws = conn.ws;
+  ws.cork(() => {
+    while (ws.getBufferedAmount() < lowWater) {
+      const item = queue.shift();
+      if (item === undefined) break;
+      ws.send(item.frame, true);
+      const m = conn.memberships.get(item.session);
+      if (m !== undefined && item.seq > m.lastSeq) m.lastSeq = item.seq;
+    }
+  });
+  if (queue.length > 0) return;
+  conn.queue = null;
+  for (const [id, m] of conn.memberships) {
+    if (m.state !== 'joined') continue;
+    m.session.lagging.delete(conn);
+    ws.subscribe(id);
+  }
+}

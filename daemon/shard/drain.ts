@@ -1,0 +1,60 @@
+/**
+ * A shard's part of a graceful shutdown (DESIGN.md, "Shutdown and rollouts"):
+ * stop accepting, send every client a go-away with its resume points and a
+ * jittered reconnect delay, let each socket's buffered frames drain, close it with
+ * 1001, and at the deadline close whatever is left. The caller closes the App.
+ */
+import { encode } from '../../protocol/codec.js';
+import { CloseCode } from '../../protocol/codes.js';
+import type { GoAwayFrame, ResumePoint } from '../../protocol/frames.js';
+import type { Connection } from './connection.js';
+import { pumpQueue } from './delivery.js';
+import type { Registry } from './registry.js';
+
+const POLL_MS = 20;
+
+/** Where a connection is in each joined session, for its go-away frame. */
+export function resumePoints(conn: Connection): ResumePoint[] {
+  const out: ResumePoint[] = [];
+  for (const [s, m] of conn.memberships) {
+    if (m.state !== 'joined') continue;
+    // The go-away goes behind everything routed to the shard so far (topic or lag
+    // queue), so the client has all of it when it reads the go-away.
+    out.push({ s, ep: m.session.epoch, seq: Math.max(m.lastSeq, m.session.lastSeq) });
+  }
+  return out;
+}
+
+/** Result of draining a shard's connections. */
+export interface DrainOutcome {
+  connections: number;
+  /** Connections closed at the deadline with frames still buffered. */
+  forced: number;
+}
+
+/** Sends go-aways and closes every connection once drained or at `deadline`. */
+export async function drainConnections(registry: Registry, deadline: number, goAwayMaxDelayMs: number): Promise<DrainOutcome> {
+  const conns = [...registry.connections.values()];
+  for (const conn of conns) {
+    const goaway: GoAwayFrame = {
+      t: 'goaway',
+      reason: 'server shutting down',
+      delay: Math.floor(Math.random() * (goAwayMaxDelayMs + 1)),
+      pos: resumePoints(conn),
+    };
+    // Behind everything already queued for the socket, so no frame is cut off.
+    if (conn.queue !== null) conn.queue.push(encode(goaway), '', 0);
+    else conn.sendNow(encode(goaway));
+  }
+  let open = conns.filter((c) => !c.closed);
+  while (open.length > 0 && Date.now() < deadline) {
+    for (const conn of open) {
+      if (conn.queue !== null) pumpQueue(conn, 64 * 1024);
+      if (conn.queue === null && conn.ws.getBufferedAmount() === 0) conn.end(CloseCode.GoingAway, 'going away');
+    }
+    open = open.filter((c) => !c.closed);
+    if (open.length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  for (const conn of open) conn.end(CloseCode.GoingAway, 'going away (drain deadline)');
+  return { connections: conns.length, forced: open.length };
+}

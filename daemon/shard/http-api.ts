@@ -1,0 +1,186 @@
+/**
+ * The HTTP API served on the WebSocket port by every shard (the kernel spreads
+ * HTTP connections over shards like WebSocket ones): publishing for upstreams,
+ * health and readiness for Kubernetes, the standalone command feed, and the test
+ * hooks. Publishing is validated here and sequenced by the primary.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { decode } from '../../protocol/codec.js';
+import type { Config } from '../config/schema.js';
+import { parsePublishBody } from '../ingress/publish-request.js';
+import type { Logger } from '../log.js';
+import type { App, HttpRequest, HttpResponse } from '../uws.js';
+import { PrimaryCallError, type PrimaryLink } from './primary-link.js';
+import { ErrorCode } from '../../protocol/codes.js';
+
+/** Largest publish body accepted. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** Most commands returned by one GET /v1/commands. */
+export const MAX_COMMANDS_PER_READ = 1000;
+
+/** What the HTTP API needs from the shard. */
+export interface HttpContext {
+  config: Config;
+  primary: PrimaryLink;
+  log: Logger;
+  /** Readiness as the primary last reported it. */
+  isReady(): boolean;
+}
+
+type Status = '200 OK' | '400 Bad Request' | '401 Unauthorized' | '403 Forbidden' | '404 Not Found' | '413 Payload Too Large' | '415 Unsupported Media Type' | '503 Service Unavailable' | '504 Gateway Timeout';
+
+function sendJson(res: HttpResponse, status: Status, body: unknown): void {
+  res.cork(() => {
+    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+  });
+}
+
+function sendError(res: HttpResponse, status: Status, code: string, message: string): void {
+  sendJson(res, status, { error: { code, message } });
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Checks `Authorization: Bearer <apiKey>`; with no key configured only dev mode passes. */
+function authorized(config: Config, header: string): boolean {
+  if (config.apiKey === undefined) return config.devMode;
+  if (!header.startsWith('Bearer ')) return false;
+  return timingSafeEqual(digest(header.slice(7).trim()), digest(config.apiKey));
+}
+
+/** Reads a request body up to `limit` bytes; calls back once with the bytes or 'too-large'. */
+function readBody(res: HttpResponse, limit: number, done: (body: Buffer | 'too-large') => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  res.onData((chunk, isLast) => {
+    if (finished) return;
+    size += chunk.byteLength;
+    if (size > limit) {
+      finished = true;
+      done('too-large');
+      return;
+    }
+    // uWS neuters the chunk when this callback returns: copy it.
+    chunks.push(Buffer.from(new Uint8Array(chunk)));
+    if (isLast) {
+      finished = true;
+      done(Buffer.concat(chunks));
+    }
+  });
+}
+
+function decodeBody(contentType: string, body: Buffer): { ok: true; value: unknown } | { ok: false; message: string } {
+  const type = contentType.split(';')[0].trim();
+  if (type === 'application/msgpack' || type === 'application/x-msgpack') {
+    const r = decode(body);
+    return r.ok ? r : { ok: false, message: `body is not valid msgpack: ${r.reason}` };
+  }
+  if (type === '' || type === 'application/json') {
+    try {
+      return { ok: true, value: JSON.parse(body.toString('utf8')) };
+    } catch (err) {
+      return { ok: false, message: `body is not valid JSON: ${(err as Error).message}` };
+    }
+  }
+  return { ok: false, message: `unsupported content-type "${type}": use application/json or application/msgpack` };
+}
+
+function statusOfCallError(err: unknown): Status {
+  if (err instanceof PrimaryCallError && err.code === ErrorCode.Timeout) return '504 Gateway Timeout';
+  return '503 Service Unavailable';
+}
+
+/** Registers the HTTP routes on a shard's App. */
+export function registerHttpApi(app: App, ctx: HttpContext): void {
+  const { config } = ctx;
+
+  app.get('/healthz', (res) => sendJson(res, '200 OK', { status: 'ok' }));
+
+  app.get('/readyz', (res) => {
+    if (ctx.isReady()) sendJson(res, '200 OK', { ready: true });
+    else sendJson(res, '503 Service Unavailable', { ready: false });
+  });
+
+  app.post('/v1/publish', (res: HttpResponse, req: HttpRequest) => {
+    const auth = req.getHeader('authorization');
+    const contentType = req.getHeader('content-type');
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    if (!authorized(config, auth)) {
+      sendError(res, '401 Unauthorized', 'unauthorized', 'send Authorization: Bearer <SHARDCAST_API_KEY>');
+      return;
+    }
+    readBody(res, MAX_BODY_BYTES, (body) => {
+      if (body === 'too-large') {
+        sendError(res, '413 Payload Too Large', 'too_large', `publish bodies are limited to ${MAX_BODY_BYTES} bytes`);
+        return;
+      }
+      const decoded = decodeBody(contentType, body);
+      if (!decoded.ok) {
+        sendError(res, decoded.message.startsWith('unsupported') ? '415 Unsupported Media Type' : '400 Bad Request', 'invalid_body', decoded.message);
+        return;
+      }
+      const parsed = parsePublishBody(decoded.value);
+      if (!parsed.ok) {
+        sendError(res, '400 Bad Request', 'invalid_request', parsed.message);
+        return;
+      }
+      ctx.primary.call('publish', { events: parsed.events }).then(
+        (results) => {
+          if (!aborted) sendJson(res, '200 OK', parsed.batch ? { results } : results[0]);
+        },
+        (err) => {
+          ctx.log.warn({ err }, 'publish failed');
+          if (!aborted) sendError(res, statusOfCallError(err), 'unavailable', `publish failed: ${(err as Error).message}`);
+        },
+      );
+    });
+  });
+
+  app.get('/v1/commands', (res: HttpResponse, req: HttpRequest) => {
+    const auth = req.getHeader('authorization');
+    const after = Number(req.getQuery('after') || '0');
+    const limit = Number(req.getQuery('limit') || '100');
+    if (!authorized(config, auth)) {
+      sendError(res, '401 Unauthorized', 'unauthorized', 'send Authorization: Bearer <SHARDCAST_API_KEY>');
+      return;
+    }
+    if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_COMMANDS_PER_READ) {
+      sendError(res, '400 Bad Request', 'invalid_request', `after must be a position ≥ 0 and limit 1–${MAX_COMMANDS_PER_READ}`);
+      return;
+    }
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    ctx.primary.call('commands', { after, limit }).then(
+      (commands) => {
+        if (!aborted) sendJson(res, '200 OK', { commands, next: commands.length ? commands[commands.length - 1].pos : after });
+      },
+      (err) => {
+        if (!aborted) sendError(res, statusOfCallError(err), 'unavailable', `reading commands failed: ${(err as Error).message}`);
+      },
+    );
+  });
+
+  if (config.testHooks) {
+    app.post('/v1/test/crash', (res: HttpResponse, req: HttpRequest) => {
+      const shard = Number(req.getQuery('shard'));
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      ctx.primary.call('crash', { shard }).then(
+        (r) => !aborted && sendJson(res, '200 OK', r),
+        (err) => !aborted && sendError(res, '503 Service Unavailable', 'unavailable', (err as Error).message),
+      );
+    });
+  }
+
+  app.any('/*', (res: HttpResponse, req: HttpRequest) => {
+    sendError(res, '404 Not Found', 'not_found', `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`);
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * A shard's connection registry: connections by id and by user, and the local
+ * sessions with their members. It tells the primary when the first member of a
+ * session arrives (interest) and the last leaves (uninterest), so the primary
+ * routes a session's frames only to shards that hold its subscribers.
+ */
+import type { ShardToPrimary } from '../threads/messages.js';
+import type { Connection, Membership } from './connection.js';
+
+/** A session as one shard sees it. */
+export class LocalSession {
+  /** Connections joined or joining. */
+  readonly members = new Set<Connection>();
+  /** Memberships waiting for their history reply (they buffer live frames). */
+  readonly pending = new Set<Membership>();
+  /** Joined members that lag: they get frames through their queue, not the topic. */
+  readonly lagging = new Set<Connection>();
+  /** Highest seq routed to this shard, when, and under which epoch. */
+  lastSeq = 0;
+  lastSeqAt = 0;
+  epoch = '';
+
+  constructor(readonly id: string) {}
+}
+
+/** Connections and sessions of one shard. */
+export class Registry {
+  readonly connections = new Map<string, Connection>();
+  readonly sessions = new Map<string, LocalSession>();
+  private readonly users = new Map<string, Set<Connection>>();
+
+  constructor(private readonly notify: (msg: ShardToPrimary) => void) {}
+
+  /** Connections of a user on this shard. */
+  byUser(user: string): ReadonlySet<Connection> | undefined {
+    return this.users.get(user);
+  }
+
+  /** Number of connections of a user on this shard. */
+  userCount(user: string): number {
+    return this.users.get(user)?.size ?? 0;
+  }
+
+  add(conn: Connection): void {
+    this.connections.set(conn.id, conn);
+    let set = this.users.get(conn.principal.user);
+    if (!set) this.users.set(conn.principal.user, (set = new Set()));
+    set.add(conn);
+  }
+
+  /** Forgets a connection and all its memberships; idempotent. */
+  remove(conn: Connection): void {
+    if (!this.connections.delete(conn.id)) return;
+    const set = this.users.get(conn.principal.user);
+    if (set) {
+      set.delete(conn);
+      if (set.size === 0) this.users.delete(conn.principal.user);
+    }
+    for (const m of [...conn.memberships.values()]) this.leave(conn, m);
+  }
+
+  /** Adds a pending membership of `conn` in `sessionId`. */
+  join(conn: Connection, sessionId: string, counted: boolean): Membership {
+    let session = this.sessions.get(sessionId);
+    if (!session) {
+      this.sessions.set(sessionId, (session = new LocalSession(sessionId)));
+      this.notify({ op: 'interest', session: sessionId });
+    }
+    const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, counted };
+    conn.memberships.set(sessionId, m);
+    session.members.add(conn);
+    session.pending.add(m);
+    return m;
+  }
+
+  /** Removes a membership; tells the primary when the session has no local member left. */
+  leave(conn: Connection, m: Membership): void {
+    const { session } = m;
+    if (conn.memberships.get(session.id) !== m) return;
+    conn.memberships.delete(session.id);
+    session.members.delete(conn);
+    session.pending.delete(m);
+    session.lagging.delete(conn);
+    if (!conn.closed) conn.ws.unsubscribe(session.id);
+    if (m.counted) this.notify({ op: 'presence-leave', session: session.id, user: conn.principal.user });
+    if (session.members.size === 0) {
+      this.sessions.delete(session.id);
+      this.notify({ op: 'uninterest', session: session.id });
+    }
+  }
+}

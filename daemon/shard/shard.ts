@@ -1,0 +1,129 @@
+/**
+ * One shard: a worker thread's uWS App on the shared port, its connection
+ * registry, and its end of the primary's port. It accepts and authenticates
+ * connections, handles their frames, delivers routed frames, enforces the buffer
+ * bound, and drains on request. See DESIGN.md, "One instance: a primary and its shards".
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { PrimaryToShard, ShardToPrimary } from '../threads/messages.js';
+import { loadUws, type App, type us_listen_socket } from '../uws.js';
+import { clientLimits, replyError } from './client-requests.js';
+import { deliverBatch } from './delivery.js';
+import { drainConnections } from './drain.js';
+import { registerHttpApi } from './http-api.js';
+import { PrimaryLink } from './primary-link.js';
+import { Registry } from './registry.js';
+import { startSlowConsumerSweep, type SweepStats } from './slow-consumers.js';
+import { websocketBehavior } from './websocket.js';
+import { WS_PATH } from '../../protocol/frames.js';
+
+const uws = loadUws();
+
+/** A shard thread's server; see the header comment. */
+export class Shard {
+  readonly app: App;
+  readonly registry: Registry;
+  readonly primary: PrimaryLink;
+  private listenSocket: us_listen_socket | null = null;
+  private ready = false;
+  private draining = false;
+  private stopSweep: () => void = () => {};
+  readonly stats: SweepStats = { slowClosed: 0, expiredClosed: 0 };
+
+  constructor(
+    readonly config: Config,
+    readonly shardId: number,
+    private readonly port: MessagePort,
+    readonly log: Logger,
+  ) {
+    this.primary = new PrimaryLink(port);
+    this.registry = new Registry((msg: ShardToPrimary) => this.primary.notify(msg));
+    this.app = uws.App() as App;
+    const ctx = {
+      config,
+      registry: this.registry,
+      primary: this.primary,
+      shardId,
+      log,
+      replyError,
+      limits: clientLimits(config.maxFrameBytes),
+      accepting: () => !this.draining,
+      maxConnections: Math.ceil(config.maxConnections / config.shards),
+    };
+    this.app.ws(WS_PATH, websocketBehavior(ctx));
+    registerHttpApi(this.app, { config, primary: this.primary, log, isReady: () => this.ready && !this.draining });
+    port.on('message', (msg: PrimaryToShard) => this.onPrimaryMessage(msg));
+  }
+
+  /** Listens on the shared port and reports the outcome to the primary. */
+  listen(port: number): void {
+    this.app.listen(this.config.host, port, (socket) => {
+      if (!socket) {
+        const message = `cannot listen on ${this.config.host}:${port} (address in use or not available)`;
+        this.log.error({ port }, message);
+        this.primary.notify({ op: 'listen-failed', port, message });
+        this.stop();
+        return;
+      }
+      this.listenSocket = socket;
+      const actual = uws.us_socket_local_port(socket as unknown as Parameters<typeof uws.us_socket_local_port>[0]);
+      this.stopSweep = startSlowConsumerSweep(this.registry, this.config.maxBufferBytes, this.stats);
+      this.log.debug({ port: actual }, 'shard listening');
+      this.primary.notify({ op: 'listening', port: actual });
+    });
+  }
+
+  private onPrimaryMessage(msg: PrimaryToShard): void {
+    switch (msg.op) {
+      case 'frames':
+        deliverBatch(this.app, this.registry, msg.batch, Date.now());
+        return;
+      case 'reply':
+        this.primary.settle(msg.req, msg);
+        return;
+      case 'ready':
+        this.ready = msg.ready;
+        return;
+      case 'drain':
+        void this.drain(msg.deadline, msg.goAwayMaxDelayMs);
+        return;
+      case 'crash':
+        // Test hook: an uncaught exception, exactly like a real bug would raise.
+        setImmediate(() => {
+          throw new Error(`shard ${this.shardId} crashed on purpose (test hook)`);
+        });
+        return;
+      case 'listen':
+        this.listen(msg.port);
+        return;
+    }
+  }
+
+  private async drain(deadline: number, goAwayMaxDelayMs: number): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.closeListenSocket();
+    const outcome = await drainConnections(this.registry, deadline, goAwayMaxDelayMs);
+    this.log.info({ ...outcome, slowClosed: this.stats.slowClosed }, 'shard drained');
+    this.primary.notify({ op: 'drained', ...outcome });
+    this.stop();
+  }
+
+  private closeListenSocket(): void {
+    if (this.listenSocket !== null) {
+      uws.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    }
+  }
+
+  /** Closes everything the thread holds so it can end (normally or after a crash). */
+  stop(): void {
+    this.stopSweep();
+    this.closeListenSocket();
+    this.app.close();
+    this.primary.close();
+    this.port.close();
+  }
+}

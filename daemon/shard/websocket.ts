@@ -1,0 +1,133 @@
+/**
+ * The WebSocket endpoint of a shard: upgrade (origin, subprotocol, token), open
+ * (limits, hello), messages, drain and close. Refusals are delivered as close codes
+ * right after the upgrade, because browsers cannot read an HTTP status from a
+ * failed upgrade but can read a close code.
+ */
+import { randomBytes } from 'node:crypto';
+import { encode } from '../../protocol/codec.js';
+import { CloseCode } from '../../protocol/codes.js';
+import { PROTOCOL_VERSION, SUBPROTOCOL } from '../../protocol/frames.js';
+import type { ClientLimits } from '../../protocol/validate.js';
+import { authenticate } from '../auth/authenticate.js';
+import type { Logger } from '../log.js';
+import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import { Connection, type SocketData } from './connection.js';
+import { pumpQueue } from './delivery.js';
+import { handleMessage, type RequestContext } from './client-requests.js';
+
+/** What the endpoint needs from the shard. */
+export interface EndpointContext extends RequestContext {
+  log: Logger;
+  limits: ClientLimits;
+  /** False while draining: new connections are turned away with 1001. */
+  accepting(): boolean;
+  /** Connections on this shard beyond which new ones are refused. */
+  maxConnections: number;
+}
+
+const instanceTag = randomBytes(3).toString('hex');
+
+/** Picks our subprotocol from the offered list; `refuse` when only other shardcast versions are offered. */
+export function negotiateSubprotocol(offered: string): { selected: string } | { refuse: string } {
+  const list = offered.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  if (list.length === 0 || list.includes(SUBPROTOCOL)) return { selected: list.length === 0 ? '' : SUBPROTOCOL };
+  const ours = list.filter((p) => p.startsWith('shardcast.'));
+  if (ours.length > 0) return { refuse: `unsupported protocol ${ours.join(', ')}: this server speaks ${SUBPROTOCOL}` };
+  // Foreign subprotocols only: speak v1 without selecting one.
+  return { selected: '' };
+}
+
+function originAllowed(allowed: readonly string[], origin: string): boolean {
+  return allowed.length === 0 || origin === '' || allowed.includes(origin);
+}
+
+function tokenOf(req: HttpRequest): string | undefined {
+  const header = req.getHeader('authorization');
+  if (header.startsWith('Bearer ')) return header.slice(7).trim();
+  const query = req.getQuery('token');
+  return query === '' || query === undefined ? undefined : query;
+}
+
+/** Builds the uWS behaviour of the WebSocket endpoint. */
+export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<SocketData> {
+  const { config, registry, log } = ctx;
+  const lowWater = Math.max(16 * 1024, config.maxBufferBytes / 8);
+  let seq = 0;
+
+  return {
+    // Frames over our limit must get the documented 4503 close, which uWS would
+    // pre-empt with a bare 1006 at its own limit: give it headroom and check ours.
+    maxPayloadLength: config.maxFrameBytes * 2 + 1024,
+    // Our bound (maxBufferBytes) is enforced by the slow-consumer sweep with a 4001
+    // close; this is the backstop between sweeps, where uWS closes rather than skips.
+    maxBackpressure: config.maxBufferBytes * 2,
+    closeOnBackpressureLimit: 1,
+    idleTimeout: config.idleTimeoutS,
+    sendPingsAutomatically: true,
+    compression: 0,
+
+    upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t) {
+      const key = req.getHeader('sec-websocket-key');
+      const protocolHeader = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const origin = req.getHeader('origin');
+      const data: SocketData = { principal: null, refusal: null, conn: null };
+      const negotiated = negotiateSubprotocol(protocolHeader);
+      if ('refuse' in negotiated) {
+        data.refusal = { code: CloseCode.UnsupportedVersion, reason: negotiated.refuse };
+      } else if (!ctx.accepting()) {
+        data.refusal = { code: CloseCode.GoingAway, reason: 'server is draining: reconnect elsewhere' };
+      } else if (!originAllowed(config.allowedOrigins, origin)) {
+        data.refusal = { code: CloseCode.Forbidden, reason: `origin ${origin.slice(0, 80)} is not allowed` };
+      } else {
+        const auth = authenticate({ token: tokenOf(req), devUser: req.getQuery('user') || undefined }, { config });
+        if (auth.ok) data.principal = auth.principal;
+        else data.refusal = { code: auth.closeCode, reason: auth.reason };
+      }
+      const selected = 'selected' in negotiated ? negotiated.selected : '';
+      res.upgrade(data, key, selected, extensions, context);
+    },
+
+    open(ws: WebSocket<SocketData>) {
+      const data = ws.getUserData();
+      if (data.refusal !== null || data.principal === null) {
+        const refusal = data.refusal ?? { code: CloseCode.AuthFailed, reason: 'not authenticated' };
+        ws.end(refusal.code, refusal.reason);
+        return;
+      }
+      const principal = data.principal;
+      if (registry.connections.size >= ctx.maxConnections) {
+        ws.end(CloseCode.ConnectionLimit, 'server is at its connection limit: retry later');
+        return;
+      }
+      if (registry.userCount(principal.user) >= config.maxConnectionsPerUser) {
+        ws.end(CloseCode.ConnectionLimit, `user has ${config.maxConnectionsPerUser} connections already`);
+        return;
+      }
+      const conn = new Connection(`${instanceTag}.${ctx.shardId}.${(++seq).toString(36)}`, ws, principal, config.rateLimitBurst, Date.now());
+      data.conn = conn;
+      registry.add(conn);
+      conn.sendNow(encode({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
+    },
+
+    message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) {
+      const conn = ws.getUserData().conn;
+      if (conn === null || conn.closed) return;
+      handleMessage(ctx, ctx.limits, conn, new Uint8Array(message), isBinary, Date.now());
+    },
+
+    drain(ws: WebSocket<SocketData>) {
+      const conn = ws.getUserData().conn;
+      if (conn !== null) pumpQueue(conn, lowWater);
+    },
+
+    close(ws: WebSocket<SocketData>, code: number) {
+      const conn = ws.getUserData().conn;
+      if (conn === null) return;
+      conn.closed = true;
+      registry.remove(conn);
+      log.debug({ conn: conn.id, code }, 'connection closed');
+    },
+  };
+}

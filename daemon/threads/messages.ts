@@ -1,0 +1,64 @@
+/**
+ * Messages between the primary and its shard threads (node:worker_threads ports).
+ * Frames do not travel as messages of their own: they go in `frames` batches (see
+ * frame-batch.ts). Requests carry a `req` id answered by a `reply` with the same id.
+ */
+import type { Command, JournalEntry } from '../engine/command-journal.js';
+import type { HistoryResult, PublishRequest, PublishResult, StreamPosition } from '../engine/sequencer.js';
+import type { PresenceEntry } from '../../protocol/frames.js';
+
+/** What a shard thread gets as workerData. */
+export interface ShardInit {
+  shardId: number;
+  /** Port to listen on; 0 lets the kernel choose (only the first shard does that). */
+  port: number;
+}
+
+/** Requests a shard makes of the primary, with the type of their answer. */
+export interface ShardRequests {
+  /** Read what a joining client needs (subscribes the shard to the session first). */
+  history: {
+    args: { session: string; since: StreamPosition | null; user: string; trackPresence: boolean; listPresence: boolean };
+    result: HistoryResult & { presence?: PresenceEntry[] };
+  };
+  /** Sequence upstream or client-published events. */
+  publish: { args: { events: PublishRequest[] }; result: PublishResult[] };
+  /** Journal a participant's command. */
+  command: { args: { command: Command }; result: { duplicate: boolean } };
+  /** List the users present in a session. */
+  presence: { args: { session: string }; result: PresenceEntry[] };
+  /** Read the standalone command journal (GET /v1/commands). */
+  commands: { args: { after: number; limit: number }; result: JournalEntry[] };
+  /** Test hook: crash the given shard. */
+  crash: { args: { shard: number }; result: { crashed: boolean } };
+}
+
+export type RequestName = keyof ShardRequests;
+
+/** A request from a shard. */
+export type ShardRequest = {
+  [K in RequestName]: { op: 'request'; req: number; name: K; args: ShardRequests[K]['args'] };
+}[RequestName];
+
+/** Shard → primary. */
+export type ShardToPrimary =
+  | { op: 'listening'; port: number }
+  | { op: 'listen-failed'; port: number; message: string }
+  /** The first local subscriber of a session arrived (route its frames here). */
+  | { op: 'interest'; session: string }
+  /** The last local subscriber of a session left. */
+  | { op: 'uninterest'; session: string }
+  | { op: 'presence-join'; session: string; user: string }
+  | { op: 'presence-leave'; session: string; user: string }
+  | { op: 'drained'; connections: number; forced: number }
+  | ShardRequest;
+
+/** Primary → shard. */
+export type PrimaryToShard =
+  | { op: 'frames'; batch: ArrayBuffer }
+  | { op: 'listen'; port: number }
+  | { op: 'ready'; ready: boolean }
+  | { op: 'drain'; deadline: number; goAwayMaxDelayMs: number }
+  | { op: 'crash' }
+  | { op: 'reply'; req: number; ok: true; result: unknown }
+  | { op: 'reply'; req: number; ok: false; code: number; message: string };
