@@ -1,0 +1,123 @@
+/**
+ * Command line of `npm run bench -- <scenario> [options]`, parsed and validated into
+ * one typed options object with per-scenario defaults.
+ */
+import { availableParallelism } from 'node:os';
+import { isTargetName, TARGET_NAMES, type TargetName } from './targets/target.js';
+
+/** Scenario names. */
+export const SCENARIOS = ['fanout', 'sessions', 'capacity', 'churn'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Everything a bench run is told. */
+export interface BenchOptions {
+  scenario: ScenarioName;
+  clients: number;
+  sessions: number;
+  events: number;
+  /** Publish ticks per second. */
+  rate: number;
+  targets: TargetName[];
+  json: boolean;
+  /** Client threads. */
+  threads: number;
+  /** capacity: idle seconds with heartbeats before the check broadcast. */
+  holdS: number;
+  /** churn: cycling connections in total. */
+  churn: number;
+}
+
+/** A bad command line; the message says what to type instead. */
+export class UsageError extends Error {
+  readonly code = 'BENCH_USAGE';
+}
+
+/** Help text. */
+export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
+
+  --clients N     client connections (fanout 1000, sessions 10000, capacity 15000, churn 1000)
+  --sessions S    sessions the clients are spread over (fanout 1, sessions 1000, capacity 100, churn 10)
+  --events E      events per session (fanout 50, sessions 20, capacity 1, churn 100)
+  --rate R        publish ticks per second, one event to every session per tick
+                  (fanout: 20, lowered to keep clients×rate ≤ 50,000 frames/s; sessions 5; capacity 1; churn 10)
+  --targets a,b   any of ${TARGET_NAMES.join(', ')} (default: all)
+  --threads T     client threads (default: cores)
+  --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
+  --churn C       churn: connections cycling at once (default 100)
+  --json          print a JSON array (one object per target) instead of the table
+`;
+
+function positive(flag: string, value: string | undefined, integer = true): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`${flag} needs a positive ${integer ? 'integer' : 'number'}, got ${value ?? 'nothing'}`);
+  }
+  return n;
+}
+
+/** Parses argv (without node and script). */
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const [scenario, ...rest] = argv;
+  if (!scenario || !(SCENARIOS as readonly string[]).includes(scenario)) {
+    throw new UsageError(`first argument must be a scenario (${SCENARIOS.join(', ')}), got ${scenario ?? 'nothing'}`);
+  }
+  const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn', number>> = {};
+  let targets: TargetName[] = [...TARGET_NAMES];
+  let json = false;
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i];
+    switch (flag) {
+      case '--json':
+        json = true;
+        break;
+      case '--targets': {
+        const names = (rest[++i] ?? '').split(',').filter(Boolean);
+        const unknown = names.filter((n) => !isTargetName(n));
+        if (names.length === 0 || unknown.length > 0) {
+          throw new UsageError(`--targets takes a comma list of ${TARGET_NAMES.join(', ')}; unknown: ${unknown.join(', ') || 'none given'}`);
+        }
+        targets = names as TargetName[];
+        break;
+      }
+      case '--clients':
+      case '--sessions':
+      case '--events':
+      case '--threads':
+      case '--hold':
+      case '--churn':
+        given[flag.slice(2) as 'clients'] = positive(flag, rest[++i]);
+        break;
+      case '--rate':
+        given.rate = positive(flag, rest[++i], false);
+        break;
+      default:
+        throw new UsageError(`unknown option ${flag}\n\n${USAGE}`);
+    }
+  }
+  const name = scenario as ScenarioName;
+  const defaults = {
+    fanout: { clients: 1000, sessions: 1, events: 50, rate: 0 },
+    sessions: { clients: 10_000, sessions: 1000, events: 20, rate: 5 },
+    capacity: { clients: 15_000, sessions: 100, events: 1, rate: 1 },
+    churn: { clients: 1000, sessions: 10, events: 100, rate: 10 },
+  }[name];
+  const clients = given.clients ?? defaults.clients;
+  const sessions = name === 'fanout' ? 1 : (given.sessions ?? defaults.sessions);
+  if (given.sessions !== undefined && name === 'fanout' && given.sessions !== 1) {
+    throw new UsageError('fanout always uses one session; use the sessions scenario for more');
+  }
+  if (sessions > clients) throw new UsageError(`--sessions (${sessions}) cannot exceed --clients (${clients})`);
+  const rate = given.rate ?? (name === 'fanout' ? Math.min(20, Math.max(2, Math.floor(50_000 / clients))) : defaults.rate);
+  return {
+    scenario: name,
+    clients,
+    sessions,
+    events: given.events ?? defaults.events,
+    rate,
+    targets,
+    json,
+    threads: given.threads ?? availableParallelism(),
+    holdS: given.hold ?? 10,
+    churn: given.churn ?? 100,
+  };
+}

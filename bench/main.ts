@@ -1,0 +1,71 @@
+/**
+ * `npm run bench -- <scenario> [options]`: starts each target in turn as its own
+ * process, runs the scenario against it with the load generator, stops it, and
+ * prints a table (or `--json`, one object per target) on stdout. Progress goes to
+ * stderr. Exit code 1 when a target failed to run, 2 on a bad command line.
+ */
+import { parseBenchArgs, USAGE, UsageError } from './cli-options.js';
+import { LoadGenerator } from './load/load-generator.js';
+import { stderrProgress } from './progress-display.js';
+import { renderTable } from './results-table.js';
+import type { BenchResult } from './scenarios/broadcast-run.js';
+import { scenarioRun } from './scenarios/scenario.js';
+import { startTarget } from './targets/target.js';
+
+async function main(): Promise<number> {
+  let options;
+  try {
+    options = parseBenchArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+  const progress = stderrProgress();
+  const generator = new LoadGenerator(options.threads);
+  const run = scenarioRun(options.scenario);
+  const rows: BenchResult[] = [];
+  let failures = 0;
+  try {
+    for (const name of options.targets) {
+      progress.update(`${options.scenario} ${name}: starting`);
+      let target;
+      try {
+        target = await startTarget(name);
+      } catch (err) {
+        failures++;
+        progress.note(`bench: ${name}: ${err instanceof Error ? err.message : String(err)}`);
+        continue;
+      }
+      try {
+        const row = await run(target, generator, options, progress);
+        rows.push(row);
+        progress.note(
+          `${options.scenario} ${name}: delivered ${row.delivered}/${row.expected} lost ${row.lost} dup ${row.duplicated} ` +
+            `p99 ${row.p99_ms} ms, ${row.server_cpu_us_per_frame ?? '–'} µs/frame`,
+        );
+      } catch (err) {
+        failures++;
+        progress.note(`bench: ${name}: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        await target.stop();
+      }
+    }
+  } finally {
+    await generator.close();
+  }
+  process.stdout.write(options.json ? `${JSON.stringify(rows, null, 2)}\n` : renderTable(rows));
+  return failures > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,173 @@
+/**
+ * The measured run every scenario is built on: connect and join the clients,
+ * optionally hold them idle or start churn, publish `events` ticks at `rate` to
+ * every session, wait until everything expected arrived (or a drain deadline), and
+ * read the server process before and after the publishing phase.
+ */
+import type { LoadGenerator, LoadProgress, LoadResult } from '../load/load-generator.js';
+import { nowUs } from '../load/payload.js';
+import { sampleProcess, type ProcessSample } from '../targets/process-stats.js';
+import type { RunningTarget } from '../targets/target.js';
+import type { ProgressDisplay } from '../progress-display.js';
+
+/** One row of the results: the fields the issue asks for, then scenario extras. */
+export interface BenchResult {
+  scenario: string;
+  target: string;
+  clients: number;
+  sessions: number;
+  events: number;
+  expected: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  frames_per_s: number;
+  server_cpu_us_per_frame: number | null;
+  server_rss_mb: number;
+  /** CPU of the whole bench process (clients and publisher) per delivered frame. */
+  client_cpu_us_per_frame: number | null;
+  rate: number;
+  failed_connections: number;
+  closed_early: number;
+  unexpected: number;
+  [extra: string]: number | string | null | boolean;
+}
+
+/** Shape of one broadcast run. */
+export interface BroadcastPlan {
+  scenario: string;
+  clients: number;
+  sessionCount: number;
+  events: number;
+  /** Publish ticks per second (each tick: one event to every session). */
+  rate: number;
+  /** Idle time between "all joined" and the first publish, with heartbeats. */
+  holdMs?: number;
+  heartbeatMs?: number;
+  /** Churn connections per client thread while publishing; 0 for none. */
+  churnPerThread?: number;
+  churnHoldMs?: [number, number];
+  /** Extra wait after the last publish for stragglers. */
+  drainMs?: number;
+  connectTimeoutMs?: number;
+}
+
+/** What scenarios add on top of the common result. */
+export interface BroadcastOutcome {
+  result: BenchResult;
+  load: LoadResult;
+  base: ProcessSample;
+  loaded: ProcessSample;
+  end: ProcessSample;
+  connectMs: number;
+}
+
+const ms = (us: number): number => Math.round(us / 10) / 100;
+
+/** Runs one broadcast against a started target. */
+export async function runBroadcast(
+  target: RunningTarget,
+  generator: LoadGenerator,
+  plan: BroadcastPlan,
+  progress: ProgressDisplay,
+): Promise<BroadcastOutcome> {
+  const runTag = `${plan.scenario}-${Date.now().toString(36)}`;
+  const sessions = Array.from({ length: plan.sessionCount }, (_, k) => `bench-${runTag}-${k}`);
+  const expected = plan.clients * plan.events;
+  const base = sampleProcess(target.pid);
+
+  const run = generator.start({
+    host: target.host,
+    port: target.port,
+    protocol: target.protocol,
+    clients: plan.clients,
+    sessions,
+    events: plan.events,
+    heartbeatMs: plan.heartbeatMs,
+    connectTimeoutMs: plan.connectTimeoutMs,
+  });
+  const label = `${plan.scenario} ${target.name}`;
+  const show = (phase: string, p: LoadProgress): void =>
+    progress.update(
+      `${label}: ${phase} joined ${p.joined}/${plan.clients}` +
+        (p.failed ? ` failed ${p.failed}` : '') +
+        ` delivered ${p.delivered}/${expected}` +
+        (plan.churnPerThread ? ` churn ${p.churnCycles}` : ''),
+    );
+  let phase = 'connecting';
+  const ticker = setInterval(() => show(phase, run.progress()), 250);
+  let load: LoadResult | undefined;
+  try {
+    const ready = await run.ready;
+    if (ready.joined === 0) {
+      throw new Error(`bench: no client of ${target.name} could join${ready.firstError ? `: ${ready.firstError}` : ''}`);
+    }
+    if (plan.holdMs) {
+      phase = 'holding';
+      await new Promise((r) => setTimeout(r, plan.holdMs));
+    }
+    const loaded = sampleProcess(target.pid);
+    if (plan.churnPerThread) {
+      run.churn(plan.churnPerThread, plan.churnHoldMs?.[0] ?? 20, plan.churnHoldMs?.[1] ?? 200);
+    }
+
+    phase = 'publishing';
+    const clientCpuBefore = process.cpuUsage();
+    const publishStartUs = nowUs();
+    const startMs = Date.now();
+    for (let i = 0; i < plan.events; i++) {
+      const due = startMs + (i * 1000) / plan.rate;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await target.publisher.publish(sessions, i);
+    }
+    const publishedMs = Date.now() - startMs;
+    phase = 'draining';
+    // Joined clients are the ones that can receive; failed ones are reported apart.
+    const reachable = ready.joined * plan.events;
+    await run.waitFor((p) => p.delivered >= reachable, plan.drainMs ?? 10_000);
+    const after = sampleProcess(target.pid);
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+
+    phase = 'closing';
+    load = await run.stop();
+    const end = sampleProcess(target.pid);
+
+    const frames = load.delivered + load.duplicated + load.churnFrames;
+    const spanUs = load.lastReceiptUs > publishStartUs ? load.lastReceiptUs - publishStartUs : 0;
+    const h = load.histogram;
+    const result: BenchResult = {
+      scenario: plan.scenario,
+      target: target.name,
+      clients: plan.clients,
+      sessions: plan.sessionCount,
+      events: plan.events,
+      expected,
+      delivered: load.delivered,
+      lost: load.lost + (plan.clients - load.joined) * plan.events,
+      duplicated: load.duplicated,
+      p50_ms: ms(h.percentile(50)),
+      p90_ms: ms(h.percentile(90)),
+      p99_ms: ms(h.percentile(99)),
+      max_ms: ms(h.max),
+      frames_per_s: spanUs > 0 ? Math.round(frames / (spanUs / 1e6)) : 0,
+      server_cpu_us_per_frame: frames > 0 ? Math.round(((after.cpuUs - loaded.cpuUs) / frames) * 100) / 100 : null,
+      server_rss_mb: Math.round(after.rssKb / 102.4) / 10,
+      client_cpu_us_per_frame: frames > 0 ? Math.round(((clientCpu.user + clientCpu.system) / frames) * 100) / 100 : null,
+      rate: Math.round((plan.events / Math.max(publishedMs, 1)) * 1000 * 10) / 10,
+      failed_connections: load.failed,
+      closed_early: load.closedEarly,
+      unexpected: load.unexpected,
+    };
+    if (load.firstError) result.first_error = load.firstError;
+    return { result, load, base, loaded, end, connectMs: load.connectMs };
+  } finally {
+    clearInterval(ticker);
+    if (!load) await run.stop().catch(() => undefined);
+    progress.clear();
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The servers the bench compares, each started as its own child process on a
+ * loopback port (one at a time, never concurrently), so the bench can read that
+ * process's CPU time and memory from /proc without counting its own.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ProtocolName } from '../load/client-protocol.js';
+import { BENCH_API_KEY, PUSHER_APP, pusherPublisher, shardcastPublisher, type Publisher } from '../load/publisher.js';
+import { ensureSoketi, soketiServerScript } from './soketi-install.js';
+
+/** Every target name the CLI accepts. */
+export const TARGET_NAMES = ['shardcast', 'shardcast-1', 'uws-raw', 'socketio', 'soketi', 'ws-hub'] as const;
+
+/** A target name. */
+export type TargetName = (typeof TARGET_NAMES)[number];
+
+/** A started target. */
+export interface RunningTarget {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly protocol: ProtocolName;
+  /** The server process, for /proc readings. */
+  readonly pid: number;
+  readonly publisher: Publisher;
+  /** Ends the process (SIGTERM, then SIGKILL after a grace) and waits for it. */
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+const START_TIMEOUT_MS = 60_000;
+
+/** The repository root: the nearest ancestor holding the shardcast package.json. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'shardcast') {
+      return dir;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('bench: cannot find the shardcast repository root above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+/** True when `name` is a known target. */
+export function isTargetName(name: string): name is TargetName {
+  return (TARGET_NAMES as readonly string[]).includes(name);
+}
+
+/** Starts a target and resolves once it accepts connections. */
+export async function startTarget(name: TargetName): Promise<RunningTarget> {
+  const root = repoRoot();
+  const port = await freePort();
+  const node = process.execPath;
+  switch (name) {
+    case 'shardcast':
+    case 'shardcast-1': {
+      const script = join(root, 'dist/daemon/main.js');
+      const shards = name === 'shardcast' ? availableParallelism() : 1;
+      const child = spawnServer(node, [script], {
+        SHARDCAST_DEV_MODE: 'true',
+        SHARDCAST_HOST: HOST,
+        SHARDCAST_PORT: String(port),
+        SHARDCAST_SHARDS: String(shards),
+        SHARDCAST_LOG_LEVEL: 'warn',
+        SHARDCAST_API_KEY: BENCH_API_KEY,
+      });
+      const ready = await waitReady(name, child, port, 'listening-line');
+      return running(name, child, ready, 'shardcast', shardcastPublisher({ host: HOST, port: ready }));
+    }
+    case 'uws-raw':
+    case 'socketio':
+    case 'ws-hub': {
+      const script = join(root, `dist/bench/targets/servers/${name}.js`);
+      const child = spawnServer(node, [script], { BENCH_PORT: String(port) });
+      const ready = await waitReady(name, child, port, 'listening-line');
+      const protocol: ProtocolName = name === 'socketio' ? 'socketio' : 'shardcast';
+      return running(name, child, ready, protocol, shardcastPublisher({ host: HOST, port: ready }));
+    }
+    case 'soketi': {
+      await ensureSoketi(root);
+      const metricsPort = await freePort();
+      const child = spawnServer(node, [soketiServerScript(root), 'start'], {
+        SOKETI_HOST: HOST,
+        SOKETI_PORT: String(port),
+        SOKETI_METRICS_SERVER_PORT: String(metricsPort),
+        SOKETI_DEFAULT_APP_ID: PUSHER_APP.id,
+        SOKETI_DEFAULT_APP_KEY: PUSHER_APP.key,
+        SOKETI_DEFAULT_APP_SECRET: PUSHER_APP.secret,
+        SOKETI_EVENT_MAX_CHANNELS_AT_ONCE: '100',
+        SOKETI_SHUTDOWN_GRACE_PERIOD: '500',
+        SOKETI_DEBUG: '0',
+      });
+      const ready = await waitReady(name, child, port, 'http-probe');
+      return running(name, child, ready, 'pusher', pusherPublisher({ host: HOST, port: ready }));
+    }
+    default:
+      throw new Error(`bench: unknown target ${String(name satisfies never)}`);
+  }
+}
+
+function running(name: TargetName, child: ChildProcess, port: number, protocol: ProtocolName, publisher: Publisher): RunningTarget {
+  return {
+    name,
+    host: HOST,
+    port,
+    protocol,
+    pid: child.pid ?? 0,
+    publisher,
+    stop: async () => {
+      publisher.close();
+      await stopProcess(child);
+    },
+  };
+}
+
+/** Child output is kept (bounded) for error messages; the rest is drained. */
+interface ServerProcess extends ChildProcess {
+  outputTail: string;
+}
+
+function spawnServer(command: string, args: string[], env: Record<string, string>): ServerProcess {
+  const child = spawn(command, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }) as ServerProcess;
+  child.outputTail = '';
+  const keep = (chunk: Buffer): void => {
+    child.outputTail = (child.outputTail + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return child;
+}
+
+async function waitReady(name: string, child: ServerProcess, port: number, how: 'listening-line' | 'http-probe'): Promise<number> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`bench: target ${name} exited (${child.exitCode ?? child.signalCode}) before listening:\n${child.outputTail}`);
+    }
+    if (how === 'listening-line') {
+      for (const line of child.outputTail.split('\n')) {
+        if (!line.includes('"listening"')) continue;
+        try {
+          const parsed = JSON.parse(line) as { msg?: unknown; port?: unknown };
+          if (parsed.msg === 'listening') return typeof parsed.port === 'number' && parsed.port > 0 ? parsed.port : port;
+        } catch {
+          // A partial line: read it again on the next turn.
+        }
+      }
+    } else if (await httpAnswers(port)) {
+      return port;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await stopProcess(child);
+  throw new Error(`bench: target ${name} did not listen within ${START_TIMEOUT_MS / 1000} s:\n${child.outputTail}`);
+}
+
+async function httpAnswers(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${HOST}:${port}/`, { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** A loopback port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
