@@ -1,0 +1,142 @@
+// The Kubernetes manifests promise lossless rollouts; these checks keep the
+// numbers behind that promise honest. The YAML is read as text (no YAML parser
+// among the dependencies) with patterns that match how the files are written.
+// With kubectl installed, every overlay is also rendered by kustomize and the
+// rendered output is checked, so a patch that breaks a promise fails too.
+import t from 'tap';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { settingByEnv } from '../../daemon/config/schema.js';
+
+const k8s = fileURLToPath(new URL('../../k8s/', import.meta.url));
+const kustomizations = ['base', 'overlays/dev', 'overlays/production'].map((d) => join(k8s, d));
+
+/** Margin left after preStop, drain and go-away spread, for the final closes and exit. */
+const MIN_MARGIN_S = 5;
+
+function read(path: string): string {
+  return readFileSync(path, 'utf8');
+}
+
+/** Entries of a top-level list (`resources:`, `patches:` …) of a kustomization file. */
+function listEntries(text: string, key: string): string[] {
+  const block = new RegExp(`^${key}:\\n((?:[ \\t]+.*\\n|\\s*#.*\\n|\\s*\\n)*)`, 'm').exec(text);
+  if (block === null) return [];
+  return [...block[1]!.matchAll(/^\s*-\s*(?:path:\s*)?([^\s#]+)\s*$/gm)].map((m) => m[1]!);
+}
+
+function numberAfter(text: string, pattern: RegExp, what: string): number {
+  const m = pattern.exec(text);
+  if (m === null) throw new Error(`${what} not found`);
+  return Number(m[1]);
+}
+
+/** The grace-budget inputs of one rendered (or base) set of manifests. */
+function graceBudget(text: string) {
+  return {
+    grace: numberAfter(text, /terminationGracePeriodSeconds:\s*(\d+)/, 'terminationGracePeriodSeconds'),
+    preStop: numberAfter(text, /preStop:\s*\n(?:\s*#.*\n)*\s*exec:\s*\n\s*command:\s*\[?\s*-?\s*"?sleep"?,?\s*-?\s*"?(\d+)"?/, 'preStop sleep'),
+    drainMs: numberAfter(text, /SHARDCAST_DRAIN_TIMEOUT_MS[=:]\s*"?(\d+)"?/, 'SHARDCAST_DRAIN_TIMEOUT_MS'),
+    goAwayMs: numberAfter(text, /SHARDCAST_GO_AWAY_MAX_DELAY_MS[=:]\s*"?(\d+)"?/, 'SHARDCAST_GO_AWAY_MAX_DELAY_MS'),
+  };
+}
+
+const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+
+function render(dir: string): string {
+  return execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 60_000 });
+}
+
+t.test('every kustomization lists files that exist, and every manifest is listed somewhere', async (t) => {
+  const listed = new Set<string>();
+  for (const dir of kustomizations) {
+    const text = read(join(dir, 'kustomization.yaml'));
+    const entries = [...listEntries(text, 'resources'), ...listEntries(text, 'patches'), ...listEntries(text, '\\s+envs')];
+    t.ok(entries.length > 0, `${dir} lists something`);
+    for (const entry of entries) {
+      const path = resolve(dir, entry);
+      t.ok(existsSync(path), `${entry} (from ${dir}) exists`);
+      listed.add(path);
+    }
+  }
+  for (const dir of kustomizations) {
+    for (const file of readdirSync(dir)) {
+      if (file === 'kustomization.yaml' || file.endsWith('.example.yaml')) continue;
+      t.ok(listed.has(join(dir, file)), `${file} in ${dir} is used by its kustomization`);
+    }
+  }
+});
+
+t.test('base grace period covers preStop + drain + go-away spread + margin', async (t) => {
+  const base = read(join(k8s, 'base/deployment.yaml')) + read(join(k8s, 'base/config.env'));
+  const b = graceBudget(base);
+  t.equal(b.preStop, 10);
+  const needed = b.preStop + b.drainMs / 1000 + b.goAwayMs / 1000 + MIN_MARGIN_S;
+  t.ok(b.grace >= needed, `terminationGracePeriodSeconds ${b.grace} ≥ ${b.preStop} + ${b.drainMs / 1000} + ${b.goAwayMs / 1000} + ${MIN_MARGIN_S}`);
+});
+
+t.test('rollout and probe settings', async (t) => {
+  const d = read(join(k8s, 'base/deployment.yaml'));
+  t.match(d, /maxSurge:\s*1\b/);
+  t.match(d, /maxUnavailable:\s*0\b/);
+  t.match(d, /minReadySeconds:\s*[1-9]\d*/);
+  t.match(d, /readinessProbe:\s*\n\s*httpGet:\s*\n\s*path:\s*\/readyz/);
+  t.match(d, /livenessProbe:\s*\n\s*httpGet:\s*\n\s*path:\s*\/healthz/);
+  t.match(d, /runAsNonRoot:\s*true/);
+  t.match(d, /readOnlyRootFilesystem:\s*true/);
+  t.match(d, /drop:\s*\["ALL"\]/);
+  t.notMatch(d, /^\s+replicas:/m, 'the HPA owns the replica count');
+  t.match(d, /name: SHARDCAST_SHARDS\s*\n\s*valueFrom:\s*\n\s*resourceFieldRef:\s*\n(?:.*\n)*?\s*resource: limits\.cpu/, 'shards follow the CPU limit');
+});
+
+t.test('every SHARDCAST_* variable the manifests set is a setting the daemon knows', async (t) => {
+  const files = kustomizations.flatMap((dir) => readdirSync(dir).map((f) => join(dir, f)));
+  const names = new Set<string>();
+  for (const file of files) for (const m of read(file).matchAll(/\b(SHARDCAST_[A-Z0-9_]+)\b/g)) names.add(m[1]!);
+  t.ok(names.size > 5);
+  for (const name of names) t.ok(settingByEnv(name), `${name} is in daemon/config/schema.ts`);
+});
+
+t.test('the base Secret is an example only: no kustomization ships it', async (t) => {
+  const example = read(join(k8s, 'base/secret.example.yaml'));
+  t.match(example, /REPLACE_ME/);
+  for (const dir of kustomizations) {
+    const text = read(join(dir, 'kustomization.yaml'));
+    for (const entry of [...listEntries(text, 'resources'), ...listEntries(text, 'patches')]) {
+      t.notMatch(entry, /secret\.example/, `${dir} does not list ${entry}`);
+    }
+  }
+});
+
+t.test('rendered overlays keep the promises', { skip: kubectl ? false : 'kubectl not installed' }, async (t) => {
+  for (const dir of kustomizations) {
+    const out = render(dir);
+    const name = dir.slice(k8s.length);
+    const b = graceBudget(out);
+    const needed = b.preStop + b.drainMs / 1000 + b.goAwayMs / 1000 + MIN_MARGIN_S;
+    t.ok(b.grace >= needed, `${name}: grace ${b.grace} ≥ ${needed}`);
+    const limits = /limits:\s*\n\s*cpu:\s*"?(\d+)"?/.exec(out);
+    const requests = /requests:\s*\n\s*cpu:\s*"?(\d+)"?/.exec(out);
+    t.ok(limits, `${name}: whole-CPU limit`);
+    t.equal(requests?.[1], limits?.[1], `${name}: CPU request = limit (shards are busy threads)`);
+    t.match(out, /name: shardcast-secrets/, `${name}: the pods read shardcast-secrets`);
+    if (name.includes('production')) {
+      t.notMatch(out, /kind: Secret/, `${name}: ships no Secret (created out of band)`);
+      t.notMatch(out, /REPLACE_ME|dev-only/, `${name}: no placeholder credentials`);
+      t.notMatch(out, /SHARDCAST_DEV_MODE:\s*"true"/, `${name}: devMode off`);
+    }
+  }
+});
+
+const pyyaml = spawnSync('python3', ['-c', 'import yaml'], { encoding: 'utf8' }).status === 0;
+
+t.test('YAML files parse', { skip: pyyaml ? false : 'python3 with PyYAML not available' }, async (t) => {
+  const files = [
+    ...kustomizations.flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => join(dir, f))),
+    join(dirname(k8s.replace(/\/$/, '')), 'deploy/compose.yaml'),
+  ];
+  const r = spawnSync('python3', ['-c', 'import sys, yaml\nfor f in sys.argv[1:]:\n    list(yaml.safe_load_all(open(f)))', ...files], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+});
