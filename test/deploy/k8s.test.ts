@@ -84,6 +84,13 @@ t.test('rollout and probe settings', async (t) => {
   t.match(d, /minReadySeconds:\s*[1-9]\d*/);
   t.match(d, /readinessProbe:\s*\n\s*httpGet:\s*\n\s*path:\s*\/readyz/);
   t.match(d, /livenessProbe:\s*\n\s*httpGet:\s*\n\s*path:\s*\/healthz/);
+  // The listener closes at SIGTERM, so liveness fails during a drain: it must not
+  // be able to restart the pod before the grace period ends.
+  const liveness = /livenessProbe:\s*\n((?:\s{12,}.*\n)+)/.exec(d)?.[1] ?? '';
+  const period = numberAfter(liveness, /periodSeconds:\s*(\d+)/, 'liveness periodSeconds');
+  const failures = numberAfter(liveness, /failureThreshold:\s*(\d+)/, 'liveness failureThreshold');
+  const grace = numberAfter(d, /terminationGracePeriodSeconds:\s*(\d+)/, 'terminationGracePeriodSeconds');
+  t.ok(period * failures >= grace, `liveness gives up after ${period * failures} s ≥ grace ${grace} s`);
   t.match(d, /runAsNonRoot:\s*true/);
   t.match(d, /readOnlyRootFilesystem:\s*true/);
   t.match(d, /drop:\s*\["ALL"\]/);
