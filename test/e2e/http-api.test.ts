@@ -1,0 +1,348 @@
+// End to end: the HTTP API of a production-configured daemon (API key and JWT
+// secret, dev mode off): health and readiness, publishing (auth, idempotency,
+// batches, msgpack bodies, every validation failure), snapshots seen by later
+// joiners, the command feed, and readiness turning false on SIGTERM.
+import http from 'node:http';
+import t from 'tap';
+import { encode } from '../../protocol/codec.js';
+import type { JoinedFrame, ServerFrame } from '../../protocol/frames.js';
+import { signJwt } from '../../daemon/auth/jwt.js';
+import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
+import { RawClient } from '../support/raw-client.js';
+
+const API_KEY = 'test-api-key-0123456789';
+const JWT_SECRET = 'http-api-test-secret-0123456789abcdef';
+
+let daemon: DaemonProcess;
+const clients: RawClient[] = [];
+
+t.before(async () => {
+  daemon = await startDaemon({
+    SHARDCAST_DEV_MODE: 'false',
+    SHARDCAST_API_KEY: API_KEY,
+    SHARDCAST_JWT_SECRET: JWT_SECRET,
+    SHARDCAST_DRAIN_TIMEOUT_MS: '3000',
+    SHARDCAST_GO_AWAY_MAX_DELAY_MS: '0',
+    SHARDCAST_MAX_BUFFER_BYTES: String(64 * 1024 * 1024),
+  });
+});
+t.teardown(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await daemon?.stop();
+});
+
+function token(user: string): string {
+  return signJwt({ sub: user, sessions: ['*'], exp: Math.floor(Date.now() / 1000) + 600 }, { alg: 'HS256', secret: JWT_SECRET });
+}
+
+async function connect(user: string): Promise<RawClient> {
+  const c = await RawClient.connect(daemon.ws, { token: token(user) });
+  clients.push(c);
+  if (c.frames[0]?.t !== 'hello') throw new Error(`${user} was refused: ${JSON.stringify(await c.closed)}`);
+  return c;
+}
+
+interface Reply {
+  status: number;
+  type: string;
+  body: any;
+}
+
+/** One HTTP request to the daemon; the body is parsed as JSON when it is JSON. */
+async function call(method: string, path: string, opts: { key?: string; type?: string; body?: string | Uint8Array } = {}): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  if (opts.key !== undefined) headers.authorization = `Bearer ${opts.key}`;
+  if (opts.type !== undefined) headers['content-type'] = opts.type;
+  const res = await fetch(`${daemon.http}${path}`, { method, headers, body: opts.body });
+  const text = await res.text();
+  const type = res.headers.get('content-type') ?? '';
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text, the assertion will show it
+  }
+  return { status: res.status, type, body };
+}
+
+function publish(body: unknown, key: string | undefined = API_KEY): Promise<Reply> {
+  return call('POST', '/v1/publish', { key, type: 'application/json', body: JSON.stringify(body) });
+}
+
+t.test('health, readiness and unknown routes', async (t) => {
+  const health = await call('GET', '/healthz');
+  t.equal(health.status, 200);
+  const ready = await call('GET', '/readyz');
+  t.equal(ready.status, 200);
+  t.same(ready.body, { ready: true });
+  for (const [method, path] of [['GET', '/nope'], ['POST', '/v1/nothing'], ['GET', '/v1/publish']]) {
+    const r = await call(method, path);
+    t.equal(r.status, 404, `${method} ${path} → 404`);
+    t.match(r.type, /application\/json/);
+    t.equal(r.body.error?.code, 'not_found');
+    t.match(r.body.error?.message, path);
+  }
+});
+
+t.test('publish: API key, result, idempotency, batches, msgpack', async (t) => {
+  const event = { session: 'quiz:pub', type: 'q', data: { n: 1 } };
+  const none = await call('POST', '/v1/publish', { type: 'application/json', body: JSON.stringify(event) });
+  t.equal(none.status, 401, 'no key → 401');
+  t.equal(none.body.error?.code, 'unauthorized');
+  t.equal((await publish(event, 'wrong-key-wrong-key-wrong')).status, 401, 'wrong key → 401');
+  t.equal((await call('POST', '/v1/publish', { key: 'Basic x', type: 'application/json', body: JSON.stringify(event) })).status, 401);
+  t.equal((await call('GET', '/v1/commands')).status, 401, 'the command feed needs the key too');
+
+  const first = await publish(event);
+  t.equal(first.status, 200);
+  t.equal(first.body.seq, 1);
+  t.type(first.body.epoch, 'string');
+  t.ok(first.body.epoch.length > 0);
+  t.equal(first.body.duplicate, false);
+
+  const once = await publish({ ...event, id: 'evt-1' });
+  const again = await publish({ ...event, id: 'evt-1', data: { n: 'changed' } });
+  t.equal(once.body.seq, 2);
+  t.same(again.body, { seq: 2, epoch: first.body.epoch, duplicate: true }, 'same id → same seq, duplicate');
+  const next = await publish(event);
+  t.equal(next.body.seq, 3, 'the duplicate did not use a seq');
+
+  const batch = await publish({
+    events: [
+      { session: 'quiz:pub', type: 'a', data: 1 },
+      { session: 'quiz:other', type: 'b', data: 2 },
+      { session: 'quiz:pub', type: 'c', data: 3, id: 'evt-1' },
+    ],
+  });
+  t.equal(batch.status, 200);
+  t.same(
+    batch.body.results.map((r: any) => [r.seq, r.duplicate]),
+    [[4, false], [1, false], [2, true]],
+    'batch results in order, per session, with duplicates',
+  );
+
+  const packed = await call('POST', '/v1/publish', {
+    key: API_KEY,
+    type: 'application/msgpack',
+    body: encode({ session: 'quiz:pub', type: 'bin', data: { raw: Uint8Array.of(1, 2, 3), n: 5 } }),
+  });
+  t.equal(packed.status, 200, JSON.stringify(packed.body));
+  t.equal(packed.body.seq, 5, 'msgpack body sequenced');
+  const packedJsonCharset = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/json; charset=utf-8', body: JSON.stringify(event) });
+  t.equal(packedJsonCharset.status, 200, 'content-type parameters are ignored');
+
+  // A client resuming from seq 4 gets the msgpack-published event replayed, bin data intact.
+  const c = await connect('replayer');
+  const joined = (await c.join('quiz:pub', { ep: first.body.epoch, seq: 4 })) as JoinedFrame;
+  t.equal(joined.rec, true);
+  await c.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === 6), 5000, 'replay');
+  const bin = c.events('quiz:pub').find((e) => e.type === 'bin');
+  t.same(bin?.data, { raw: Buffer.from([1, 2, 3]), n: 5 }, 'bin data survives the msgpack body');
+});
+
+t.test('publish: invalid bodies are refused with a message naming the field', async (t) => {
+  const ok = { session: 'quiz:v', type: 't', data: null };
+  const deep: unknown = JSON.parse('['.repeat(17) + ']'.repeat(17));
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['bad session characters', { ...ok, session: 'quiz v' }, /session/],
+    ['session too long', { ...ok, session: 'q'.repeat(129) }, /session/],
+    ['missing session', { type: 't', data: 1 }, /session/],
+    ['missing type', { session: 'quiz:v', data: 1 }, /type/],
+    ['type not a string', { ...ok, type: 5 }, /type/],
+    ['missing data', { session: 'quiz:v', type: 't' }, /data/],
+    ['data too deep', { ...ok, data: deep }, /data/],
+    ['to not an array', { ...ok, to: 'bob' }, /\bto\b/],
+    ['to empty', { ...ok, to: [] }, /\bto\b/],
+    ['to with a non-string', { ...ok, to: ['bob', 7] }, /to\[1\]/],
+    ['conflate without snapshot', { ...ok, conflate: true }, /conflate.*snapshot/],
+    ['conflate not a boolean', { ...ok, snapshot: 'k', conflate: 'yes' }, /conflate/],
+    ['snapshot empty', { ...ok, snapshot: '' }, /snapshot/],
+    ['id not a string', { ...ok, id: 5 }, /\bid\b/],
+    ['unknown field', { ...ok, colour: 'red' }, /colour/],
+    ['body is an array', [ok], /body/],
+    ['body is a string', 'hello', /body/],
+    ['batch with another field', { events: [ok], extra: 1 }, /events/],
+    ['empty batch', { events: [] }, /events/],
+    ['more than 1000 events', { events: Array.from({ length: 1001 }, () => ok) }, /1000/],
+    ['bad event inside a batch', { events: [ok, { ...ok, type: '' }] }, /events\[1\]\.type/],
+  ];
+  for (const [name, body, field] of cases) {
+    const r = await publish(body);
+    t.equal(r.status, 400, `${name} → 400`);
+    t.equal(r.body.error?.code, 'invalid_request', `${name}: code`);
+    t.match(r.body.error?.message, field, `${name}: message names the field (${r.body.error?.message})`);
+  }
+
+  const badJson = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/json', body: '{"session": "quiz:v",' });
+  t.equal(badJson.status, 400, 'bad JSON → 400');
+  t.match(badJson.body.error?.message, /JSON/);
+  const badPack = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/msgpack', body: Uint8Array.of(0xc1) });
+  t.equal(badPack.status, 400, 'bad msgpack → 400');
+  const extPack = await call('POST', '/v1/publish', {
+    key: API_KEY,
+    type: 'application/msgpack',
+    body: Uint8Array.of(0x83, 0xa7, ...Buffer.from('session'), 0xa6, ...Buffer.from('quiz:v'), 0xa4, ...Buffer.from('type'), 0xa1, 0x74, 0xa4, ...Buffer.from('data'), 0xd6, 0xff, 0, 0, 0, 1),
+  });
+  t.equal(extPack.status, 400, 'a msgpack timestamp in data → 400');
+  t.match(extPack.body.error?.message, /data/);
+  const form = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/x-www-form-urlencoded', body: 'session=quiz:v' });
+  t.equal(form.status, 415, 'unsupported content-type → 415');
+  t.match(form.body.error?.message, /content-type/);
+
+  const huge = JSON.stringify({ session: 'quiz:v', type: 't', data: 'x'.repeat(1024 * 1024 + 10) });
+  const tooBig = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/json', body: huge });
+  t.equal(tooBig.status, 413, 'body over 1 MiB → 413');
+  const after = await publish({ session: 'quiz:v', type: 't', data: 'after' });
+  t.equal(after.status, 200, 'the API keeps working after the refusals');
+  t.equal(after.body.seq, 1, 'none of the refused bodies was sequenced');
+});
+
+t.test('snapshots: later joiners get the latest value, user-addressed keys only for that user', async (t) => {
+  const s = 'quiz:snap';
+  t.equal((await publish({ session: s, type: 'question', data: { q: 1 }, snapshot: 'question' })).status, 200);
+  t.equal((await publish({ session: s, type: 'question', data: { q: 2 }, snapshot: 'question' })).status, 200);
+  t.equal((await publish({ session: s, type: 'mine', data: 'for bob', to: ['bob'], snapshot: 'mine' })).status, 200);
+  const last = await publish({ session: s, type: 'tick', data: 0 });
+  t.equal(last.body.seq, 4);
+
+  const alice = await connect('alice');
+  const bob = await connect('bob');
+  const ja = (await alice.join(s)) as JoinedFrame;
+  const jb = (await bob.join(s)) as JoinedFrame;
+  t.equal(ja.t, 'joined');
+  t.equal(ja.rec, false, 'a fresh join is not a recovery');
+  t.equal(ja.seq, 4, 'joined at the head');
+  t.same(ja.snap?.question?.data, { q: 2 }, 'the latest question');
+  t.equal(ja.snap?.question?.seq, 2);
+  t.equal(ja.snap?.question?.type, 'question');
+  t.type(ja.snap?.question?.ts, 'number');
+  t.notOk(ja.snap && 'mine' in ja.snap, "bob's key is not in alice's snapshot");
+  t.same(jb.snap?.mine?.data, 'for bob', "bob's snapshot has his key");
+  t.same(jb.snap?.question?.data, { q: 2 });
+  t.notOk(alice.frames.some((f) => f.t === 'ev'), 'a fresh joiner gets no replay');
+});
+
+t.test('an event addressed to the same user twice is delivered once', async (t) => {
+  const s = 'quiz:dupto';
+  const carol = await connect('carol');
+  const dave = await connect('dave');
+  t.equal((await carol.join(s)).t, 'joined');
+  t.equal((await dave.join(s)).t, 'joined');
+  t.equal((await publish({ session: s, type: 'secret', data: 1, to: ['carol', 'carol'] })).status, 200);
+  const end = await publish({ session: s, type: 'end', data: 2 });
+  await carol.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === end.body.seq), 5000, 'end event');
+  await dave.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === end.body.seq), 5000, 'end event');
+  t.same(carol.events(s).map((e) => e.seq), [1, 2], 'carol got the addressed event exactly once');
+  t.same(dave.events(s).map((e) => e.seq), [2], 'dave did not get it');
+});
+
+t.test('commands: journaled with stamps, paged with after, a repeated cid stored once', async (t) => {
+  const s = 'quiz:cmd';
+  const erin = await connect('erin');
+  t.equal((await erin.join(s)).t, 'joined');
+  const ev = await publish({ session: s, type: 'question', data: 'q1' });
+  await erin.until((fs) => fs.some((f) => f.t === 'ev' && f.s === s), 5000, 'question');
+  const before = await call('GET', '/v1/commands?after=0&limit=1000', { key: API_KEY });
+  t.equal(before.status, 200);
+  const startPos: number = before.body.next;
+
+  const sendCmd = async (cid: string, data: unknown) => {
+    const id = erin.id();
+    erin.send({ t: 'cmd', id, s, cid, type: 'answer', data });
+    return erin.next((f: ServerFrame) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id, 5000);
+  };
+  const sentAt = Date.now();
+  const a1 = await sendCmd('c1', { choice: 'A' });
+  t.same(a1, { t: 'ack', id: a1.t === 'ack' ? a1.id : -1, cid: 'c1' }, 'first cmd acked');
+  const a2 = await sendCmd('c1', { choice: 'B' });
+  t.equal(a2.t, 'ack');
+  t.equal(a2.t === 'ack' && a2.dup, true, 'repeated cid acked as duplicate');
+  for (let i = 2; i <= 4; i++) t.equal((await sendCmd(`c${i}`, i)).t, 'ack');
+
+  const all = await call('GET', `/v1/commands?after=${startPos}&limit=1000`, { key: API_KEY });
+  t.equal(all.status, 200);
+  const mine = all.body.commands.filter((c: any) => c.session === s);
+  t.same(mine.map((c: any) => c.cid), ['c1', 'c2', 'c3', 'c4'], 'each cid stored once, in order');
+  const c1 = mine[0];
+  t.equal(c1.user, 'erin');
+  t.equal(c1.session, s);
+  t.equal(c1.type, 'answer');
+  t.same(c1.data, { choice: 'A' }, 'the first command is kept, not the retry');
+  t.ok(c1.receivedAt >= sentAt - 1000 && c1.receivedAt <= Date.now() + 1000, 'receivedAt is the server time');
+  t.equal(c1.lastSeq, ev.body.seq, 'lastSeq is the seq erin had been handed');
+  t.ok(c1.lastSeqAt > 0 && c1.lastSeqAt <= c1.receivedAt, 'lastSeqAt is when it was handed');
+  t.type(c1.pos, 'number');
+  t.equal(all.body.next, mine[3].pos);
+
+  const page1 = await call('GET', `/v1/commands?after=${startPos}&limit=2`, { key: API_KEY });
+  t.same(page1.body.commands.map((c: any) => c.cid), ['c1', 'c2']);
+  const page2 = await call('GET', `/v1/commands?after=${page1.body.next}&limit=2`, { key: API_KEY });
+  t.same(page2.body.commands.map((c: any) => c.cid), ['c3', 'c4'], 'after pages on');
+  const page3 = await call('GET', `/v1/commands?after=${page2.body.next}&limit=2`, { key: API_KEY });
+  t.same(page3.body.commands, []);
+  t.equal(page3.body.next, page2.body.next, 'an empty page keeps the position');
+  for (const q of ['after=-1', 'limit=0', 'limit=1001', 'after=abc']) {
+    t.equal((await call('GET', `/v1/commands?${q}`, { key: API_KEY })).status, 400, `${q} → 400`);
+  }
+});
+
+t.test('SIGTERM: readiness turns false while clients drain', async (t) => {
+  // Clients that do not read keep both shards draining until the deadline (3 s).
+  const stuck: RawClient[] = [];
+  for (let i = 0; i < 12 && new Set(stuck.map((c) => c.shard())).size < 2; i++) {
+    const c = await connect(`stuck${i}`);
+    if (stuck.some((o) => o.shard() === c.shard())) continue;
+    t.equal((await c.join('quiz:drain')).t, 'joined');
+    c.pauseReading();
+    stuck.push(c);
+  }
+  t.equal(new Set(stuck.map((c) => c.shard())).size, 2, 'a stuck client on each shard');
+  const chunk = 'x'.repeat(900 * 1024);
+  for (let i = 0; i < 12; i++) t.equal((await publish({ session: 'quiz:drain', type: 'big', data: chunk })).status, 200);
+
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  t.teardown(() => agent.destroy());
+  const probe = () =>
+    new Promise<number | string>((resolve) => {
+      const req = http.get(`${daemon.http}/readyz`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    });
+  t.equal(await probe(), 200, 'ready before SIGTERM');
+  await Promise.all([probe(), probe()]);
+
+  const sentAt = Date.now();
+  daemon.proc.kill('SIGTERM');
+  const seen: Array<number | string> = [];
+  let exited = false;
+  void daemon.exited.then(() => {
+    exited = true;
+  });
+  while (!exited && Date.now() - sentAt < 8000) {
+    seen.push(await probe());
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const { code } = await daemon.exited;
+  const firstNot200 = seen.findIndex((s) => s !== 200);
+  t.ok(firstNot200 >= 0, 'readiness stopped answering 200');
+  t.ok(seen.slice(firstNot200).every((s) => s !== 200), `never ready again once not ready (${summarise(seen)})`);
+  t.ok(seen.includes(503), `a probe saw 503 while the instance drained (${summarise(seen)})`);
+  t.ok(Date.now() - sentAt < 6000, 'exited within the drain deadline plus margin');
+  t.equal(code, 0, 'clean exit');
+  for (const c of stuck) c.resumeReading();
+  const goaways = await Promise.all(stuck.map((c) => c.closed));
+  t.ok(goaways.every((g) => g.code === 1001 || g.code === 1006), 'stuck clients were closed');
+});
+
+function summarise(seen: Array<number | string>): string {
+  const out: string[] = [];
+  for (const s of seen) {
+    const last = out[out.length - 1];
+    const m = last && /^(.+)×(\d+)$/.exec(last);
+    if (m && m[1] === String(s)) out[out.length - 1] = `${s}×${Number(m[2]) + 1}`;
+    else out.push(`${s}×1`);
+  }
+  return out.join(', ');
+}
