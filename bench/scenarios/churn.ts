@@ -27,6 +27,8 @@ export const churn: ScenarioRun = async (target, generator, options: BenchOption
     },
     progress,
   );
+  // The publisher's keep-alive sockets would count as the server's descriptors.
+  target.publisher.close();
   progress.update(`churn ${target.name}: settling ${SETTLE_MS / 1000} s`);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const end = sampleProcess(target.pid);

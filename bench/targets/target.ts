@@ -69,7 +69,8 @@ export async function startTarget(name: TargetName): Promise<RunningTarget> {
         SHARDCAST_HOST: HOST,
         SHARDCAST_PORT: String(port),
         SHARDCAST_SHARDS: String(shards),
-        SHARDCAST_LOG_LEVEL: 'warn',
+        // info: the "listening" line (all shards up) is logged at info; nothing per connection is.
+        SHARDCAST_LOG_LEVEL: 'info',
         SHARDCAST_API_KEY: BENCH_API_KEY,
       });
       const ready = await waitReady(name, child, port, 'listening-line');
