@@ -51,14 +51,6 @@ as_root() {
   fi
 }
 
-as_user() {
-  local user="$1"; shift
-  if [ "$(id -u)" -eq 0 ] && have runuser; then runuser -u "$user" -- "$@"
-  elif have sudo && sudo -n true 2>/dev/null; then sudo -n -u "$user" "$@"
-  else say "ERROR: cannot run as $user: $*"; return 1
-  fi
-}
-
 # Polls a check function once a second until it succeeds or WAIT_S runs out.
 wait_for() {
   local check="$1" deadline=$((SECONDS + WAIT_S))
@@ -69,7 +61,8 @@ wait_for() {
 }
 
 # Runs a start/install command with its output in a temporary log that is shown
-# only if the command fails, so a healthy run stays quiet.
+# only if the command fails, so a healthy run stays quiet. A file, not a pipe:
+# daemons started here inherit it, and must not hold the caller's output open.
 run_logged() {
   local what="$1"; shift
   local log rc=0 shown="$*"
