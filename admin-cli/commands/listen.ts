@@ -1,5 +1,4 @@
 /** `shardcast-admin listen`: joins a session as a client and prints its events as JSON lines. */
-import { WebSocket } from 'ws';
 import { ShardcastClient, type EventFrame } from '../../protocol/client/index.js';
 import { UsageError } from '../cli-errors.js';
 import { parseCount, parseFlags, required, type Command } from '../command.js';
@@ -53,6 +52,8 @@ export const listenCommand: Command = {
     const since = flags.since !== undefined ? { epoch: flags.epoch as string, seq: parseCount(flags.since, '--since') } : undefined;
     const count = flags.count !== undefined ? parseCount(flags.count, '--count', 1) : undefined;
     const url = websocketUrlOf(daemonHttpUrl(io.env));
+    // Loaded here so the other verbs work where `ws` is not installed.
+    const { WebSocket } = await import('ws');
 
     const client = new ShardcastClient({
       url,

@@ -17,6 +17,7 @@
 import { decode, encodeClientFrame } from '../codec.js';
 import { CloseCode, ErrorCode, closeIsRetryable, errorIsRetryable } from '../codes.js';
 import {
+  SESSION_ID_PATTERN,
   SUBPROTOCOL,
   type ClientFrame,
   type ErrorFrame,
@@ -136,6 +137,7 @@ interface Pending {
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const CLOSE_WAIT_MS = 2_000;
+const PONG_TIMEOUT_MS = 5_000;
 const MAX_REQUEST_ID = 0xffff_ffff;
 
 const closeCodeNames = new Map<number, string>(Object.entries(CloseCode).map(([name, code]) => [code, name]));
@@ -192,11 +194,14 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   /** Set by `goaway`: no reconnect before this time (ms since epoch). */
   #goAwayUntil = 0;
   #lastId = 0;
-  #pingOutstanding = false;
+  /** Set by `goaway`: new requests wait for the next connection (SPEC §14.4). */
+  #draining = false;
 
   #reconnectTimer: Timer | null = null;
   #helloTimer: Timer | null = null;
   #pingTimer: ReturnType<typeof setInterval> | null = null;
+  /** Armed when a ping is sent; any frame from the server disarms it. */
+  #pongTimer: Timer | null = null;
   /** Join retries; all cleared on close. */
   readonly #timers = new Set<Timer>();
 
@@ -254,10 +259,13 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     return promise;
   }
 
-  /** Joins a session (sent once connected; starts connecting if idle). Throws if the session is already joined through this client. */
+  /** Joins a session (sent once connected; starts connecting if idle). Throws if the session id is malformed or already joined through this client. */
   join(session: string, options: JoinOptions = {}): Subscription {
     if (this.#state === 'closed') {
       throw new ShardcastError(ClientErrorCode.InvalidUse, 'client is closed; create a new ShardcastClient', false);
+    }
+    if (!SESSION_ID_PATTERN.test(session)) {
+      throw new ShardcastError(ClientErrorCode.InvalidUse, `invalid session id ${JSON.stringify(session)}: use 1+ characters from [A-Za-z0-9_.:@-]`, false);
     }
     if (this.#subs.has(session)) {
       throw new ShardcastError(ClientErrorCode.InvalidUse, `session ${session} is already joined; use getSubscription() or leave() it first`, false);
@@ -465,21 +473,23 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     this.#helloTimer = null;
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     this.#pingTimer = null;
-    this.#pingOutstanding = false;
+    if (this.#pongTimer) clearTimeout(this.#pongTimer);
+    this.#pongTimer = null;
+    this.#draining = false;
   }
 
   #startPings(socket: WebSocketLike, idleSeconds: number): void {
     if (!(idleSeconds > 0)) return;
-    // Two pings per idle period keep the server from timing us out; a ping that saw
-    // no frame at all come back by the next tick means the connection is dead.
+    // Two pings per idle period keep the server from timing us out (SPEC §13); a ping
+    // after which nothing at all comes back within a few seconds means a dead link.
     const intervalMs = Math.max(1000, (idleSeconds * 1000) / 2);
+    const pongTimeoutMs = Math.min(PONG_TIMEOUT_MS, intervalMs);
     this.#pingTimer = setInterval(() => {
-      if (socket !== this.#socket) return;
-      if (this.#pingOutstanding) {
-        this.#abandon(socket, `no reply to ping within ${intervalMs} ms`);
-        return;
-      }
-      this.#pingOutstanding = true;
+      if (socket !== this.#socket || this.#pongTimer) return;
+      this.#pongTimer = setTimeout(() => {
+        this.#pongTimer = null;
+        this.#abandon(socket, `no reply to ping within ${pongTimeoutMs} ms`);
+      }, pongTimeoutMs);
       this.#send({ t: 'ping', id: this.#nextId() });
     }, intervalMs);
   }
@@ -517,7 +527,10 @@ export class ShardcastClient extends Emitter<ClientEvents> {
       this.#logger.warn?.({ reason: decoded.ok ? 'not a valid server frame' : decoded.reason }, 'shardcast: ignoring frame');
       return;
     }
-    this.#pingOutstanding = false;
+    if (this.#pongTimer) {
+      clearTimeout(this.#pongTimer);
+      this.#pongTimer = null;
+    }
     if (!this.#hello) {
       if (frame.t === 'hello') this.#onHello(frame);
       else this.#logger.warn?.({ t: frame.t }, 'shardcast: ignoring frame before hello');
@@ -534,6 +547,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
         this.#joinIds.delete(frame.id);
         if (!sub || this.#subs.get(sub.session) !== sub) return;
         this.#joinFailures.delete(sub);
+        this.#failures = 0;
         sub.handleJoined(frame);
         this.#flush(sub);
         return;
@@ -566,7 +580,9 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     if (this.#helloTimer) clearTimeout(this.#helloTimer);
     this.#helloTimer = null;
     this.#hello = hello;
-    this.#failures = 0;
+    // SPEC §20: the backoff resets once a connection said hello and a join succeeded
+    // (a server that accepts and then fails every join must not be hammered).
+    if (this.#subs.size === 0) this.#failures = 0;
     this.#goAwayUntil = 0;
     this.#lastTransportError = undefined;
     this.#setState('open');
@@ -583,6 +599,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
 
   #onGoAway(frame: GoAwayFrame): void {
     this.#goAwayUntil = Date.now() + frame.delay;
+    this.#draining = true;
     for (const point of frame.pos) this.#subs.get(point.s)?.handleResumePoint(point);
     this.#logger.debug?.({ reason: frame.reason, delay: frame.delay }, 'shardcast: go-away');
     this.emit('goaway', frame);
@@ -678,7 +695,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   }
 
   #trySend(pending: Pending): void {
-    if (pending.id !== null || this.#state !== 'open' || !this.#socket) return;
+    if (pending.id !== null || this.#state !== 'open' || !this.#socket || this.#draining) return;
     if (pending.sub && pending.sub.state !== 'joined') return;
     const id = this.#nextId();
     pending.id = id;
@@ -717,7 +734,10 @@ export class ShardcastClient extends Emitter<ClientEvents> {
       'resend', // same cid: the server answers a repeat with the first outcome
       opts.timeoutMs ?? this.#timeoutMs,
       (reply) => (reply?.t === 'ack' ? { cid: reply.cid ?? cid, dup: reply.dup === true } : unexpectedReply(reply, 'ack')),
-    );
+    ).catch((err: unknown) => {
+      // The caller needs the cid to retry safely, also when it was generated here.
+      throw err instanceof ShardcastError ? err.withCid(cid) : err;
+    });
   }
 
   #presence(sub: Subscription, opts: RequestOptions): Promise<PresenceEntry[]> {

@@ -26,11 +26,21 @@ export class ShardcastError extends Error {
   readonly code: number | ClientErrorCode;
   /** True when repeating the same request later may succeed. */
   readonly retryable: boolean;
+  /** For a failed command: its cid, to retry it with (the server applies a cid once). */
+  readonly cid?: string;
 
-  constructor(code: number | ClientErrorCode, message: string, retryable: boolean) {
+  constructor(code: number | ClientErrorCode, message: string, retryable: boolean, cid?: string) {
     super(message);
     this.name = 'ShardcastError';
     this.code = code;
     this.retryable = retryable;
+    if (cid !== undefined) this.cid = cid;
+  }
+
+  /** A copy of this error carrying a command's cid. */
+  withCid(cid: string): ShardcastError {
+    const copy = new ShardcastError(this.code, this.message, this.retryable, cid);
+    copy.stack = this.stack;
+    return copy;
   }
 }

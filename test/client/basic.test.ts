@@ -82,6 +82,8 @@ t.test('join: ready, events to listeners and iterators, position', async (t) => 
   t.same(sub.position, { epoch: 'ep1', seq: 3 });
   t.equal(sub.state, 'joined');
   t.throws(() => client.join('quiz:1'), { code: 'invalid_use' }, 'a session is joined once per client');
+  t.throws(() => client.join('bad session'), { code: 'invalid_use', message: /invalid session id/ });
+  t.throws(() => client.join(''), { code: 'invalid_use' });
 });
 
 t.test('join before connect starts connecting', async (t) => {

@@ -57,7 +57,7 @@ t.test('an error frame rejects with code, message and retryable', async (t) => {
   const sub = client.join('q');
   const err = await sub.command('answer', 1).catch((e: unknown) => e);
   t.ok(err instanceof ShardcastError);
-  t.match(err, { code: ErrorCode.Forbidden, retryable: false, message: 'Forbidden (103): no' });
+  t.match(err, { code: ErrorCode.Forbidden, retryable: false, message: 'Forbidden (103): no', cid: /^[0-9a-f-]{36}$/ });
   await t.rejects(sub.command('limited', 1), { code: ErrorCode.RateLimited, retryable: true });
 });
 
@@ -66,7 +66,7 @@ t.test('no reply: the command rejects with a retryable timeout', async (t) => {
   gw.handlers.cmd = () => true;
   const sub = client.join('q');
   const started = Date.now();
-  await t.rejects(sub.command('answer', 1, { timeoutMs: 80 }), { code: 'timeout', retryable: true });
+  await t.rejects(sub.command('answer', 1, { timeoutMs: 80, cid: 'retry-me' }), { code: 'timeout', retryable: true, cid: 'retry-me' });
   t.ok(Date.now() - started >= 75);
   await t.rejects(client.join('q2', {}).command('x', 1, { timeoutMs: 1 }), { code: 'timeout' }, 'the timeout also runs while the command waits for its join');
 });
@@ -144,4 +144,19 @@ t.test('presence is resent after a reconnect', async (t) => {
   await gw.waitFrame(conn, (f): f is ClientFrame => f.t === 'presence');
   conn.ws.terminate();
   t.same(await users, [{ u: 'alice', n: 1 }]);
+});
+
+t.test('after a goaway, new requests wait for the next connection', async (t) => {
+  const { gw, client } = await setup(t);
+  const sub = client.join('quiz');
+  await sub.ready;
+  const first = await gw.nextConnection(1);
+  first.send({ t: 'goaway', reason: 'draining', delay: 50, pos: [] });
+  await new Promise((r) => setTimeout(r, 20));
+  const acked = sub.command('answer', 'A', { cid: 'late' });
+  await new Promise((r) => setTimeout(r, 30));
+  t.equal(first.frames.filter(isCmd).length, 0, 'not sent on the draining connection');
+  first.ws.close(1001, 'going away');
+  t.same(await acked, { cid: 'late', dup: false });
+  t.equal(gw.connections[1].frames.filter(isCmd).length, 1, 'sent on the new connection');
 });

@@ -195,3 +195,22 @@ t.test('a silent server is detected by pings and the client reconnects', async (
   t.match(await disconnected, { code: 1006, error: /no reply to ping/ });
   await gw.nextConnection(2);
 });
+
+t.test('the backoff is not reset by a hello whose joins keep failing', async (t) => {
+  const { gw, client } = await setup(t, { reconnect: { baseMs: 10, maxMs: 100_000 } });
+  const sub = client.join('crashy');
+  await sub.ready;
+  // From now on every connection says hello and then dies when the join arrives.
+  gw.handlers.join = (conn) => {
+    conn.ws.terminate();
+    return true;
+  };
+  const delays: number[] = [];
+  client.on('disconnected', (d) => delays.push(d.reconnectInMs));
+  (await gw.nextConnection(1)).ws.terminate();
+  await until(() => delays.length === 6, 10_000);
+  // Caps 10, 20, 40, 80, 160, 320 ms: with resets every delay would stay under 10 ms.
+  t.ok(Math.max(...delays) >= 10, `delays grow: ${delays.join(', ')}`);
+  gw.handlers.join = undefined;
+  await until(() => client.state === 'open' && sub.state === 'joined', 10_000);
+});
