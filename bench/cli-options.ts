@@ -17,6 +17,8 @@ export interface BenchOptions {
   events: number;
   /** Publish ticks per second. */
   rate: number;
+  /** Ticks published before the measured ones (JIT warm-up of server and clients). */
+  warmup: number;
   targets: TargetName[];
   json: boolean;
   /** Client threads. */
@@ -40,6 +42,7 @@ export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
   --events E      events per session (fanout 50, sessions 20, capacity 1, churn 100)
   --rate R        publish ticks per second, one event to every session per tick
                   (fanout: 20, lowered to keep clients×rate ≤ 50,000 frames/s; sessions 5; capacity 1; churn 10)
+  --warmup W      unmeasured ticks first, to warm up JITs (default 5; capacity 0)
   --targets a,b   any of ${TARGET_NAMES.join(', ')} (default: all)
   --threads T     client threads (default: cores)
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
@@ -61,7 +64,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   if (!scenario || !(SCENARIOS as readonly string[]).includes(scenario)) {
     throw new UsageError(`first argument must be a scenario (${SCENARIOS.join(', ')}), got ${scenario ?? 'nothing'}`);
   }
-  const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn', number>> = {};
+  const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn' | 'warmup', number>> = {};
   let targets: TargetName[] = [...TARGET_NAMES];
   let json = false;
   for (let i = 0; i < rest.length; i++) {
@@ -90,6 +93,12 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case '--rate':
         given.rate = positive(flag, rest[++i], false);
         break;
+      case '--warmup': {
+        const n = Number(rest[++i]);
+        if (!Number.isInteger(n) || n < 0) throw new UsageError(`--warmup needs an integer ≥ 0, got ${rest[i] ?? 'nothing'}`);
+        given.warmup = n;
+        break;
+      }
       default:
         throw new UsageError(`unknown option ${flag}\n\n${USAGE}`);
     }
@@ -114,6 +123,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     sessions,
     events: given.events ?? defaults.events,
     rate,
+    warmup: given.warmup ?? (name === 'capacity' ? 0 : 5),
     targets,
     json,
     threads: given.threads ?? availableParallelism(),

@@ -26,7 +26,9 @@ export interface ClientTask {
   clients: number;
   /** Client g joins sessions[g % sessions.length]. */
   sessions: string[];
-  /** Events each client expects, with payload indices 0 … events-1. */
+  /** Warm-up events, payload indices 0 … warmup-1: counted apart, never in the results. */
+  warmup: number;
+  /** Measured events each client expects, payload indices warmup … warmup+events-1. */
   events: number;
   /** Connections are spread over 127.0.0.2 … 127.0.0.(1+localAddresses). */
   localAddresses: number;
@@ -45,7 +47,7 @@ export type WorkerCommand =
 
 /** Messages to the main thread. */
 export type WorkerReport =
-  | { type: 'progress'; joined: number; failed: number; delivered: number; churnCycles: number }
+  | { type: 'progress'; joined: number; failed: number; delivered: number; warmupDelivered: number; churnCycles: number }
   | { type: 'ready'; joined: number; failed: number; firstError?: string };
 
 /** What a task returns. */
@@ -97,6 +99,7 @@ export default async function runClientTask(task: ClientTask): Promise<ClientTas
     failed: 0,
     firstError: undefined as string | undefined,
     delivered: 0,
+    warmupDelivered: 0,
     duplicated: 0,
     unexpected: 0,
     closedEarly: 0,
@@ -116,7 +119,11 @@ export default async function runClientTask(task: ClientTask): Promise<ClientTas
   };
 
   const onEvent = (client: StableClient): void => {
-    const index = parsed.index;
+    if (parsed.index < task.warmup) {
+      stats.warmupDelivered++;
+      return;
+    }
+    const index = parsed.index - task.warmup;
     if (index >= task.events) {
       stats.unexpected++;
       return;
@@ -197,6 +204,7 @@ export default async function runClientTask(task: ClientTask): Promise<ClientTas
       joined: stats.joined,
       failed: stats.failed,
       delivered: stats.delivered,
+      warmupDelivered: stats.warmupDelivered,
       churnCycles: stats.churnCycles,
     } satisfies WorkerReport);
   };

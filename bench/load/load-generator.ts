@@ -23,7 +23,9 @@ export interface LoadPlan {
   clients: number;
   /** Client g joins sessions[g % sessions.length]. */
   sessions: string[];
-  /** Events each client expects (payload indices 0 … events-1). */
+  /** Warm-up events first (payload indices 0 … warmup-1), kept out of the results; default 0. */
+  warmup?: number;
+  /** Measured events each client expects (payload indices warmup … warmup+events-1). */
   events: number;
   /** Source addresses used (127.0.0.2 …); default 32. */
   localAddresses?: number;
@@ -40,6 +42,7 @@ export interface LoadProgress {
   joined: number;
   failed: number;
   delivered: number;
+  warmupDelivered: number;
   churnCycles: number;
 }
 
@@ -102,7 +105,7 @@ export class LoadRun {
       const count = Math.floor(plan.clients / workers) + (w < plan.clients % workers ? 1 : 0);
       const { port1, port2 } = new MessageChannel();
       this.ports.push(port1);
-      const progress: LoadProgress = { joined: 0, failed: 0, delivered: 0, churnCycles: 0 };
+      const progress: LoadProgress = { joined: 0, failed: 0, delivered: 0, warmupDelivered: 0, churnCycles: 0 };
       this.progressByThread.push(progress);
       readies.push(
         new Promise((resolve) => {
@@ -124,6 +127,7 @@ export class LoadRun {
         firstClient: first,
         clients: count,
         sessions: plan.sessions,
+        warmup: plan.warmup ?? 0,
         events: plan.events,
         localAddresses: plan.localAddresses ?? 32,
         connectConcurrency: plan.connectConcurrency ?? 128,
@@ -150,11 +154,12 @@ export class LoadRun {
 
   /** Latest progress summed over the threads (reported every 200 ms). */
   progress(): LoadProgress {
-    const sum: LoadProgress = { joined: 0, failed: 0, delivered: 0, churnCycles: 0 };
+    const sum: LoadProgress = { joined: 0, failed: 0, delivered: 0, warmupDelivered: 0, churnCycles: 0 };
     for (const p of this.progressByThread) {
       sum.joined += p.joined;
       sum.failed += p.failed;
       sum.delivered += p.delivered;
+      sum.warmupDelivered += p.warmupDelivered;
       sum.churnCycles += p.churnCycles;
     }
     return sum;

@@ -4,6 +4,7 @@
  * every session, wait until everything expected arrived (or a drain deadline), and
  * read the server process before and after the publishing phase.
  */
+import { loadavg } from 'node:os';
 import type { LoadGenerator, LoadProgress, LoadResult } from '../load/load-generator.js';
 import { nowUs } from '../load/payload.js';
 import { sampleProcess, type ProcessSample } from '../targets/process-stats.js';
@@ -45,6 +46,8 @@ export interface BroadcastPlan {
   events: number;
   /** Publish ticks per second (each tick: one event to every session). */
   rate: number;
+  /** Ticks published (at `rate`) before the measured ones, to warm both sides' JIT; default 0. */
+  warmup?: number;
   /** Idle time between "all joined" and the first publish, with heartbeats. */
   holdMs?: number;
   heartbeatMs?: number;
@@ -66,6 +69,16 @@ export interface BroadcastOutcome {
   connectMs: number;
 }
 
+/** Publishes ticks first … first+count-1, tick i due at i / rate seconds from now. */
+async function publishTicks(target: RunningTarget, sessions: string[], first: number, count: number, rate: number): Promise<void> {
+  const startMs = Date.now();
+  for (let i = 0; i < count; i++) {
+    const wait = startMs + (i * 1000) / rate - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    await target.publisher.publish(sessions, first + i);
+  }
+}
+
 const ms = (us: number): number => Math.round(us / 10) / 100;
 
 /** Runs one broadcast against a started target. */
@@ -79,6 +92,8 @@ export async function runBroadcast(
   const sessions = Array.from({ length: plan.sessionCount }, (_, k) => `bench-${runTag}-${k}`);
   const expected = plan.clients * plan.events;
   const base = sampleProcess(target.pid);
+  // Other work on the machine skews every figure: record how busy it was.
+  const hostLoad = Math.round(loadavg()[0] * 100) / 100;
 
   const run = generator.start({
     host: target.host,
@@ -86,6 +101,7 @@ export async function runBroadcast(
     protocol: target.protocol,
     clients: plan.clients,
     sessions,
+    warmup: plan.warmup ?? 0,
     events: plan.events,
     heartbeatMs: plan.heartbeatMs,
     connectTimeoutMs: plan.connectTimeoutMs,
@@ -110,6 +126,12 @@ export async function runBroadcast(
       phase = 'holding';
       await new Promise((r) => setTimeout(r, plan.holdMs));
     }
+    const warmup = plan.warmup ?? 0;
+    if (warmup > 0) {
+      phase = 'warming up';
+      await publishTicks(target, sessions, 0, warmup, plan.rate);
+      await run.waitFor((p) => p.warmupDelivered >= ready.joined * warmup, plan.drainMs ?? 10_000);
+    }
     const loaded = sampleProcess(target.pid);
     if (plan.churnPerThread) {
       run.churn(plan.churnPerThread, plan.churnHoldMs?.[0] ?? 20, plan.churnHoldMs?.[1] ?? 200);
@@ -119,12 +141,7 @@ export async function runBroadcast(
     const clientCpuBefore = process.cpuUsage();
     const publishStartUs = nowUs();
     const startMs = Date.now();
-    for (let i = 0; i < plan.events; i++) {
-      const due = startMs + (i * 1000) / plan.rate;
-      const wait = due - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      await target.publisher.publish(sessions, i);
-    }
+    await publishTicks(target, sessions, warmup, plan.events, plan.rate);
     const publishedMs = Date.now() - startMs;
     phase = 'draining';
     // Joined clients are the ones that can receive; failed ones are reported apart.
@@ -162,6 +179,8 @@ export async function runBroadcast(
       failed_connections: load.failed,
       closed_early: load.closedEarly,
       unexpected: load.unexpected,
+      warmup_events: warmup,
+      host_load_1m: hostLoad,
     };
     if (load.firstError) result.first_error = load.firstError;
     return { result, load, base, loaded, end, connectMs: load.connectMs };

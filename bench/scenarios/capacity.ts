@@ -18,6 +18,7 @@ export const capacity: ScenarioRun = async (target, generator, options: BenchOpt
       sessionCount: options.sessions,
       events: options.events,
       rate: options.rate,
+      warmup: options.warmup,
       holdMs: options.holdS * 1000,
       heartbeatMs: 5000,
       connectTimeoutMs: 60_000,

@@ -22,6 +22,7 @@ export const churn: ScenarioRun = async (target, generator, options: BenchOption
       sessionCount: options.sessions,
       events: options.events,
       rate: options.rate,
+      warmup: options.warmup,
       churnPerThread: Math.max(1, Math.round(options.churn / generator.threads)),
       churnHoldMs: [20, 200],
     },

@@ -11,7 +11,7 @@ export const fanout: ScenarioRun = async (target, generator, options: BenchOptio
   const { result } = await runBroadcast(
     target,
     generator,
-    { scenario: 'fanout', clients: options.clients, sessionCount: 1, events: options.events, rate: options.rate },
+    { scenario: 'fanout', clients: options.clients, sessionCount: 1, events: options.events, rate: options.rate, warmup: options.warmup },
     progress,
   );
   return result;

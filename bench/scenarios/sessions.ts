@@ -11,7 +11,7 @@ export const sessions: ScenarioRun = async (target, generator, options: BenchOpt
   const { result } = await runBroadcast(
     target,
     generator,
-    { scenario: 'sessions', clients: options.clients, sessionCount: options.sessions, events: options.events, rate: options.rate },
+    { scenario: 'sessions', clients: options.clients, sessionCount: options.sessions, events: options.events, rate: options.rate, warmup: options.warmup },
     progress,
   );
   result.clients_per_session = Math.round((options.clients / options.sessions) * 10) / 10;
