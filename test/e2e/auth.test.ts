@@ -1,0 +1,188 @@
+// End to end: authentication and connection admission of daemons with dev mode off.
+// One daemon verifies HS256 tokens (and checks origins and the per-user limit); a
+// second one only RS256/ES256 tokens from a PEM key file. Every refusal arrives as
+// the documented close code after the upgrade.
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { CloseCode, ErrorCode } from '../../protocol/codes.js';
+import { signJwt } from '../../daemon/auth/jwt.js';
+import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
+import { RawClient, type CloseInfo } from '../support/raw-client.js';
+import { rawUpgrade } from '../support/raw-upgrade.js';
+
+const API_KEY = 'auth-test-api-key-0123456789';
+const SECRET = 'auth-test-jwt-secret-0123456789abcdef';
+const GOOD_ORIGIN = 'https://good.example';
+
+let hs: DaemonProcess;
+let rs: DaemonProcess;
+let rsaKey: KeyObject;
+let ecKey: KeyObject;
+const clients: RawClient[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'shardcast-auth-'));
+
+t.before(async () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  rsaKey = rsa.privateKey;
+  ecKey = ec.privateKey;
+  const pemFile = join(tmp, 'keys.pem');
+  writeFileSync(
+    pemFile,
+    rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString() + ec.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  );
+  const common = { SHARDCAST_DEV_MODE: 'false', SHARDCAST_API_KEY: API_KEY };
+  [hs, rs] = await Promise.all([
+    startDaemon({
+      ...common,
+      SHARDCAST_JWT_SECRET: SECRET,
+      SHARDCAST_ALLOWED_ORIGINS: GOOD_ORIGIN,
+      SHARDCAST_MAX_CONNECTIONS_PER_USER: '2',
+    }),
+    startDaemon({ ...common, SHARDCAST_JWT_PUBLIC_KEY_FILE: pemFile }),
+  ]);
+});
+t.teardown(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await Promise.all([hs?.stop(), rs?.stop()]);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const nowS = () => Math.floor(Date.now() / 1000);
+
+function hsToken(claims: Record<string, unknown>, secret = SECRET): string {
+  return signJwt({ exp: nowS() + 600, ...claims }, { alg: 'HS256', secret });
+}
+
+async function connect(daemon: DaemonProcess, opts: Parameters<typeof RawClient.connect>[1]): Promise<RawClient> {
+  const c = await RawClient.connect(daemon.ws, opts);
+  clients.push(c);
+  return c;
+}
+
+/** Connects and expects the server to close right away; returns the close. */
+async function refusal(daemon: DaemonProcess, opts: Parameters<typeof RawClient.connect>[1]): Promise<CloseInfo> {
+  const c = await connect(daemon, opts);
+  const closed = await c.closed;
+  if (c.frames.some((f) => f.t === 'hello')) throw new Error('the server greeted a connection it should have refused');
+  return closed;
+}
+
+function helloUser(c: RawClient): string | undefined {
+  const hello = c.frames[0];
+  return hello?.t === 'hello' ? hello.user : undefined;
+}
+
+t.test('a good HS256 token connects as its subject', async (t) => {
+  const c = await connect(hs, { token: hsToken({ sub: 'alice', sessions: ['*'] }) });
+  t.equal(helloUser(c), 'alice');
+  const viaHeader = await connect(hs, { headers: { authorization: `Bearer ${hsToken({ sub: 'bob', sessions: ['*'] })}` } });
+  t.equal(helloUser(viaHeader), 'bob', 'the token may come in the Authorization header');
+});
+
+t.test('bad tokens are refused with 4501, expired ones with 4004', async (t) => {
+  const wrongSig = hsToken({ sub: 'alice' }, 'another-secret-another-secret-0123');
+  t.equal((await refusal(hs, { token: wrongSig })).code, CloseCode.AuthFailed, 'bad signature → 4501');
+  const [h, p, s] = hsToken({ sub: 'alice' }).split('.');
+  const tampered = `${h}.${Buffer.from(JSON.stringify({ sub: 'admin', exp: nowS() + 600 })).toString('base64url')}.${s}`;
+  t.equal((await refusal(hs, { token: tampered })).code, CloseCode.AuthFailed, 'tampered payload → 4501');
+  t.ok(p);
+  const expired = hsToken({ sub: 'alice', exp: nowS() - 3600 });
+  const exp = await refusal(hs, { token: expired });
+  t.equal(exp.code, CloseCode.TokenExpired, 'expired → 4004');
+  t.match(exp.reason, /expired/);
+  const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'alice', exp: nowS() + 600 })).toString('base64url')}.`;
+  t.equal((await refusal(hs, { token: none })).code, CloseCode.AuthFailed, 'alg none → 4501');
+  t.equal((await refusal(hs, { token: 'not.a.jwt' })).code, CloseCode.AuthFailed, 'garbage → 4501');
+  t.equal((await refusal(hs, { token: hsToken({ sessions: ['*'] }) })).code, CloseCode.AuthFailed, 'no sub → 4501');
+  t.equal((await refusal(hs, { token: hsToken({ sub: 'alice', nbf: nowS() + 3600 }) })).code, CloseCode.AuthFailed, 'not yet valid → 4501');
+  const missing = await refusal(hs, {});
+  t.equal(missing.code, CloseCode.AuthFailed, 'missing token → 4501');
+  t.match(missing.reason, /token/);
+  t.equal((await refusal(hs, { user: 'mallory' })).code, CloseCode.AuthFailed, '?user= without dev mode → 4501');
+});
+
+t.test("sessions outside the token's claim are refused with 103", async (t) => {
+  const c = await connect(hs, { token: hsToken({ sub: 'carol', sessions: ['quiz:*', 'poll:exact'] }) });
+  t.equal(helloUser(c), 'carol');
+  const refused = await c.join('chat:1');
+  t.equal(refused.t, 'error');
+  t.equal(refused.t === 'error' && refused.code, ErrorCode.Forbidden, 'chat:1 → 103');
+  t.equal((await c.join('quiz:7')).t, 'joined', 'quiz:* matches quiz:7');
+  t.equal((await c.join('poll:exact')).t, 'joined', 'an exact pattern matches');
+  const near = await c.join('poll:exact2');
+  t.equal(near.t === 'error' && near.code, ErrorCode.Forbidden, 'an exact pattern does not match a longer id');
+  const none = await connect(hs, { token: hsToken({ sub: 'dave' }) });
+  const j = await none.join('quiz:7');
+  t.equal(j.t === 'error' && j.code, ErrorCode.Forbidden, 'no sessions claim → nothing may be joined');
+});
+
+t.test('RS256 and ES256 tokens verify against the key file; HS256 is then refused', async (t) => {
+  const rsToken = signJwt({ sub: 'erin', sessions: ['*'], exp: nowS() + 600 }, { alg: 'RS256', privateKey: rsaKey });
+  const c = await connect(rs, { token: rsToken });
+  t.equal(helloUser(c), 'erin', 'RS256 accepted');
+  t.equal((await c.join('quiz:1')).t, 'joined');
+  const esToken = signJwt({ sub: 'frank', sessions: ['*'], exp: nowS() + 600 }, { alg: 'ES256', privateKey: ecKey });
+  t.equal(helloUser(await connect(rs, { token: esToken })), 'frank', 'ES256 accepted');
+  t.equal((await refusal(rs, { token: hsToken({ sub: 'erin', sessions: ['*'] }) })).code, CloseCode.AuthFailed, 'HS256 → 4501');
+  const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const forged = signJwt({ sub: 'erin', exp: nowS() + 600 }, { alg: 'RS256', privateKey: otherRsa });
+  t.equal((await refusal(rs, { token: forged })).code, CloseCode.AuthFailed, 'RS256 from another key → 4501');
+  t.equal((await refusal(hs, { token: rsToken })).code, CloseCode.AuthFailed, 'the HS256 daemon has no RSA key: 4501');
+});
+
+t.test('origin allowlist: other origins are refused with 4502', async (t) => {
+  const token = hsToken({ sub: 'gina', sessions: ['*'] });
+  const evil = await refusal(hs, { token, headers: { Origin: 'https://evil.example' } });
+  t.equal(evil.code, CloseCode.Forbidden, 'evil origin → 4502');
+  t.match(evil.reason, /origin/);
+  const good = await connect(hs, { token, headers: { Origin: GOOD_ORIGIN } });
+  t.equal(helloUser(good), 'gina', 'the allowed origin connects');
+  const lookalike = await refusal(hs, { token, headers: { Origin: 'https://good.example.evil.example' } });
+  t.equal(lookalike.code, CloseCode.Forbidden, 'a look-alike origin → 4502');
+  await good.close();
+});
+
+t.test('subprotocols: shardcast.v9 only → 4504, v1 selected when offered', async (t) => {
+  const token = hsToken({ sub: 'hank', sessions: ['*'] });
+  const v9 = await rawUpgrade(`${hs.ws}?token=${token}`, { 'Sec-WebSocket-Protocol': 'shardcast.v9' }, { untilClose: true });
+  t.equal(v9.status, 101);
+  t.equal(v9.closeCode, CloseCode.UnsupportedVersion, 'only shardcast.v9 → 4504');
+  t.match(v9.closeReason, /shardcast\.v1/);
+  t.same(v9.frames, [], 'no hello before the close');
+  const both = await rawUpgrade(`${hs.ws}?token=${token}`, { 'Sec-WebSocket-Protocol': 'shardcast.v9, shardcast.v1' });
+  t.equal(both.protocol, 'shardcast.v1', 'v1 selected from a list that has it');
+  t.same(both.frames, [2], 'and greeted with a binary hello');
+  const c = await connect(hs, { token, protocols: ['shardcast.v1'] });
+  t.equal(helloUser(c), 'hank');
+  t.equal(c.ws.protocol, 'shardcast.v1');
+  await c.close();
+});
+
+t.test('a token that expires while connected closes the connection with 4004', async (t) => {
+  const c = await connect(hs, { token: hsToken({ sub: 'ivy', sessions: ['*'], exp: nowS() + 3 }) });
+  t.equal(helloUser(c), 'ivy', 'accepted while still valid');
+  t.equal((await c.join('quiz:exp')).t, 'joined');
+  const started = Date.now();
+  const closed = await c.closed;
+  t.equal(closed.code, CloseCode.TokenExpired);
+  t.ok(Date.now() - started < 5000, `closed within 5 s (${Date.now() - started} ms)`);
+});
+
+t.test('maxConnectionsPerUser (2) is enforced for the instance, across shards', async (t) => {
+  const token = hsToken({ sub: 'jack', sessions: ['*'] });
+  const opened: RawClient[] = [];
+  for (let i = 0; i < 6; i++) opened.push(await connect(hs, { token }));
+  const accepted = opened.filter((c) => c.frames.some((f) => f.t === 'hello'));
+  const shards = new Set(opened.map((c) => c.shard()).filter((s) => s >= 0));
+  t.equal(accepted.length, 2, `two connections accepted (accepted on shards ${[...shards].join(',')})`);
+  const refused = await Promise.all(opened.filter((c) => !accepted.includes(c)).map((c) => c.closed));
+  t.ok(refused.every((r) => r.code === CloseCode.ConnectionLimit), 'the rest closed with 4003');
+  // Slots free up when connections close.
+  await Promise.all(accepted.map((c) => c.close()));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(helloUser(await connect(hs, { token })), 'jack', 'a new connection is accepted once the others closed');
+});
