@@ -3,53 +3,15 @@
  * daemon (dist/daemon/main.js), standalone engine, two shards, port 0. Needs
  * `npm run build` first (`npm test` does it).
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { startDaemon } from '../client/daemon-process.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const daemonMain = `${root}dist/daemon/main.js`;
 const cliMain = `${root}dist/admin-cli/main.js`;
-
-interface Daemon {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** Starts the built daemon and resolves once it logged "listening" with its port. */
-async function startDaemon(t: Test, env: Record<string, string>): Promise<Daemon> {
-  const child = spawn(process.execPath, [daemonMain], {
-    env: { ...process.env, SHARDCAST_PORT: '0', SHARDCAST_SHARDS: '2', SHARDCAST_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not log "listening" within 15 s; stderr: ${stderr}`)), 15_000);
-    child.once('exit', (code) => reject(new Error(`daemon exited with ${code} before listening; stderr: ${stderr}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let entry: { msg?: unknown; port?: unknown };
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (entry.msg === 'listening' && typeof entry.port === 'number') {
-        clearTimeout(timer);
-        resolve(entry.port);
-      }
-    });
-  });
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  t.teardown(stop);
-  return { url: `http://127.0.0.1:${port}`, stop };
-}
 
 interface CliRun {
   code: number | null;
