@@ -20,6 +20,7 @@ export class Primary {
   readonly router: Router;
   readonly supervisor: Supervisor;
   private ready = false;
+  private started = false;
   private shutdownPromise: Promise<number> | undefined;
 
   constructor(readonly config: Config, readonly log: Logger) {
@@ -35,13 +36,17 @@ export class Primary {
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),
       onShardExit: (id, crashed) => this.onShardExit(id, crashed),
-      onShardListening: (link) => link.send({ op: 'ready', ready: this.ready }),
+      onShardListening: (link) => {
+        link.send({ op: 'ready', ready: this.ready });
+        if (this.started) this.log.info({ shard: link.id }, 'shard restarted');
+      },
     });
   }
 
   /** Starts the shards; resolves with the port once every shard listens. */
   async start(): Promise<number> {
     const port = await this.supervisor.start();
+    this.started = true;
     this.setReady(true);
     this.log.info(
       { port, host: this.config.host, shards: this.config.shards, engine: this.engine.kind },

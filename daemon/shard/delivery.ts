@@ -7,7 +7,7 @@
  * Members still joining buffer the frame (replayed after their history); members
  * that lag get it through their own queue, where conflatable frames replace older
  * ones. A connection whose queue plus uWS buffer passes the bound is cut off with
- * 4001 by the slow-consumer sweep (slow-consumers.ts), never skipped silently.
+ * 4001 by the buffer policy (slow-consumers.ts), never skipped silently.
  */
 import type { BusMessage } from '../engine/bus.js';
 import { readFrameBatch } from '../threads/frame-batch.js';
@@ -15,13 +15,14 @@ import type { App } from '../uws.js';
 import type { Connection } from './connection.js';
 import { OutboundQueue } from './outbound-queue.js';
 import type { Registry } from './registry.js';
+import type { BufferPolicy } from './slow-consumers.js';
 
 /** Delivers every frame of a batch from the primary. */
-export function deliverBatch(app: App, registry: Registry, batch: ArrayBuffer, now: number): void {
-  readFrameBatch(batch, (msg) => deliverFrame(app, registry, msg, now));
+export function deliverBatch(app: App, registry: Registry, policy: BufferPolicy, batch: ArrayBuffer, now: number): void {
+  readFrameBatch(batch, (msg) => deliverFrame(app, registry, policy, msg, now));
 }
 
-function deliverFrame(app: App, registry: Registry, msg: BusMessage, now: number): void {
+function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: BusMessage, now: number): void {
   const session = registry.sessions.get(msg.session);
   if (session === undefined) return;
   if (msg.seq > session.lastSeq) {
@@ -43,6 +44,7 @@ function deliverFrame(app: App, registry: Registry, msg: BusMessage, now: number
   }
   app.publish(msg.session, msg.frame, true);
   for (const conn of session.lagging) conn.deliver(msg.frame, msg.session, msg.seq, msg.conflateKey);
+  policy.published(session, msg.frame.length);
 }
 
 /**

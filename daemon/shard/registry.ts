@@ -19,6 +19,8 @@ export class LocalSession {
   lastSeq = 0;
   lastSeqAt = 0;
   epoch = '';
+  /** Bytes published to the session since its members' buffers were last checked. */
+  bytesSinceCheck = 0;
 
   constructor(readonly id: string) {}
 }

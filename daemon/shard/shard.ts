@@ -15,7 +15,7 @@ import { drainConnections } from './drain.js';
 import { registerHttpApi } from './http-api.js';
 import { PrimaryLink } from './primary-link.js';
 import { Registry } from './registry.js';
-import { startSlowConsumerSweep, type SweepStats } from './slow-consumers.js';
+import { BufferPolicy } from './slow-consumers.js';
 import { websocketBehavior } from './websocket.js';
 import { WS_PATH } from '../../protocol/frames.js';
 
@@ -30,7 +30,7 @@ export class Shard {
   private ready = false;
   private draining = false;
   private stopSweep: () => void = () => {};
-  readonly stats: SweepStats = { slowClosed: 0, expiredClosed: 0 };
+  readonly policy: BufferPolicy;
 
   constructor(
     readonly config: Config,
@@ -41,6 +41,7 @@ export class Shard {
     this.primary = new PrimaryLink(port);
     this.registry = new Registry((msg: ShardToPrimary) => this.primary.notify(msg));
     this.app = uws.App() as App;
+    this.policy = new BufferPolicy(config.maxBufferBytes);
     const ctx = {
       config,
       registry: this.registry,
@@ -49,6 +50,7 @@ export class Shard {
       log,
       replyError,
       limits: clientLimits(config.maxFrameBytes),
+      policy: this.policy,
       accepting: () => !this.draining,
       maxConnections: Math.ceil(config.maxConnections / config.shards),
     };
@@ -69,7 +71,7 @@ export class Shard {
       }
       this.listenSocket = socket;
       const actual = uws.us_socket_local_port(socket as unknown as Parameters<typeof uws.us_socket_local_port>[0]);
-      this.stopSweep = startSlowConsumerSweep(this.registry, this.config.maxBufferBytes, this.stats);
+      this.stopSweep = this.policy.startSweep(this.registry);
       this.log.debug({ port: actual }, 'shard listening');
       this.primary.notify({ op: 'listening', port: actual });
     });
@@ -78,7 +80,7 @@ export class Shard {
   private onPrimaryMessage(msg: PrimaryToShard): void {
     switch (msg.op) {
       case 'frames':
-        deliverBatch(this.app, this.registry, msg.batch, Date.now());
+        deliverBatch(this.app, this.registry, this.policy, msg.batch, Date.now());
         return;
       case 'reply':
         this.primary.settle(msg.req, msg);
@@ -106,7 +108,7 @@ export class Shard {
     this.draining = true;
     this.closeListenSocket();
     const outcome = await drainConnections(this.registry, deadline, goAwayMaxDelayMs);
-    this.log.info({ ...outcome, slowClosed: this.stats.slowClosed }, 'shard drained');
+    this.log.info({ ...outcome, slowClosed: this.policy.slowClosed }, 'shard drained');
     this.primary.notify({ op: 'drained', ...outcome });
     this.stop();
   }

@@ -1,61 +1,83 @@
 /**
- * The per-shard sweep that enforces the outgoing-buffer bound (DESIGN.md,
- * "Backpressure and slow clients"). Every tick it looks at each connection's
- * pending bytes (uWS buffer + lag queue):
+ * Enforcement of the outgoing-buffer bound (DESIGN.md, "Backpressure and slow
+ * clients"). A connection's pending bytes are its uWS buffer plus its lag queue:
  * - past `maxBufferBytes`: close with 4001 SlowConsumer while uWS still has room
- *   for the close frame (its own hard limit is twice ours);
+ *   for the close frame (its own hard limit, the backstop, is far above ours);
  * - past a quarter of it: move the connection to the lagging path (delivery.ts),
  *   where conflatable frames replace older ones instead of piling up;
  * - a lagging connection whose uWS buffer emptied gets its queue pumped (uWS only
  *   emits `drain` for writes it had to buffer).
- * It also closes connections whose token expired (4004).
+ * Checks run on a timer for every connection, and during delivery for the members
+ * of a session each time `checkEveryBytes` more have been published to it, so a
+ * burst within one sweep period cannot run a socket far past the bound.
+ * The sweep also closes connections whose token expired (4004).
  */
 import { CloseCode } from '../../protocol/codes.js';
 import type { Connection } from './connection.js';
 import { pumpQueue, startLagging } from './delivery.js';
-import type { Registry } from './registry.js';
+import type { LocalSession, Registry } from './registry.js';
 
-/** Sweep period. Between sweeps uWS's own limit (2× ours) is the backstop. */
+/** Sweep period. */
 export const SWEEP_INTERVAL_MS = 50;
 
-/** Counters of what sweeps did, for logs and metrics. */
-export interface SweepStats {
-  slowClosed: number;
-  expiredClosed: number;
+/** uWS's own per-socket limit above our bound: where it closes (1006) instead of skipping. */
+export function backstopBytes(maxBufferBytes: number): number {
+  return maxBufferBytes * 2 + 8 * 1024 * 1024;
 }
 
-/** Starts the sweep; returns a function that stops it. */
-export function startSlowConsumerSweep(registry: Registry, maxBufferBytes: number, stats: SweepStats): () => void {
-  const lagAt = maxBufferBytes / 4;
-  const lowWater = Math.max(16 * 1024, maxBufferBytes / 8);
-  const sweep = () => {
-    const nowS = Date.now() / 1000;
-    for (const conn of registry.connections.values()) {
-      if (conn.closed) continue;
-      if (conn.principal.exp !== undefined && nowS >= conn.principal.exp) {
-        stats.expiredClosed++;
-        conn.end(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token');
-        continue;
-      }
-      checkConnection(conn, maxBufferBytes, lagAt, lowWater, stats);
-    }
-  };
-  const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
-  return () => clearInterval(timer);
-}
+/** The bound and its thresholds, with counters of what it did. */
+export class BufferPolicy {
+  readonly lagAt: number;
+  readonly lowWater: number;
+  readonly checkEveryBytes: number;
+  slowClosed = 0;
+  expiredClosed = 0;
 
-function checkConnection(conn: Connection, max: number, lagAt: number, lowWater: number, stats: SweepStats): void {
-  const buffered = conn.ws.getBufferedAmount();
-  const pending = buffered + (conn.queue?.bytes ?? 0);
-  if (pending > max) {
-    stats.slowClosed++;
-    conn.queue = null;
-    conn.end(CloseCode.SlowConsumer, 'slow consumer: outgoing buffer limit reached, reconnect and resume');
-    return;
+  constructor(readonly maxBufferBytes: number) {
+    this.lagAt = maxBufferBytes / 4;
+    this.lowWater = Math.max(16 * 1024, maxBufferBytes / 8);
+    this.checkEveryBytes = maxBufferBytes / 8;
   }
-  if (conn.queue === null) {
-    if (buffered > lagAt) startLagging(conn);
-  } else if (buffered < lowWater) {
-    pumpQueue(conn, lowWater);
+
+  /** Applies the bound to one connection. */
+  check(conn: Connection): void {
+    if (conn.closed) return;
+    const buffered = conn.ws.getBufferedAmount();
+    if (buffered + (conn.queue?.bytes ?? 0) > this.maxBufferBytes) {
+      this.slowClosed++;
+      conn.queue = null;
+      conn.end(CloseCode.SlowConsumer, 'slow consumer: outgoing buffer limit reached, reconnect and resume');
+      return;
+    }
+    if (conn.queue === null) {
+      if (buffered > this.lagAt) startLagging(conn);
+    } else if (buffered < this.lowWater) {
+      pumpQueue(conn, this.lowWater);
+    }
+  }
+
+  /** Counts bytes published to a session; checks its members every `checkEveryBytes`. */
+  published(session: LocalSession, bytes: number): void {
+    session.bytesSinceCheck += bytes;
+    if (session.bytesSinceCheck < this.checkEveryBytes) return;
+    session.bytesSinceCheck = 0;
+    for (const conn of session.members) this.check(conn);
+  }
+
+  /** Starts the periodic sweep over every connection; returns its stop function. */
+  startSweep(registry: Registry): () => void {
+    const timer = setInterval(() => {
+      const nowS = Date.now() / 1000;
+      for (const conn of registry.connections.values()) {
+        if (conn.closed) continue;
+        if (conn.principal.exp !== undefined && nowS >= conn.principal.exp) {
+          this.expiredClosed++;
+          conn.end(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token');
+          continue;
+        }
+        this.check(conn);
+      }
+    }, SWEEP_INTERVAL_MS);
+    return () => clearInterval(timer);
   }
 }

@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { Connection, type SocketData } from './connection.js';
 import { pumpQueue } from './delivery.js';
+import { backstopBytes, type BufferPolicy } from './slow-consumers.js';
 import { handleMessage, type RequestContext } from './client-requests.js';
 
 /** What the endpoint needs from the shard. */
@@ -24,6 +25,7 @@ export interface EndpointContext extends RequestContext {
   accepting(): boolean;
   /** Connections on this shard beyond which new ones are refused. */
   maxConnections: number;
+  policy: BufferPolicy;
 }
 
 const instanceTag = randomBytes(3).toString('hex');
@@ -52,16 +54,15 @@ function tokenOf(req: HttpRequest): string | undefined {
 /** Builds the uWS behaviour of the WebSocket endpoint. */
 export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<SocketData> {
   const { config, registry, log } = ctx;
-  const lowWater = Math.max(16 * 1024, config.maxBufferBytes / 8);
   let seq = 0;
 
   return {
     // Frames over our limit must get the documented 4503 close, which uWS would
     // pre-empt with a bare 1006 at its own limit: give it headroom and check ours.
     maxPayloadLength: config.maxFrameBytes * 2 + 1024,
-    // Our bound (maxBufferBytes) is enforced by the slow-consumer sweep with a 4001
-    // close; this is the backstop between sweeps, where uWS closes rather than skips.
-    maxBackpressure: config.maxBufferBytes * 2,
+    // Our bound (maxBufferBytes) is enforced by the buffer policy with a 4001 close;
+    // this is the backstop above it, where uWS closes (1006) rather than skips.
+    maxBackpressure: backstopBytes(config.maxBufferBytes),
     closeOnBackpressureLimit: 1,
     idleTimeout: config.idleTimeoutS,
     sendPingsAutomatically: true,
@@ -119,7 +120,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
 
     drain(ws: WebSocket<SocketData>) {
       const conn = ws.getUserData().conn;
-      if (conn !== null) pumpQueue(conn, lowWater);
+      if (conn !== null) pumpQueue(conn, ctx.policy.lowWater);
     },
 
     close(ws: WebSocket<SocketData>, code: number) {

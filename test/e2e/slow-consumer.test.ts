@@ -1,0 +1,91 @@
+// Slow consumers: a client that stops reading is cut off with 4001 once its
+// outgoing buffer passes the bound, while everyone else keeps receiving every
+// frame and the daemon's memory stays bounded. Conflatable frames for a lagging
+// client are replaced by newer ones instead of piling up.
+import t from 'tap';
+import { RawClient } from '../support/raw-client.js';
+import { startDaemon } from '../support/daemon-process.js';
+
+const BOUND = 256 * 1024;
+
+t.test('a client that stops reading is cut off with 4001; the others get every frame', async (t) => {
+  const daemon = await startDaemon({ SHARDCAST_MAX_BUFFER_BYTES: String(BOUND) });
+  t.teardown(() => daemon.stop());
+  const S = 'quiz:slow';
+  const fast = await Promise.all(Array.from({ length: 2 }, (_, i) => RawClient.connect(daemon.ws, { user: `fast${i}` })));
+  const slow = await RawClient.connect(daemon.ws, { user: 'phone' });
+  await Promise.all([...fast, slow].map((c) => c.join(S)));
+  slow.pauseReading();
+
+  // 2 × 80 MB for the stalled client: far past the bound and loopback's socket
+  // buffers. Unbounded buffering would grow the daemon by ~80 MB per phase; the
+  // bound keeps the second phase flat.
+  const PER_PHASE = 20_000;
+  const payload = 'y'.repeat(4096);
+  const publishPhase = async (phase: number) => {
+    for (let b = 0; b < PER_PHASE / 200; b++) {
+      const events = Array.from({ length: 200 }, (_, i) => ({ session: S, type: 'tick', data: { n: phase * PER_PHASE + b * 200 + i, payload } }));
+      const res = await daemon.publish({ events });
+      if (res.status !== 200) throw new Error(`publish failed: ${JSON.stringify(res.body)}`);
+    }
+    const last = (phase + 1) * PER_PHASE;
+    await Promise.all(fast.map((c) => c.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === last), 30_000)));
+  };
+  await publishPhase(0);
+  const rssAfterFirst = daemon.rssBytes();
+  await publishPhase(1);
+  const growth = daemon.rssBytes() - rssAfterFirst;
+  const EVENTS = 2 * PER_PHASE;
+  for (const [i, c] of fast.entries()) {
+    const seqs = c.events(S).map((e) => e.seq);
+    t.equal(seqs.length, EVENTS, `fast client ${i} got every frame`);
+    t.ok(seqs.every((s, k) => s === k + 1), `fast client ${i} got them in order, once`);
+  }
+  t.ok(growth < 40 * 1024 * 1024, `daemon memory stayed bounded (+${(growth / 1048576).toFixed(1)} MB over the second 80 MB sent to a stalled client)`);
+
+  slow.resumeReading();
+  const closed = await slow.closed;
+  t.equal(closed.code, 4001, 'the stalled client was closed as a slow consumer');
+  const seqs = slow.events(S).map((e) => e.seq);
+  t.ok(seqs.length < EVENTS, `it got only part of the stream (${seqs.length})`);
+  t.ok(seqs.every((s, k) => s === k + 1), 'what it got has no gap and no duplicate: it can resume from its last seq');
+  t.notOk(daemon.lines.some((l) => l.msg === 'shard crashed'), 'no shard crashed');
+});
+
+t.test('a lagging client gets the latest conflatable frame, not a backlog', async (t) => {
+  const daemon = await startDaemon({ SHARDCAST_MAX_BUFFER_BYTES: String(BOUND) });
+  t.teardown(() => daemon.stop());
+  const S = 'poll:conflate';
+  const lagging = await RawClient.connect(daemon.ws, { user: 'lagging' });
+  const steady = await RawClient.connect(daemon.ws, { user: 'steady' });
+  await lagging.join(S);
+  await steady.join(S);
+  lagging.pauseReading();
+
+  // 20 MB of tally updates in small bursts (as a live poll sends them): enough to
+  // fill loopback's socket buffers and push the paused client onto its lag queue.
+  const UPDATES = 5000;
+  const padding = 'z'.repeat(4096);
+  for (let b = 0; b < UPDATES / 10; b++) {
+    const events = Array.from({ length: 10 }, (_, i) => ({
+      session: S, type: 'tally', data: { n: b * 10 + i + 1, padding }, snapshot: 'tally', conflate: true,
+    }));
+    t.equal((await daemon.publish({ events })).status, 200);
+  }
+  await daemon.publish({ session: S, type: 'closed', data: 'poll closed' });
+  await steady.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === UPDATES + 1), 30_000);
+  t.equal(steady.events(S).length, UPDATES + 1, 'a reading client gets every update');
+
+  await new Promise((r) => setTimeout(r, 200));
+  lagging.resumeReading();
+  await lagging.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === UPDATES + 1), 30_000);
+  const evs = lagging.events(S);
+  const seqs = evs.map((e) => e.seq);
+  t.ok(seqs.every((s, k) => k === 0 || s > seqs[k - 1]), 'seqs still increase');
+  t.ok(evs.length < UPDATES + 1, `stale tallies were conflated (${evs.length} of ${UPDATES + 1} frames)`);
+  t.equal((evs.at(-2)?.data as { n: number }).n, UPDATES, 'the latest tally arrived');
+  t.equal(evs.at(-1)?.type, 'closed', 'the non-conflatable frame after it arrived too');
+  t.equal(lagging.ws.readyState, lagging.ws.OPEN, 'the lagging client was not cut off');
+  await lagging.close();
+  await steady.close();
+});
