@@ -30,12 +30,20 @@ export interface EndpointContext extends RequestContext {
 
 const instanceTag = randomBytes(3).toString('hex');
 
-/** Picks our subprotocol from the offered list; `refuse` when only other shardcast versions are offered. */
-export function negotiateSubprotocol(offered: string): { selected: string } | { refuse: string } {
+/**
+ * Picks the subprotocol to answer with. When only other shardcast versions are
+ * offered, one of them is still selected (a browser fails a handshake whose answer
+ * selects none of its offers, and would then see only 1006) and `refuse` says why
+ * the connection is closed with 4504 right after.
+ */
+export function negotiateSubprotocol(offered: string): { selected: string; refuse?: string } {
   const list = offered.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
-  if (list.length === 0 || list.includes(SUBPROTOCOL)) return { selected: list.length === 0 ? '' : SUBPROTOCOL };
+  if (list.length === 0) return { selected: '' };
+  if (list.includes(SUBPROTOCOL)) return { selected: SUBPROTOCOL };
   const ours = list.filter((p) => p.startsWith('shardcast.'));
-  if (ours.length > 0) return { refuse: `unsupported protocol ${ours.join(', ')}: this server speaks ${SUBPROTOCOL}` };
+  if (ours.length > 0) {
+    return { selected: ours[0], refuse: `unsupported protocol ${ours.join(', ')}: this server speaks ${SUBPROTOCOL}` };
+  }
   // Foreign subprotocols only: speak v1 without selecting one.
   return { selected: '' };
 }
@@ -75,7 +83,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       const origin = req.getHeader('origin');
       const data: SocketData = { principal: null, refusal: null, conn: null };
       const negotiated = negotiateSubprotocol(protocolHeader);
-      if ('refuse' in negotiated) {
+      if (negotiated.refuse !== undefined) {
         data.refusal = { code: CloseCode.UnsupportedVersion, reason: negotiated.refuse };
       } else if (!ctx.accepting()) {
         data.refusal = { code: CloseCode.GoingAway, reason: 'server is draining: reconnect elsewhere' };
@@ -86,8 +94,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
         if (auth.ok) data.principal = auth.principal;
         else data.refusal = { code: auth.closeCode, reason: auth.reason };
       }
-      const selected = 'selected' in negotiated ? negotiated.selected : '';
-      res.upgrade(data, key, selected, extensions, context);
+      res.upgrade(data, key, negotiated.selected, extensions, context);
     },
 
     open(ws: WebSocket<SocketData>) {
