@@ -53,16 +53,17 @@ async function call(method: string, path: string, opts: { key?: string; type?: s
   const headers: Record<string, string> = {};
   if (opts.key !== undefined) headers.authorization = `Bearer ${opts.key}`;
   if (opts.type !== undefined) headers['content-type'] = opts.type;
-  const res = await fetch(`${daemon.http}${path}`, { method, headers, body: opts.body });
+  const body = typeof opts.body === 'string' || opts.body === undefined ? opts.body : Buffer.from(opts.body);
+  const res = await fetch(`${daemon.http}${path}`, { method, headers, body });
   const text = await res.text();
   const type = res.headers.get('content-type') ?? '';
-  let body: unknown = text;
+  let parsed: unknown = text;
   try {
-    body = JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch {
     // not JSON: keep the text, the assertion will show it
   }
-  return { status: res.status, type, body };
+  return { status: res.status, type, body: parsed };
 }
 
 function publish(body: unknown, key: string | undefined = API_KEY): Promise<Reply> {
