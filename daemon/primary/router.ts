@@ -34,8 +34,14 @@ export class Router {
   addInterest(session: string, shard: number): void {
     let set = this.shards.get(session);
     if (!set) {
-      this.shards.set(session, (set = new Set()));
-      this.chain(session, () => this.bus.subscribe(session));
+      const created = (set = new Set());
+      this.shards.set(session, created);
+      // A failed subscribe is undone (centrifuge's addSubscription does the same):
+      // a routed but unsubscribed session would leave its clients silently deaf,
+      // and no later interest would retry. Joins waiting on it fail instead.
+      this.chain(session, () => this.bus.subscribe(session), () => {
+        if (this.shards.get(session) === created) this.shards.delete(session);
+      });
     }
     set.add(shard);
   }
@@ -53,19 +59,27 @@ export class Router {
     for (const session of [...this.shards.keys()]) this.removeInterest(session, shard);
   }
 
-  /** Resolves once the session's bus subscription (if any) is in effect. */
+  /** Resolves once the session's bus subscription (if any) is in effect; rejects if it failed. */
   async settled(session: string): Promise<void> {
     await this.pending.get(session);
   }
 
-  private chain(session: string, step: () => Promise<void>): void {
+  /** Runs `step` after the session's previous step (failed or not); `undo` on failure. */
+  private chain(session: string, step: () => Promise<void>, undo?: () => void): void {
     const prev = this.pending.get(session) ?? Promise.resolve();
-    const next = prev
-      .then(step)
-      .catch((err) => this.onError(session, err))
-      .finally(() => {
-        if (this.pending.get(session) === next) this.pending.delete(session);
-      });
+    const next = prev.then(step, step).catch((err: unknown) => {
+      this.onError(session, err);
+      undo?.();
+      throw err;
+    });
     this.pending.set(session, next);
+    next.then(
+      () => this.forget(session, next),
+      () => this.forget(session, next),
+    );
+  }
+
+  private forget(session: string, step: Promise<void>): void {
+    if (this.pending.get(session) === step) this.pending.delete(session);
   }
 }

@@ -134,7 +134,7 @@ t.test('a failing bus subscription is reported, and later steps still run', asyn
   };
   const f = fixture(flaky);
   f.router.addInterest('s:f', 0);
-  await f.router.settled('s:f');
+  await t.rejects(f.router.settled('s:f'), /bus down/, 'joins waiting on the subscription learn it failed');
   t.equal(f.errors.length, 1);
   t.equal(f.errors[0][0], 's:f');
   t.match(String(f.errors[0][1]), /bus down/);
@@ -166,7 +166,7 @@ t.test('a session whose bus subscription failed is not left routed but deaf', as
   };
   const f = fixture(flaky);
   f.router.addInterest('s:deaf', 0);
-  await f.router.settled('s:deaf');
+  await t.rejects(f.router.settled('s:deaf'), /bus down/);
   t.equal(f.errors.length, 1, 'the failure was reported');
   f.router.addInterest('s:deaf', 1); // another shard's client joins the same session later
   await f.router.settled('s:deaf');
