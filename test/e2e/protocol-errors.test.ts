@@ -21,7 +21,8 @@ t.before(async () => {
     SHARDCAST_MAX_FRAME_BYTES: '1024',
     SHARDCAST_RATE_LIMIT_PER_S: '5',
     SHARDCAST_RATE_LIMIT_BURST: '5',
-    SHARDCAST_NAMESPACES: '[{"prefix":"chat:","clientPublish":true}]',
+    SHARDCAST_NAMESPACES: '[{"prefix":"chat:","clientPublish":true},{"prefix":"quiet:","presence":false}]',
+    SHARDCAST_MAX_SESSIONS_PER_CONNECTION: '3',
   });
   healthy = await connect();
   const joined = await healthy.join('quiz:healthy');
@@ -143,6 +144,9 @@ t.test('request-level problems get an error frame and the connection stays', asy
     ['cmd without data', { t: 'cmd', id: 27, s: 'quiz:1', cid: 'c', type: 'answer' }, ErrorCode.BadRequest, 27],
     ['cmd type too long', { t: 'cmd', id: 28, s: 'quiz:1', cid: 'c', type: 't'.repeat(65), data: 1 }, ErrorCode.BadRequest, 28],
     ['data 17 levels deep', rawMap({ t: 'cmd', id: 29, s: 'quiz:1', cid: 'c', type: 'answer', data: nestedArrays(17) }), ErrorCode.PayloadTooLarge, 29],
+    // The frame map plus 63 arrays is 64 levels: the hard limit (4 × 16) itself, still an error, not a close.
+    ['data 63 levels deep (at the hard limit)', rawMap({ t: 'cmd', id: 31, s: 'quiz:1', cid: 'c', type: 'answer', data: nestedArrays(63) }), ErrorCode.PayloadTooLarge, 31],
+    ['pub data 17 levels deep', rawMap({ t: 'pub', id: 32, s: 'chat:1', type: 'm', data: nestedArrays(17) }), ErrorCode.PayloadTooLarge, 32],
   ];
   // The rate limit (5/s, burst 5) applies to every connection: 4 cases per connection.
   const groups: Array<typeof cases> = [];
@@ -186,6 +190,20 @@ t.test('session state errors: not joined, already joined, publish not allowed', 
   t.notOk(c.frames.some((f) => f.t === 'ev'), 'the refused publish produced no event');
 });
 
+t.test('session limits: too many sessions → 107, leave frees a slot, presence off → 103', async (t) => {
+  const c = await connect();
+  for (const s of ['quiz:m1', 'quiz:m2', 'quiet:m3']) t.equal((await c.join(s)).t, 'joined', `joined ${s}`);
+  const err = await errorFor({ t: 'join', id: 2001, s: 'quiz:m4' }, c);
+  t.same([err.code, err.id], [ErrorCode.TooManySessions, 2001], 'the fourth session → 107');
+  await sleep(400);
+  c.send({ t: 'leave', id: 2002, s: 'quiz:m1' });
+  const left = await c.next((f) => f.t === 'left' && f.id === 2002, 5000);
+  t.same(left, { t: 'left', id: 2002, s: 'quiz:m1' });
+  t.equal((await c.join('quiz:m4')).t, 'joined', 'leaving freed a slot');
+  const pres = await errorFor({ t: 'presence', id: 2003, s: 'quiet:m3' }, c);
+  t.same([pres.code, pres.id], [ErrorCode.Forbidden, 2003], 'presence in a namespace without presence → 103');
+});
+
 t.test('pub in a namespace with clientPublish: ack with seq, other members get the event', async (t) => {
   const a = await connect();
   const b = await connect();
@@ -222,6 +240,20 @@ t.test('after all that the daemon is healthy', async (t) => {
   t.equal(daemon.proc.exitCode, null, 'the daemon process is alive');
   t.notOk(daemon.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('shard crashed')), 'no shard crashed');
   t.notOk(daemon.lines.some((l) => l.msg === 'shard thread error'), 'no shard thread error');
+});
+
+t.test('with the default 16 KiB frame limit, 10,000 nested arrays close with 4500', async (t) => {
+  const plain = await startDaemon({ SHARDCAST_SHARDS: '1' });
+  t.teardown(() => plain.stop());
+  const frame = rawMap({ t: 'cmd', id: 1, s: 'quiz:1', cid: 'c1', type: 'a', data: nestedArrays(10_000) });
+  t.ok(frame.length < 16 * 1024, `the frame (${frame.length} bytes) is within the size limit`);
+  const c = await RawClient.connect(plain.ws, { user: 'deep' });
+  c.sendRaw(frame);
+  t.equal((await withTimeout(c.closed, 5000, 'close')).code, CloseCode.ProtocolError);
+  const ok = await RawClient.connect(plain.ws, { user: 'after' });
+  t.equal(ok.frames[0]?.t, 'hello', 'the shard still accepts connections');
+  await ok.close();
+  t.notOk(plain.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('shard crashed')));
 });
 
 function sleep(ms: number): Promise<void> {
