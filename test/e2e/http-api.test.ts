@@ -287,6 +287,49 @@ t.test('commands: journaled with stamps, paged with after, a repeated cid stored
   }
 });
 
+t.test('events published while clients join reach each joiner exactly once after its joined position', async (t) => {
+  // The primary posts history replies at once but routes live frames in a batch at
+  // the end of its turn: a reply can overtake frames already counted in its head.
+  const s = 'quiz:joinrace';
+  const anchor = await connect('anchor0');
+  const anchor2 = await connect('anchor1');
+  await anchor.join(s);
+  await anchor2.join(s); // interest on (very likely) both shards before the race
+  let publishing = true;
+  let sent = 0;
+  const publisher = (async () => {
+    while (publishing) {
+      const events = Array.from({ length: 20 }, () => ({ session: s, type: 'tick', data: ++sent }));
+      await publish({ events });
+    }
+  })();
+  const joiners: RawClient[] = [];
+  const joinedAt: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const c = await connect(`racer${i}`);
+    const j = (await c.join(s)) as JoinedFrame;
+    joiners.push(c);
+    joinedAt.push(j.seq);
+  }
+  publishing = false;
+  await publisher;
+  const last = await publish({ session: s, type: 'end', data: null });
+  await Promise.all(joiners.map((c) => c.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === last.body.seq), 10_000, 'end')));
+  let exact = 0;
+  const problems: string[] = [];
+  for (const [i, c] of joiners.entries()) {
+    const seqs = c.events(s).map((e) => e.seq);
+    const want = Array.from({ length: last.body.seq - joinedAt[i] }, (_, k) => joinedAt[i] + 1 + k);
+    if (JSON.stringify(seqs) === JSON.stringify(want)) exact++;
+    else if (problems.length < 3) {
+      const dup = seqs.filter((q, k) => seqs.indexOf(q) !== k);
+      const early = seqs.filter((q) => q <= joinedAt[i]);
+      problems.push(`racer${i} joined at ${joinedAt[i]}: ${seqs.length} events for ${want.length}; duplicates ${JSON.stringify(dup.slice(0, 5))}, at or before the join ${JSON.stringify(early.slice(0, 5))}`);
+    }
+  }
+  t.equal(exact, joiners.length, `every joiner got exactly the events after its position (${problems.join(' | ')})`);
+});
+
 t.test('SIGTERM: readiness turns false while clients drain', async (t) => {
   // Clients that do not read keep both shards draining until the deadline (3 s).
   const stuck: RawClient[] = [];
