@@ -195,7 +195,7 @@ t.test('session limits: too many sessions → 107, leave frees a slot, presence 
   for (const s of ['quiz:m1', 'quiz:m2', 'quiet:m3']) t.equal((await c.join(s)).t, 'joined', `joined ${s}`);
   const err = await errorFor({ t: 'join', id: 2001, s: 'quiz:m4' }, c);
   t.same([err.code, err.id], [ErrorCode.TooManySessions, 2001], 'the fourth session → 107');
-  await sleep(400);
+  await sleep(800);
   c.send({ t: 'leave', id: 2002, s: 'quiz:m1' });
   const left = await c.next((f) => f.t === 'left' && f.id === 2002, 5000);
   t.same(left, { t: 'left', id: 2002, s: 'quiz:m1' });
