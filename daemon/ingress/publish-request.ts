@@ -57,7 +57,8 @@ function parseEvent(raw: unknown, path: string): PublishRequest | string {
     for (let i = 0; i < to.length; i++) {
       if (!shortString(to[i], MAX_ID_LENGTH)) return `${at(`to[${i}]`)} must be a user id of 1–${MAX_ID_LENGTH} characters`;
     }
-    event.to = to as string[];
+    // A user named twice still gets the event once.
+    event.to = [...new Set(to as string[])];
   }
   if (snapshot !== undefined) {
     if (!shortString(snapshot, MAX_ID_LENGTH)) return `${at('snapshot')} must be a key of 1–${MAX_ID_LENGTH} characters`;

@@ -9,6 +9,7 @@ import { encode } from '../../protocol/codec.js';
 import type { Config } from '../config/schema.js';
 import { createEngine, type Engine } from '../engine/engine.js';
 import type { ShardToPrimary } from '../threads/messages.js';
+import { Admissions } from './admissions.js';
 import { handleShardRequest } from './requests.js';
 import { Router } from './router.js';
 import type { ShardLink } from './shard-link.js';
@@ -19,11 +20,13 @@ export class Primary {
   readonly engine: Engine;
   readonly router: Router;
   readonly supervisor: Supervisor;
+  readonly admissions: Admissions;
   private ready = false;
   private started = false;
   private shutdownPromise: Promise<number> | undefined;
 
   constructor(readonly config: Config, readonly log: Logger) {
+    this.admissions = new Admissions(config.maxConnections, config.maxConnectionsPerUser);
     this.engine = createEngine(config, (session) => this.router.isActive(session));
     this.router = new Router(this.engine.bus, (session, err) =>
       this.log.error({ err, session }, 'bus subscription change failed'),
@@ -91,6 +94,9 @@ export class Primary {
       case 'uninterest':
         this.router.removeInterest(msg.session, link.id);
         return;
+      case 'release':
+        this.admissions.release(link.id, msg.user);
+        return;
       case 'presence-join':
         void this.presenceJoin(msg.session, msg.user, link.id);
         return;
@@ -132,6 +138,7 @@ export class Primary {
 
   private onShardExit(id: number, crashed: boolean): void {
     if (!crashed) return;
+    this.admissions.dropShard(id);
     this.router.dropShard(id);
     void this.engine.presence.dropOwner(String(id)).then(
       (gone) => {

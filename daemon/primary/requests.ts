@@ -38,6 +38,9 @@ const handlers: { [K in RequestName]: Handler<K> } = {
   async commands(primary, args) {
     return primary.engine.journal.read(args.after, args.limit);
   },
+  async admit(primary, args, link) {
+    return primary.admissions.admit(link.id, args.user);
+  },
   async crash(primary, args) {
     if (!primary.config.testHooks) throw new RequestError(ErrorCode.Forbidden, 'test hooks are disabled');
     const target = primary.supervisor.link(args.shard);

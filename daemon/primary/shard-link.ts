@@ -23,20 +23,29 @@ export class ShardLink {
     this.batch.add(msg);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flush);
+      setImmediate(this.onTurnEnd);
     }
   }
 
-  /** Sends a control message (not batched). */
+  /**
+   * Sends a control message, after the frames batched so far: a history reply
+   * must not overtake the frames sequenced before it, or a joiner would get them
+   * again from the topic after its replay.
+   */
   send(msg: PrimaryToShard): void {
+    this.flush();
     this.worker.postMessage(msg);
   }
 
-  private readonly flush = (): void => {
+  private readonly onTurnEnd = (): void => {
     this.flushScheduled = false;
+    this.flush();
+  };
+
+  private flush(): void {
     if (this.batch.size === 0) return;
     const batch = this.batch.take();
     const msg: PrimaryToShard = { op: 'frames', batch };
     this.worker.postMessage(msg, [batch]);
-  };
+  }
 }

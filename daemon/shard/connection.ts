@@ -39,6 +39,8 @@ export class Connection {
   /** Non-null while the connection lags (frames go through it, not the topic). */
   queue: OutboundQueue | null = null;
   closed = false;
+  /** True once the primary counted the connection against the instance's caps. */
+  admitted = false;
   /** Rate-limit tokens and when they were last refilled. */
   tokens: number;
   refilledAt: number;

@@ -38,11 +38,6 @@ export class Registry {
     return this.users.get(user);
   }
 
-  /** Number of connections of a user on this shard. */
-  userCount(user: string): number {
-    return this.users.get(user)?.size ?? 0;
-  }
-
   add(conn: Connection): void {
     this.connections.set(conn.id, conn);
     let set = this.users.get(conn.principal.user);

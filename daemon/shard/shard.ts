@@ -52,7 +52,6 @@ export class Shard {
       limits: clientLimits(config.maxFrameBytes),
       policy: this.policy,
       accepting: () => !this.draining,
-      maxConnections: Math.ceil(config.maxConnections / config.shards),
     };
     this.app.ws(WS_PATH, websocketBehavior(ctx));
     registerHttpApi(this.app, { config, primary: this.primary, log, isReady: () => this.ready && !this.draining });

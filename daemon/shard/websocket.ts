@@ -23,8 +23,6 @@ export interface EndpointContext extends RequestContext {
   limits: ClientLimits;
   /** False while draining: new connections are turned away with 1001. */
   accepting(): boolean;
-  /** Connections on this shard beyond which new ones are refused. */
-  maxConnections: number;
   policy: BufferPolicy;
 }
 
@@ -105,18 +103,26 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
         return;
       }
       const principal = data.principal;
-      if (registry.connections.size >= ctx.maxConnections) {
-        ws.end(CloseCode.ConnectionLimit, 'server is at its connection limit: retry later');
-        return;
-      }
-      if (registry.userCount(principal.user) >= config.maxConnectionsPerUser) {
-        ws.end(CloseCode.ConnectionLimit, `user has ${config.maxConnectionsPerUser} connections already`);
-        return;
-      }
       const conn = new Connection(`${instanceTag}.${ctx.shardId}.${(++seq).toString(36)}`, ws, principal, config.rateLimitBurst, Date.now());
       data.conn = conn;
       registry.add(conn);
-      conn.sendNow(encode({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
+      // Connection caps hold for the whole instance, so the primary counts them;
+      // `hello` tells the client it was admitted.
+      ctx.primary.call('admit', { user: principal.user }).then(
+        (admission) => {
+          if (admission.admitted) {
+            if (conn.closed) {
+              ctx.primary.notify({ op: 'release', user: principal.user });
+              return;
+            }
+            conn.admitted = true;
+            conn.sendNow(encode({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
+          } else {
+            conn.end(CloseCode.ConnectionLimit, admission.reason ?? 'connection limit reached');
+          }
+        },
+        () => conn.end(CloseCode.InternalError, 'could not admit the connection: retry'),
+      );
     },
 
     message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) {
@@ -135,6 +141,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       if (conn === null) return;
       conn.closed = true;
       registry.remove(conn);
+      if (conn.admitted) ctx.primary.notify({ op: 'release', user: conn.principal.user });
       log.debug({ conn: conn.id, code }, 'connection closed');
     },
   };

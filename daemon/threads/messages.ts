@@ -29,6 +29,8 @@ export interface ShardRequests {
   presence: { args: { session: string }; result: PresenceEntry[] };
   /** Read the standalone command journal (GET /v1/commands). */
   commands: { args: { after: number; limit: number }; result: JournalEntry[] };
+  /** Count a new connection against the instance's caps. */
+  admit: { args: { user: string }; result: { admitted: boolean; reason?: string } };
   /** Test hook: crash the given shard. */
   crash: { args: { shard: number }; result: { crashed: boolean } };
 }
@@ -48,6 +50,8 @@ export type ShardToPrimary =
   | { op: 'interest'; session: string }
   /** The last local subscriber of a session left. */
   | { op: 'uninterest'; session: string }
+  /** An admitted connection closed. */
+  | { op: 'release'; user: string }
   | { op: 'presence-join'; session: string; user: string }
   | { op: 'presence-leave'; session: string; user: string }
   | { op: 'drained'; connections: number; forced: number }
