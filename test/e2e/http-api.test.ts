@@ -287,6 +287,22 @@ t.test('commands: journaled with stamps, paged with after, a repeated cid stored
   }
 });
 
+t.test('the command feed keeps bin data distinguishable from a map', async (t) => {
+  // Commands arrive as msgpack and may carry bin; JSON.stringify turns a Uint8Array
+  // into {"0":1,"1":2,…}, which upstream cannot tell from a map the client sent.
+  const s = 'quiz:cmdbin';
+  const fay = await connect('fay');
+  t.equal((await fay.join(s)).t, 'joined');
+  const id = fay.id();
+  fay.send({ t: 'cmd', id, s, cid: 'bin1', type: 'upload', data: { file: Uint8Array.of(1, 2, 3) } });
+  const ack = await fay.next((f) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id, 5000);
+  t.equal(ack.t, 'ack');
+  const feed = await call('GET', '/v1/commands?after=0&limit=1000', { key: API_KEY });
+  const cmd = feed.body.commands.find((c: any) => c.session === s);
+  t.ok(cmd, 'the command is in the feed');
+  t.notSame(cmd?.data?.file, { 0: 1, 1: 2, 2: 3 }, `bin is not rendered as an index-keyed map (got ${JSON.stringify(cmd?.data)})`);
+});
+
 t.test('events published while clients join reach each joiner exactly once after its joined position', async (t) => {
   // The primary posts history replies at once but routes live frames in a batch at
   // the end of its turn: a reply can overtake frames already counted in its head.
