@@ -29,9 +29,18 @@ export interface HttpContext {
 
 type Status = '200 OK' | '400 Bad Request' | '401 Unauthorized' | '403 Forbidden' | '404 Not Found' | '413 Payload Too Large' | '415 Unsupported Media Type' | '503 Service Unavailable' | '504 Gateway Timeout';
 
+/**
+ * JSON has no binary type: msgpack bin values (from commands or msgpack publishes)
+ * are rendered as `{"$base64": "..."}` rather than JSON.stringify's index-keyed map.
+ */
+function binAsBase64(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  return raw instanceof Uint8Array ? { $base64: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') } : value;
+}
+
 function sendJson(res: HttpResponse, status: Status, body: unknown): void {
   res.cork(() => {
-    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body, binAsBase64));
   });
 }
 
