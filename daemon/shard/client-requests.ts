@@ -132,10 +132,12 @@ async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, n
     replyError(conn, frame.id, ErrorCode.NotJoined, `join session "${frame.s}" first`);
     return;
   }
-  // Fair timing: what this socket had been handed when the command arrived, and when.
-  const topicSeq = conn.queue === null ? m.session.lastSeq : 0;
-  const lastSeq = Math.max(m.lastSeq, topicSeq);
-  const lastSeqAt = lastSeq === m.session.lastSeq ? m.session.lastSeqAt : 0;
+  // Fair timing: what this socket had been handed when the command arrived, and
+  // when. On the topic path that is the session's last routed frame; lagging and
+  // addressed frames are tracked on the membership.
+  const fromTopic = conn.queue === null && m.session.lastSeq > m.lastSeq;
+  const lastSeq = fromTopic ? m.session.lastSeq : m.lastSeq;
+  const lastSeqAt = fromTopic ? m.session.lastSeqAt : m.lastSeqAt;
   try {
     const { duplicate } = await ctx.primary.call('command', {
       command: {

@@ -27,8 +27,10 @@ export interface Membership {
   state: 'pending' | 'joined';
   /** Live frames that arrived while pending, replayed after the history. */
   buffered: BusMessage[];
-  /** Seq of the last frame handed to uWS for this connection (join head, queue pumps). */
+  /** Seq of the last frame handed to uWS for this connection outside the topic (join, addressed frames, queue pumps)... */
   lastSeq: number;
+  /** ...and when (ms), for fair answer timing. */
+  lastSeqAt: number;
   /** Whether the connection counts in the session's presence. */
   counted: boolean;
 }
@@ -74,7 +76,10 @@ export class Connection {
     this.ws.cork(() => this.ws.send(frame, true));
     if (seq > 0) {
       const m = this.memberships.get(session);
-      if (m !== undefined && seq > m.lastSeq) m.lastSeq = seq;
+      if (m !== undefined && seq > m.lastSeq) {
+        m.lastSeq = seq;
+        m.lastSeqAt = Date.now();
+      }
     }
   }
 

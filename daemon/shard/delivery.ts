@@ -57,7 +57,10 @@ export function startLagging(conn: Connection): void {
   for (const [id, m] of conn.memberships) {
     if (m.state !== 'joined') continue;
     // The topic delivered everything up to the session's last seq to this socket.
-    if (m.session.lastSeq > m.lastSeq) m.lastSeq = m.session.lastSeq;
+    if (m.session.lastSeq > m.lastSeq) {
+      m.lastSeq = m.session.lastSeq;
+      m.lastSeqAt = m.session.lastSeqAt;
+    }
     conn.ws.unsubscribe(id);
     m.session.lagging.add(conn);
   }
@@ -71,13 +74,17 @@ export function pumpQueue(conn: Connection, lowWater: number): void {
   const queue = conn.queue;
   if (queue === null || conn.closed) return;
   const ws = conn.ws;
+  const now = Date.now();
   ws.cork(() => {
     while (ws.getBufferedAmount() < lowWater) {
       const item = queue.shift();
       if (item === undefined) break;
       ws.send(item.frame, true);
       const m = conn.memberships.get(item.session);
-      if (m !== undefined && item.seq > m.lastSeq) m.lastSeq = item.seq;
+      if (m !== undefined && item.seq > m.lastSeq) {
+        m.lastSeq = item.seq;
+        m.lastSeqAt = now;
+      }
     }
   });
   if (queue.length > 0) return;

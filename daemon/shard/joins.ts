@@ -89,7 +89,10 @@ function completeJoin(
     if (msg.seq > last) last = msg.seq;
   }
   m.buffered = [];
-  m.lastSeq = Math.max(m.lastSeq, last);
+  if (last > m.lastSeq) {
+    m.lastSeq = last;
+    m.lastSeqAt = Date.now();
+  }
   m.state = 'joined';
   session.pending.delete(m);
   if (conn.queue !== null) session.lagging.add(conn);

@@ -63,7 +63,7 @@ export class Registry {
       this.sessions.set(sessionId, (session = new LocalSession(sessionId)));
       this.notify({ op: 'interest', session: sessionId });
     }
-    const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, counted };
+    const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, lastSeqAt: 0, counted };
     conn.memberships.set(sessionId, m);
     session.members.add(conn);
     session.pending.add(m);
