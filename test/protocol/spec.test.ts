@@ -24,7 +24,7 @@ t.test('the spec states the transport constants and default limits', async (tt) 
   tt.equal(DEFAULT_LIMITS.maxFrameBytes, 16384);
   tt.ok(spec.includes('16 KiB (16384 bytes)'));
   tt.ok(spec.includes(`1–${DEFAULT_LIMITS.maxSessionLength} characters from \`[A-Za-z0-9_.:@-]\``));
-  tt.ok(spec.includes(`1–${DEFAULT_LIMITS.maxTypeLength} bytes of UTF-8 | yes | error 101`));
+  tt.ok(spec.includes(`1–${DEFAULT_LIMITS.maxTypeLength} bytes of UTF-8 | no | error 101`));
   tt.ok(spec.includes(`| Command id \`cid\` | 1–${DEFAULT_LIMITS.maxCidLength} bytes`));
   tt.ok(spec.includes(`| Depth of \`data\` | ${DEFAULT_LIMITS.maxDepth} levels |`));
   tt.ok(spec.includes(`| Sessions joined per connection | ${DEFAULT_LIMITS.maxSessionsPerConnection} |`));
