@@ -33,6 +33,25 @@ function fixture(bus: Bus = createMemoryBus()): Fixture {
   };
 }
 
+/** A real memory bus whose first subscribe fails, as a broker outage would. */
+function busFailingFirstSubscribe(): Bus {
+  const inner = createMemoryBus();
+  let failNext = true;
+  return {
+    async subscribe(s) {
+      if (failNext) {
+        failNext = false;
+        throw new Error('bus down');
+      }
+      await inner.subscribe(s);
+    },
+    unsubscribe: (s) => inner.unsubscribe(s),
+    publish: (m) => inner.publish(m),
+    onMessage: (h) => inner.onMessage(h),
+    close: () => inner.close(),
+  };
+}
+
 t.test('first interest subscribes, last uninterest unsubscribes', async (t) => {
   const f = fixture();
   t.equal(f.router.shardsFor('s:1'), undefined);
@@ -117,22 +136,7 @@ t.test('dropShard forgets a shard everywhere', async (t) => {
 });
 
 t.test('a failing bus subscription is reported, and later steps still run', async (t) => {
-  const inner = createMemoryBus();
-  let failNext = true;
-  const flaky: Bus = {
-    async subscribe(s) {
-      if (failNext) {
-        failNext = false;
-        throw new Error('bus down');
-      }
-      await inner.subscribe(s);
-    },
-    unsubscribe: (s) => inner.unsubscribe(s),
-    publish: (m) => inner.publish(m),
-    onMessage: (h) => inner.onMessage(h),
-    close: () => inner.close(),
-  };
-  const f = fixture(flaky);
+  const f = fixture(busFailingFirstSubscribe());
   f.router.addInterest('s:f', 0);
   await t.rejects(f.router.settled('s:f'), /bus down/, 'joins waiting on the subscription learn it failed');
   t.equal(f.errors.length, 1);
@@ -149,22 +153,7 @@ t.test('a session whose bus subscription failed is not left routed but deaf', as
   // fails. Otherwise the session stays in the table, no later interest subscribes
   // again, and every client joined to it silently misses live events until all
   // of them leave.
-  const inner = createMemoryBus();
-  let failNext = true;
-  const flaky: Bus = {
-    async subscribe(s) {
-      if (failNext) {
-        failNext = false;
-        throw new Error('bus down');
-      }
-      await inner.subscribe(s);
-    },
-    unsubscribe: (s) => inner.unsubscribe(s),
-    publish: (m) => inner.publish(m),
-    onMessage: (h) => inner.onMessage(h),
-    close: () => inner.close(),
-  };
-  const f = fixture(flaky);
+  const f = fixture(busFailingFirstSubscribe());
   f.router.addInterest('s:deaf', 0);
   await t.rejects(f.router.settled('s:deaf'), /bus down/);
   t.equal(f.errors.length, 1, 'the failure was reported');
