@@ -4,11 +4,13 @@
 // the request id for request problems. Afterwards a client that joined at the start
 // still gets events and no shard crashed.
 import t from 'tap';
+import { decode, encode } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import type { ErrorFrame, ServerFrame } from '../../protocol/frames.js';
 import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
 import { nestedArrays, rawMap, RawValue } from '../support/msgpack-bytes.js';
 import { RawClient } from '../support/raw-client.js';
+import { rawSession } from '../support/raw-upgrade.js';
 
 let daemon: DaemonProcess;
 let healthy: RawClient;
@@ -229,6 +231,37 @@ t.test('rate limit: a burst of pings gets 106, going on closes with 4002', async
   t.ok(limited.length >= 1, `frames past the burst got error 106 (${limited.length})`);
   t.ok(limited.every((f) => f.t === 'error' && typeof f.id === 'number'), 'the 106 errors carry the request id');
   t.equal(closed.code, CloseCode.RateLimited, 'going on past the limit closes with 4002');
+});
+
+t.test('requests sent right away are answered after hello', async (t) => {
+  // SPEC §hello: "A client may send requests right away; their replies always come
+  // after hello." The frames leave as soon as the 101 response is read. A primary
+  // kept busy by publish bursts widens the window before hello; 20 attempts.
+  let loading = true;
+  const load = Array.from({ length: 3 }, async (_, b) => {
+    while (loading) {
+      await daemon.publish({ events: Array.from({ length: 1000 }, (_, i) => ({ session: `quiz:burst${b}`, type: 'x', data: i })) });
+    }
+  });
+  const sent = [encode({ t: 'ping', id: 1 }), encode({ t: 'presence', id: 2, s: 'quiz:nowhere' }), encode({ t: 'nonsense', id: 3 })];
+  const orders: string[][] = [];
+  try {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const got = await rawSession(`${daemon.ws}?user=eager${attempt}`, sent, { headers: { 'Sec-WebSocket-Protocol': 'shardcast.v1' }, count: 4 });
+      orders.push(
+        got.map((f) => {
+          const r = decode(f.payload);
+          return f.opcode === 0x2 && r.ok ? (r.value as ServerFrame).t : `opcode ${f.opcode}`;
+        }),
+      );
+    }
+  } finally {
+    loading = false;
+    await Promise.all(load);
+  }
+  const early = orders.filter((o) => o[0] !== 'hello');
+  t.equal(early.length, 0, `hello came first on every connection (wrong on ${early.length} of 20, e.g. ${early[0]?.join(', ')})`);
+  t.ok(orders.every((o) => o.length === 4 && [...o.slice(1)].sort().join() === 'error,error,pong'), 'each got the three replies');
 });
 
 t.test('after all that the daemon is healthy', async (t) => {

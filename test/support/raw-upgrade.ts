@@ -6,6 +6,7 @@
  * selected subprotocol and the frames up to the first one (or the close frame).
  */
 import http from 'node:http';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 
 /** What came back from a hand-made upgrade. */
@@ -101,5 +102,94 @@ export function rawUpgrade(url: string, headers: Record<string, string>, opts: {
       parse();
     });
     req.end();
+  });
+}
+
+/** One frame received on a hand-made connection. */
+export interface RawFrame {
+  opcode: number;
+  payload: Buffer;
+}
+
+/** A client frame as the wire carries it: masked (RFC 6455 §5.3), binary unless `text`. */
+export function maskedFrame(payload: Uint8Array | string, opcode = typeof payload === 'string' ? 0x1 : 0x2): Buffer {
+  const data = Buffer.from(payload);
+  const mask = randomBytes(4);
+  const len = data.length;
+  const head = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len]) : len < 65536 ? Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 0xff]) : (() => {
+    const h = Buffer.alloc(10);
+    h[0] = 0x80 | opcode;
+    h[1] = 0x80 | 127;
+    h.writeBigUInt64BE(BigInt(len), 2);
+    return h;
+  })();
+  const body = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) body[i] = data[i] ^ mask[i & 3];
+  return Buffer.concat([head, mask, body]);
+}
+
+/**
+ * Sends the upgrade request, then `frames` the moment the 101 response is read, in
+ * one write: a client that waits for nothing else (not for `hello`). Collects server
+ * frames until `count` arrived, a close frame came, or `timeoutMs` passed.
+ */
+export function rawSession(url: string, frames: Uint8Array[], opts: { headers?: Record<string, string>; count: number; timeoutMs?: number }): Promise<RawFrame[]> {
+  const target = new URL(url.replace(/^ws/, 'http'));
+  const lines = [
+    `GET ${target.pathname}${target.search} HTTP/1.1`,
+    `Host: ${target.host}`,
+    'Connection: Upgrade',
+    'Upgrade: websocket',
+    'Sec-WebSocket-Version: 13',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    ...Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
+    '',
+    '',
+  ];
+  return new Promise((resolve) => {
+    const got: RawFrame[] = [];
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    const socket = net.connect(Number(target.port), target.hostname, () => {
+      socket.write(Buffer.from(lines.join('\r\n')));
+    });
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(got);
+    };
+    const timer = setTimeout(done, opts.timeoutMs ?? 5000);
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+        // RFC 6455 §4.1: a client sends frames only once it read the handshake response.
+        socket.write(Buffer.concat(frames.map((f) => maskedFrame(f))));
+      }
+      for (;;) {
+        if (buf.length < 2) return;
+        let len = buf[1] & 0x7f;
+        let at = 2;
+        if (len === 126) {
+          if (buf.length < 4) return;
+          len = buf.readUInt16BE(2);
+          at = 4;
+        } else if (len === 127) {
+          if (buf.length < 10) return;
+          len = Number(buf.readBigUInt64BE(2));
+          at = 10;
+        }
+        if (buf.length < at + len) return;
+        const frame = { opcode: buf[0] & 0x0f, payload: Buffer.from(buf.subarray(at, at + len)) };
+        buf = buf.subarray(at + len);
+        got.push(frame);
+        if (frame.opcode === 0x8 || got.length >= opts.count) return done();
+      }
+    });
+    socket.on('error', done);
+    socket.on('close', done);
   });
 }
