@@ -261,7 +261,8 @@ t.test('requests sent right away are answered after hello', async (t) => {
   }
   const early = orders.filter((o) => o[0] !== 'hello');
   t.equal(early.length, 0, `hello came first on every connection (wrong on ${early.length} of 20, e.g. ${early[0]?.join(', ')})`);
-  t.ok(orders.every((o) => o.length === 4 && [...o.slice(1)].sort().join() === 'error,error,pong'), 'each got the three replies');
+  const short = orders.filter((o) => !(o.length === 4 && [...o].sort().join() === 'error,error,hello,pong'));
+  t.equal(short.length, 0, `each got hello and the three replies (${JSON.stringify(short.slice(0, 2))})`);
 });
 
 t.test('after all that the daemon is healthy', async (t) => {
