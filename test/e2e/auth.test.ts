@@ -16,6 +16,8 @@ import { rawUpgrade } from '../support/raw-upgrade.js';
 const API_KEY = 'auth-test-api-key-0123456789';
 const SECRET = 'auth-test-jwt-secret-0123456789abcdef';
 const GOOD_ORIGIN = 'https://good.example';
+const ISSUER = 'https://issuer.example';
+const AUDIENCE = 'shardcast-test';
 
 let hs: DaemonProcess;
 let rs: DaemonProcess;
@@ -41,8 +43,9 @@ t.before(async () => {
       SHARDCAST_JWT_SECRET: SECRET,
       SHARDCAST_ALLOWED_ORIGINS: GOOD_ORIGIN,
       SHARDCAST_MAX_CONNECTIONS_PER_USER: '2',
+      SHARDCAST_NAMESPACES: '[{"prefix":"stage:","clientPublish":["host"]}]',
     }),
-    startDaemon({ ...common, SHARDCAST_JWT_PUBLIC_KEY_FILE: pemFile }),
+    startDaemon({ ...common, SHARDCAST_JWT_PUBLIC_KEY_FILE: pemFile, SHARDCAST_JWT_ISSUER: ISSUER, SHARDCAST_JWT_AUDIENCE: AUDIENCE }),
   ]);
 });
 t.teardown(async () => {
@@ -121,17 +124,39 @@ t.test("sessions outside the token's claim are refused with 103", async (t) => {
 });
 
 t.test('RS256 and ES256 tokens verify against the key file; HS256 is then refused', async (t) => {
-  const rsToken = signJwt({ sub: 'erin', sessions: ['*'], exp: nowS() + 600 }, { alg: 'RS256', privateKey: rsaKey });
+  const claims = { sessions: ['*'], exp: nowS() + 600, iss: ISSUER, aud: AUDIENCE };
+  const rsToken = signJwt({ sub: 'erin', ...claims }, { alg: 'RS256', privateKey: rsaKey });
   const c = await connect(rs, { token: rsToken });
   t.equal(helloUser(c), 'erin', 'RS256 accepted');
   t.equal((await c.join('quiz:1')).t, 'joined');
-  const esToken = signJwt({ sub: 'frank', sessions: ['*'], exp: nowS() + 600 }, { alg: 'ES256', privateKey: ecKey });
+  const esToken = signJwt({ sub: 'frank', ...claims, aud: ['other', AUDIENCE] }, { alg: 'ES256', privateKey: ecKey });
   t.equal(helloUser(await connect(rs, { token: esToken })), 'frank', 'ES256 accepted');
   t.equal((await refusal(rs, { token: hsToken({ sub: 'erin', sessions: ['*'] }) })).code, CloseCode.AuthFailed, 'HS256 → 4501');
   const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-  const forged = signJwt({ sub: 'erin', exp: nowS() + 600 }, { alg: 'RS256', privateKey: otherRsa });
+  const forged = signJwt({ sub: 'erin', ...claims }, { alg: 'RS256', privateKey: otherRsa });
   t.equal((await refusal(rs, { token: forged })).code, CloseCode.AuthFailed, 'RS256 from another key → 4501');
   t.equal((await refusal(hs, { token: rsToken })).code, CloseCode.AuthFailed, 'the HS256 daemon has no RSA key: 4501');
+  const wrongIss = signJwt({ sub: 'erin', ...claims, iss: 'https://elsewhere.example' }, { alg: 'RS256', privateKey: rsaKey });
+  t.equal((await refusal(rs, { token: wrongIss })).code, CloseCode.AuthFailed, 'another issuer → 4501');
+  const noAud = signJwt({ sub: 'erin', sessions: ['*'], exp: nowS() + 600, iss: ISSUER }, { alg: 'RS256', privateKey: rsaKey });
+  t.equal((await refusal(rs, { token: noAud })).code, CloseCode.AuthFailed, 'no audience → 4501');
+  const expiredRs = signJwt({ sub: 'erin', ...claims, exp: nowS() - 3600 }, { alg: 'RS256', privateKey: rsaKey });
+  t.equal((await refusal(rs, { headers: { authorization: `Bearer ${expiredRs}` } })).code, CloseCode.TokenExpired, 'expired in the header → 4004');
+});
+
+t.test("the token's role decides who may publish where the namespace names roles", async (t) => {
+  const host = await connect(hs, { token: hsToken({ sub: 'hostess', sessions: ['stage:*'], role: 'host' }) });
+  const guest = await connect(hs, { token: hsToken({ sub: 'guest', sessions: ['stage:*'] }) });
+  t.equal((await host.join('stage:1')).t, 'joined');
+  t.equal((await guest.join('stage:1')).t, 'joined');
+  guest.send({ t: 'pub', id: 900, s: 'stage:1', type: 'say', data: 'hi' });
+  const refused = await guest.next((f) => f.t === 'error' && f.id === 900, 5000);
+  t.equal(refused.t === 'error' && refused.code, ErrorCode.PublishNotAllowed, 'participant → 108');
+  host.send({ t: 'pub', id: 901, s: 'stage:1', type: 'say', data: 'welcome' });
+  const ack = await host.next((f) => (f.t === 'ack' || f.t === 'error') && f.id === 901, 5000);
+  t.equal(ack.t, 'ack', 'host → ack');
+  const ev = await guest.next((f) => f.t === 'ev' && f.s === 'stage:1', 5000);
+  t.equal(ev.t === 'ev' && ev.data, 'welcome', 'members get the host event');
 });
 
 t.test('origin allowlist: other origins are refused with 4502', async (t) => {
