@@ -21,6 +21,8 @@ export interface BenchOptions {
   warmup: number;
   targets: TargetName[];
   json: boolean;
+  /** Print a Markdown table (RESULTS.md) instead of the text table. */
+  markdown: boolean;
   /** Client threads. */
   threads: number;
   /** capacity: idle seconds with heartbeats before the check broadcast. */
@@ -48,6 +50,7 @@ export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
   --churn C       churn: connections cycling at once (default 100)
   --json          print a JSON array (one object per target) instead of the table
+  --markdown      print the table as Markdown (for bench/RESULTS.md)
 `;
 
 function positive(flag: string, value: string | undefined, integer = true): number {
@@ -67,11 +70,15 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn' | 'warmup', number>> = {};
   let targets: TargetName[] = [...TARGET_NAMES];
   let json = false;
+  let markdown = false;
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
     switch (flag) {
       case '--json':
         json = true;
+        break;
+      case '--markdown':
+        markdown = true;
         break;
       case '--targets': {
         const names = (rest[++i] ?? '').split(',').filter(Boolean);
@@ -126,6 +133,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     warmup: given.warmup ?? (name === 'capacity' ? 0 : 5),
     targets,
     json,
+    markdown,
     threads: given.threads ?? availableParallelism(),
     holdS: given.hold ?? 10,
     churn: given.churn ?? 100,

@@ -7,7 +7,7 @@
 import { parseBenchArgs, USAGE, UsageError } from './cli-options.js';
 import { LoadGenerator } from './load/load-generator.js';
 import { stderrProgress } from './progress-display.js';
-import { renderTable } from './results-table.js';
+import { renderMarkdown, renderTable } from './results-table.js';
 import type { BenchResult } from './scenarios/broadcast-run.js';
 import { scenarioRun } from './scenarios/scenario.js';
 import { startTarget } from './targets/target.js';
@@ -56,7 +56,9 @@ async function main(): Promise<number> {
   } finally {
     await generator.close();
   }
-  process.stdout.write(options.json ? `${JSON.stringify(rows, null, 2)}\n` : renderTable(rows));
+  process.stdout.write(
+    options.json ? `${JSON.stringify(rows, null, 2)}\n` : options.markdown ? renderMarkdown(rows) : renderTable(rows),
+  );
   return failures > 0 ? 1 : 0;
 }
 

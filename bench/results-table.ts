@@ -25,9 +25,7 @@ const COMMON: [string, string][] = [
 
 const SKIP = new Set<string>(['scenario', 'rate', 'failed_connections', 'closed_early', 'unexpected', 'first_error']);
 
-/** The table for rows of one scenario. */
-export function renderTable(rows: BenchResult[]): string {
-  if (rows.length === 0) return '(no results)\n';
+function columnsOf(rows: BenchResult[]): [string, string][] {
   const columns: [string, string][] = [...COMMON];
   for (const row of rows) {
     for (const key of Object.keys(row)) {
@@ -35,7 +33,28 @@ export function renderTable(rows: BenchResult[]): string {
     }
   }
   columns.push(['rate', 'ticks/s'], ['failed_connections', 'failed'], ['closed_early', 'closed']);
-  const cells = rows.map((row) => columns.map(([key]) => (row[key] === undefined || row[key] === null ? '–' : String(row[key]))));
+  return columns;
+}
+
+const cell = (value: unknown): string => (value === undefined || value === null ? '–' : String(value));
+
+/** The rows as a Markdown table (for RESULTS.md). */
+export function renderMarkdown(rows: BenchResult[]): string {
+  if (rows.length === 0) return '(no results)\n';
+  const columns = columnsOf(rows);
+  const out = [
+    `| ${columns.map(([, title]) => title).join(' | ')} |`,
+    `|${columns.map((_, c) => (c === 0 ? ':--' : '--:')).join('|')}|`,
+    ...rows.map((row) => `| ${columns.map(([key]) => cell(row[key])).join(' | ')} |`),
+  ];
+  return out.join('\n') + '\n';
+}
+
+/** The table for rows of one scenario. */
+export function renderTable(rows: BenchResult[]): string {
+  if (rows.length === 0) return '(no results)\n';
+  const columns = columnsOf(rows);
+  const cells = rows.map((row) => columns.map(([key]) => cell(row[key])));
   const widths = columns.map(([, title], c) => Math.max(title.length, ...cells.map((r) => r[c].length)));
   const line = (values: string[]): string => values.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  ');
   const out = [`scenario: ${rows[0].scenario}`, line(columns.map(([, title]) => title)), ...cells.map(line)];
