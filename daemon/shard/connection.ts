@@ -43,6 +43,8 @@ export class Connection {
   closed = false;
   /** True once the primary counted the connection against the instance's caps. */
   admitted = false;
+  /** Frames that arrived before admission, answered after `hello` (copies: uWS reuses its buffers). */
+  early: Array<{ bytes: Uint8Array; isBinary: boolean }> = [];
   /** Rate-limit tokens and when they were last refilled. */
   tokens: number;
   refilledAt: number;

@@ -15,7 +15,7 @@ import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSock
 import { Connection, type SocketData } from './connection.js';
 import { pumpQueue } from './delivery.js';
 import { backstopBytes, type BufferPolicy } from './slow-consumers.js';
-import { handleMessage, type RequestContext } from './client-requests.js';
+import { failConnection, handleMessage, type RequestContext } from './client-requests.js';
 
 /** What the endpoint needs from the shard. */
 export interface EndpointContext extends RequestContext {
@@ -107,19 +107,23 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       data.conn = conn;
       registry.add(conn);
       // Connection caps hold for the whole instance, so the primary counts them;
-      // `hello` tells the client it was admitted.
+      // `hello` tells the client it was admitted, and replies only ever follow it.
       ctx.primary.call('admit', { user: principal.user }).then(
         (admission) => {
-          if (admission.admitted) {
-            if (conn.closed) {
-              ctx.primary.notify({ op: 'release', user: principal.user });
-              return;
-            }
-            conn.admitted = true;
-            conn.sendNow(encode({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
-          } else {
+          if (!admission.admitted) {
+            conn.early = [];
             conn.end(CloseCode.ConnectionLimit, admission.reason ?? 'connection limit reached');
+            return;
           }
+          if (conn.closed) {
+            ctx.primary.notify({ op: 'release', user: principal.user });
+            return;
+          }
+          conn.admitted = true;
+          conn.sendNow(encode({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
+          const early = conn.early;
+          conn.early = [];
+          for (const m of early) handleMessage(ctx, ctx.limits, conn, m.bytes, m.isBinary, Date.now());
         },
         () => conn.end(CloseCode.InternalError, 'could not admit the connection: retry'),
       );
@@ -128,6 +132,15 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
     message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) {
       const conn = ws.getUserData().conn;
       if (conn === null || conn.closed) return;
+      if (!conn.admitted) {
+        // Held (bounded like a burst) until the primary admits the connection.
+        if (conn.early.length >= config.rateLimitBurst) {
+          failConnection(conn, CloseCode.RateLimited, 'too many frames before hello');
+          return;
+        }
+        conn.early.push({ bytes: new Uint8Array(message).slice(), isBinary });
+        return;
+      }
       handleMessage(ctx, ctx.limits, conn, new Uint8Array(message), isBinary, Date.now());
     },
 

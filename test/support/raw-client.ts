@@ -90,7 +90,7 @@ export class RawClient {
   }
 
   /** Waits for the first frame matching `pred` and returns it. */
-  async next<T extends ServerFrame>(pred: (f: ServerFrame) => f is T, timeoutMs = 10_000): Promise<T>;
+  async next<T extends ServerFrame>(pred: (f: ServerFrame) => f is T, timeoutMs?: number): Promise<T>;
   async next(pred: (f: ServerFrame) => boolean, timeoutMs?: number): Promise<ServerFrame>;
   async next(pred: (f: ServerFrame) => boolean, timeoutMs = 10_000): Promise<ServerFrame> {
     await this.until((fs) => fs.some(pred), timeoutMs, 'a matching frame');
