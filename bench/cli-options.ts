@@ -21,6 +21,8 @@ export interface BenchOptions {
   warmup: number;
   targets: TargetName[];
   json: boolean;
+  /** shardcast targets: presence (pjoin/pleave notices) on for the bench sessions. */
+  presence: boolean;
   /** Print a Markdown table (RESULTS.md) instead of the text table. */
   markdown: boolean;
   /** Client threads. */
@@ -49,6 +51,8 @@ export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
   --threads T     client threads (default: cores)
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
   --churn C       churn: connections cycling at once (default 100)
+  --presence      shardcast: keep presence and its pjoin/pleave notices on for the bench
+                  sessions (off by default; no other target has presence)
   --json          print a JSON array (one object per target) instead of the table
   --markdown      print the table as Markdown (for bench/RESULTS.md)
 `;
@@ -71,6 +75,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   let targets: TargetName[] = [...TARGET_NAMES];
   let json = false;
   let markdown = false;
+  let presence = false;
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
     switch (flag) {
@@ -79,6 +84,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         break;
       case '--markdown':
         markdown = true;
+        break;
+      case '--presence':
+        presence = true;
         break;
       case '--targets': {
         const names = (rest[++i] ?? '').split(',').filter(Boolean);
@@ -134,6 +142,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     targets,
     json,
     markdown,
+    presence,
     threads: given.threads ?? availableParallelism(),
     holdS: given.hold ?? 10,
     churn: given.churn ?? 100,

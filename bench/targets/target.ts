@@ -54,8 +54,18 @@ export function isTargetName(name: string): name is TargetName {
   return (TARGET_NAMES as readonly string[]).includes(name);
 }
 
+/** How to start a target. */
+export interface TargetOptions {
+  /**
+   * Shardcast only: keep presence (and its pjoin/pleave notices to every member) on
+   * for the bench's sessions. Off by default: no other target does presence, and a
+   * notice per join to every member makes filling one session quadratic.
+   */
+  presence?: boolean;
+}
+
 /** Starts a target and resolves once it accepts connections. */
-export async function startTarget(name: TargetName): Promise<RunningTarget> {
+export async function startTarget(name: TargetName, options: TargetOptions = {}): Promise<RunningTarget> {
   const root = repoRoot();
   const port = await freePort();
   const node = process.execPath;
@@ -72,6 +82,8 @@ export async function startTarget(name: TargetName): Promise<RunningTarget> {
         // info: the "listening" line (all shards up) is logged at info; nothing per connection is.
         SHARDCAST_LOG_LEVEL: 'info',
         SHARDCAST_API_KEY: BENCH_API_KEY,
+        // Bench sessions are named bench-…; see TargetOptions.presence.
+        SHARDCAST_NAMESPACES: JSON.stringify([{ prefix: 'bench-', presence: options.presence === true }]),
       });
       const ready = await waitReady(name, child, port, 'listening-line');
       return running(name, child, ready, 'shardcast', shardcastPublisher({ host: HOST, port: ready }));
