@@ -36,6 +36,11 @@ export interface DrainOutcome {
 export async function drainConnections(registry: Registry, deadline: number, goAwayMaxDelayMs: number): Promise<DrainOutcome> {
   const conns = [...registry.connections.values()];
   for (const conn of conns) {
+    if (!conn.admitted) {
+      // Not greeted yet: nothing to resume, just send it elsewhere.
+      conn.end(CloseCode.GoingAway, 'going away');
+      continue;
+    }
     const goaway: GoAwayFrame = {
       t: 'goaway',
       reason: 'server shutting down',

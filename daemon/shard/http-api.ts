@@ -105,10 +105,16 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
   const { config } = ctx;
 
   app.get('/healthz', (res) => sendJson(res, '200 OK', { status: 'ok' }));
-
   app.get('/readyz', (res) => {
     if (ctx.isReady()) sendJson(res, '200 OK', { ready: true });
     else sendJson(res, '503 Service Unavailable', { ready: false });
+  });
+  // HEAD too (status only): some load balancers probe with it.
+  app.head('/healthz', (res) => {
+    res.cork(() => res.writeStatus('200 OK').endWithoutBody());
+  });
+  app.head('/readyz', (res) => {
+    res.cork(() => res.writeStatus(ctx.isReady() ? '200 OK' : '503 Service Unavailable').endWithoutBody());
   });
 
   app.post('/v1/publish', (res: HttpResponse, req: HttpRequest) => {

@@ -76,6 +76,11 @@ t.test('health, readiness and unknown routes', async (t) => {
   const ready = await call('GET', '/readyz');
   t.equal(ready.status, 200);
   t.same(ready.body, { ready: true });
+  for (const path of ['/healthz', '/readyz']) {
+    const head = await fetch(`${daemon.http}${path}`, { method: 'HEAD' });
+    t.equal(head.status, 200, `HEAD ${path} → 200`);
+    t.equal(await head.text(), '', 'without a body');
+  }
   for (const [method, path] of [['GET', '/nope'], ['POST', '/v1/nothing'], ['GET', '/v1/publish']]) {
     const r = await call(method, path);
     t.equal(r.status, 404, `${method} ${path} → 404`);
