@@ -14,6 +14,8 @@ export interface ResolvedNamespace {
   /** All clients (true), none (false), or clients with one of these roles. */
   readonly clientPublish: boolean | readonly string[];
   readonly conflate: boolean;
+  /** Members get pjoin/pleave notices (only where presence is kept). */
+  readonly joinLeave: boolean;
 }
 
 interface NamespaceTable {
@@ -34,11 +36,12 @@ function tableFor(config: Config): NamespaceTable {
           historySize: ns.historySize ?? config.historySize,
           presence: ns.presence ?? true,
           clientPublish: ns.clientPublish ?? false,
-          conflate: ns.conflate ?? false,
+          conflate: ns.conflate ?? true,
+          joinLeave: (ns.presence ?? true) && (ns.joinLeave ?? false),
         }),
     );
     resolved.sort((a, b) => b.prefix.length - a.prefix.length);
-    const fallback = Object.freeze({ prefix: '', historySize: config.historySize, presence: true, clientPublish: false, conflate: false });
+    const fallback = Object.freeze({ prefix: '', historySize: config.historySize, presence: true, clientPublish: false, conflate: true, joinLeave: false });
     table = { byPrefixLength: resolved, fallback };
     tables.set(config, table);
   }

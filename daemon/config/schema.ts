@@ -23,8 +23,10 @@ export interface NamespaceConfig {
   readonly presence?: boolean;
   /** Whether clients may publish into the session: all (true), none (false) or these roles. */
   readonly clientPublish?: boolean | readonly string[];
-  /** Whether queued frames marked conflatable may be replaced by newer ones. */
+  /** Whether queued frames marked conflatable may be replaced by newer ones; true when absent. */
   readonly conflate?: boolean;
+  /** Whether members get `pjoin`/`pleave` notices (needs presence); false when absent. */
+  readonly joinLeave?: boolean;
 }
 
 /** Every setting as configured (file and environment); see SCHEMA for docs and bounds. */
@@ -241,7 +243,7 @@ function originList(): Kind<readonly string[]> {
   };
 }
 
-const NAMESPACE_FIELDS = new Set(['prefix', 'historySize', 'presence', 'clientPublish', 'conflate']);
+const NAMESPACE_FIELDS = new Set(['prefix', 'historySize', 'presence', 'joinLeave', 'clientPublish', 'conflate']);
 /** Characters of session ids (protocol/frames.ts SESSION_ID_PATTERN); a prefix uses the same. */
 const PREFIX_PATTERN = /^[A-Za-z0-9_.:@-]+$/;
 const MAX_HISTORY = 1_000_000;
@@ -263,7 +265,7 @@ function namespaceList(): Kind<readonly NamespaceConfig[]> {
         }
       }
       if (!Array.isArray(value)) {
-        return no(`got ${describe(value)}; must be an array of {prefix, historySize?, presence?, clientPublish?, conflate?}`);
+        return no(`got ${describe(value)}; must be an array of {prefix, historySize?, presence?, joinLeave?, clientPublish?, conflate?}`);
       }
       const problems: string[] = [];
       const seen = new Map<string, number>();
@@ -296,7 +298,7 @@ function namespaceList(): Kind<readonly NamespaceConfig[]> {
             problems.push(`${at}.historySize: got ${describe(h)}; must be an integer from 0 to ${formatNumber(MAX_HISTORY)}`);
           } else ns.historySize = h;
         }
-        for (const flag of ['presence', 'conflate'] as const) {
+        for (const flag of ['presence', 'joinLeave', 'conflate'] as const) {
           const v = entry[flag];
           if (v === undefined) continue;
           if (typeof v !== 'boolean') problems.push(`${at}.${flag}: got ${describe(v)}; must be true or false`);
@@ -388,7 +390,7 @@ export const SCHEMA = {
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
   logLevel: define('logLevel', oneOf(LOG_LEVELS), 'info', 'Lowest pino level written to stdout.'),
   testHooks: define('testHooks', boolean(), false, 'Enables test-only triggers (e.g. crashing a shard); refused when NODE_ENV=production.'),
-  namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence?, clientPublish?: boolean | roles[], conflate? }]`; JSON text in the environment.', {
+  namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true) }]`; JSON text in the environment.', {
     defaultDoc: '`[]`',
   }),
 } as const satisfies { readonly [K in keyof Settings]: Setting<Settings[K]> };

@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { encode } from '../../protocol/codec.js';
+import { namespaceFor } from '../config/namespaces.js';
 import type { Config } from '../config/schema.js';
 import { createEngine, type Engine } from '../engine/engine.js';
 import type { ShardToPrimary } from '../threads/messages.js';
@@ -132,7 +133,9 @@ export class Primary {
     }
   }
 
+  /** Publishes a pjoin/pleave notice where the namespace wants them (they cost one frame per member per join). */
   private announce(t: 'pjoin' | 'pleave', session: string, user: string): void {
+    if (!namespaceFor(this.config, session).joinLeave) return;
     this.engine.bus.publish({ session, seq: 0, frame: encode({ t, s: session, u: user }) });
   }
 

@@ -3,6 +3,7 @@
  * request's id; failures carry a protocol error code the shard passes to the client.
  */
 import { ErrorCode } from '../../protocol/codes.js';
+import { namespaceFor } from '../config/namespaces.js';
 import type { PrimaryToShard, RequestName, ShardRequest, ShardRequests } from '../threads/messages.js';
 import type { Primary } from './primary.js';
 import type { ShardLink } from './shard-link.js';
@@ -25,7 +26,12 @@ const handlers: { [K in RequestName]: Handler<K> } = {
   },
   async publish(primary, args) {
     const results = [];
-    for (const event of args.events) results.push(await primary.engine.sequencer.publish(event));
+    for (const event of args.events) {
+      // Conflation is the namespace's call: elsewhere the flag is dropped and the
+      // frame is delivered like any other.
+      const allowed = !event.conflate || namespaceFor(primary.config, event.session).conflate;
+      results.push(await primary.engine.sequencer.publish(allowed ? event : { ...event, conflate: undefined }));
+    }
     return results;
   },
   async command(primary, args) {

@@ -25,7 +25,7 @@ t.test('namespace errors carry the path of the bad field', async (t) => {
     { prefix: 'poll:', conflate: 1, clientPublish: ['host', ''] },
   ]);
   const expected = [
-    /^namespaces\[1\]\.colour \(SHARDCAST_NAMESPACES, from the environment\): unknown field; allowed: prefix, historySize, presence, clientPublish, conflate$/,
+    /^namespaces\[1\]\.colour \(SHARDCAST_NAMESPACES, from the environment\): unknown field; allowed: prefix, historySize, presence, joinLeave, clientPublish, conflate$/,
     /^namespaces\[1\]\.historySize \(SHARDCAST_NAMESPACES, from the environment\): got -1; must be an integer from 0 to 1000000$/,
     /^namespaces\[1\]\.presence .*: got "yes"; must be true or false$/,
     /^namespaces\[1\]\.clientPublish .*: got "host"; must be true, false or an array of role names/,
@@ -52,15 +52,17 @@ t.test('namespaceFor: longest prefix wins, defaults otherwise', async (t) => {
     SHARDCAST_NAMESPACES: JSON.stringify([
       { prefix: 'quiz:', historySize: 50, presence: false, conflate: true },
       { prefix: 'quiz:live:', historySize: 5000 },
-      { prefix: 'chat:', clientPublish: true, historySize: 0 },
+      { prefix: 'chat:', clientPublish: true, historySize: 0, joinLeave: true },
+      { prefix: 'quiet:', presence: false, joinLeave: true },
       { prefix: 'stage:', clientPublish: ['host', 'moderator'] },
     ]),
   });
-  t.same(namespaceFor(config, 'quiz:42'), { prefix: 'quiz:', historySize: 50, presence: false, clientPublish: false, conflate: true });
-  t.same(namespaceFor(config, 'quiz:live:1'), { prefix: 'quiz:live:', historySize: 5000, presence: true, clientPublish: false, conflate: false });
-  t.same(namespaceFor(config, 'chat:lobby'), { prefix: 'chat:', historySize: 0, presence: true, clientPublish: true, conflate: false });
-  t.same(namespaceFor(config, 'poll:9'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: false });
-  t.same(namespaceFor(config, 'quiz'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: false }, 'a prefix must match whole');
+  t.same(namespaceFor(config, 'quiz:42'), { prefix: 'quiz:', historySize: 50, presence: false, clientPublish: false, conflate: true, joinLeave: false });
+  t.same(namespaceFor(config, 'quiz:live:1'), { prefix: 'quiz:live:', historySize: 5000, presence: true, clientPublish: false, conflate: true, joinLeave: false });
+  t.same(namespaceFor(config, 'chat:lobby'), { prefix: 'chat:', historySize: 0, presence: true, clientPublish: true, conflate: true, joinLeave: true });
+  t.same(namespaceFor(config, 'quiet:1'), { prefix: 'quiet:', historySize: 500, presence: false, clientPublish: false, conflate: true, joinLeave: false }, 'no notices without presence');
+  t.same(namespaceFor(config, 'poll:9'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false });
+  t.same(namespaceFor(config, 'quiz'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false }, 'a prefix must match whole');
   t.equal(namespaceFor(config, 'quiz:1'), namespaceFor(config, 'quiz:2'), 'resolved once per config');
 
   const stage = namespaceFor(config, 'stage:main');
