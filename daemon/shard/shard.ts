@@ -41,7 +41,7 @@ export class Shard {
     this.primary = new PrimaryLink(port);
     this.registry = new Registry((msg: ShardToPrimary) => this.primary.notify(msg));
     this.app = uws.App() as App;
-    this.policy = new BufferPolicy(config.maxBufferBytes);
+    this.policy = new BufferPolicy(config.maxBufferBytes, log);
     const ctx = {
       config,
       registry: this.registry,

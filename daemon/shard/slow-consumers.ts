@@ -15,6 +15,7 @@
 import { CloseCode } from '../../protocol/codes.js';
 import type { Connection } from './connection.js';
 import { pumpQueue, startLagging } from './delivery.js';
+import type { Logger } from '../log.js';
 import type { LocalSession, Registry } from './registry.js';
 
 /** Sweep period. */
@@ -33,7 +34,7 @@ export class BufferPolicy {
   slowClosed = 0;
   expiredClosed = 0;
 
-  constructor(readonly maxBufferBytes: number) {
+  constructor(readonly maxBufferBytes: number, private readonly log: Logger) {
     this.lagAt = maxBufferBytes / 4;
     this.lowWater = Math.max(16 * 1024, maxBufferBytes / 8);
     this.checkEveryBytes = maxBufferBytes / 8;
@@ -43,8 +44,10 @@ export class BufferPolicy {
   check(conn: Connection): void {
     if (conn.closed) return;
     const buffered = conn.ws.getBufferedAmount();
-    if (buffered + (conn.queue?.bytes ?? 0) > this.maxBufferBytes) {
+    const pending = buffered + (conn.queue?.bytes ?? 0);
+    if (pending > this.maxBufferBytes) {
       this.slowClosed++;
+      this.log.info({ conn: conn.id, user: conn.principal.user, pendingBytes: pending }, 'slow consumer disconnected');
       conn.queue = null;
       conn.end(CloseCode.SlowConsumer, 'slow consumer: outgoing buffer limit reached, reconnect and resume');
       return;
