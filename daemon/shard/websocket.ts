@@ -134,6 +134,10 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       if (conn === null || conn.closed) return;
       if (!conn.admitted) {
         // Held (bounded like a burst) until the primary admits the connection.
+        if (message.byteLength > config.maxFrameBytes) {
+          failConnection(conn, CloseCode.MessageTooBig, `frames are limited to ${config.maxFrameBytes} bytes`);
+          return;
+        }
         if (conn.early.length >= config.rateLimitBurst) {
           failConnection(conn, CloseCode.RateLimited, 'too many frames before hello');
           return;
