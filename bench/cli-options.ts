@@ -31,6 +31,8 @@ export interface BenchOptions {
   holdS: number;
   /** churn: cycling connections in total. */
   churn: number;
+  /** churn: how many times the whole run is repeated on the same server process. */
+  rounds: number;
 }
 
 /** A bad command line; the message says what to type instead. */
@@ -51,6 +53,7 @@ export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
   --threads T     client threads (default: cores)
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
   --churn C       churn: connections cycling at once (default 100)
+  --rounds K      churn: repeat the run K times on the same server (default 2)
   --presence      shardcast: keep presence and its pjoin/pleave notices on for the bench
                   sessions (off by default; no other target has presence)
   --json          print a JSON array (one object per target) instead of the table
@@ -71,7 +74,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   if (!scenario || !(SCENARIOS as readonly string[]).includes(scenario)) {
     throw new UsageError(`first argument must be a scenario (${SCENARIOS.join(', ')}), got ${scenario ?? 'nothing'}`);
   }
-  const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn' | 'warmup', number>> = {};
+  const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn' | 'warmup' | 'rounds', number>> = {};
   let targets: TargetName[] = [...TARGET_NAMES];
   let json = false;
   let markdown = false;
@@ -103,6 +106,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case '--threads':
       case '--hold':
       case '--churn':
+      case '--rounds':
         given[flag.slice(2) as 'clients'] = positive(flag, rest[++i]);
         break;
       case '--rate':
@@ -146,5 +150,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     threads: given.threads ?? availableParallelism(),
     holdS: given.hold ?? 10,
     churn: given.churn ?? 100,
+    rounds: given.rounds ?? 2,
   };
 }

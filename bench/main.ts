@@ -48,7 +48,8 @@ async function main(): Promise<number> {
         );
       } catch (err) {
         failures++;
-        progress.note(`bench: ${name}: ${err instanceof Error ? err.message : String(err)}`);
+        const tail = target.output().trim().split('\n').slice(-10).join('\n');
+        progress.note(`bench: ${name}: ${err instanceof Error ? err.message : String(err)}${tail ? `\n${name} output (last lines):\n${tail}` : ''}`);
       } finally {
         await target.stop();
       }

@@ -29,7 +29,7 @@ interface HttpTarget {
   port: number;
 }
 
-function post(agent: Agent, target: HttpTarget, path: string, body: string, headers: Record<string, string>): Promise<string> {
+function post(agent: Agent, target: HttpTarget, path: string, body: string, headers: Record<string, string>, retried = false): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -51,7 +51,14 @@ function post(agent: Agent, target: HttpTarget, path: string, body: string, head
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // A kept-alive socket the server closed as we reused it: the request never
+      // reached the server, so sending it again on a fresh socket is safe (Node's
+      // documented pattern for keep-alive races).
+      if (!retried && req.reusedSocket && err.code === 'ECONNRESET') {
+        post(agent, target, path, body, headers, true).then(resolve, reject);
+      } else reject(err);
+    });
     req.end(body);
   });
 }

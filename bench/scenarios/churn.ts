@@ -4,7 +4,7 @@
  * in a loop. The stable clients must get every event; once everyone is gone the
  * server's threads, descriptors and memory should be back near their baseline.
  *
- * The run is done twice (`rounds`): a fresh process's RSS is below what its heap
+ * The run is done `--rounds` times (default 2): a fresh process's RSS is below what its heap
  * settles at after the first load, so the round-1 → round-2 growth, not the
  * difference to the untouched process, is what shows a leak.
  */
@@ -14,7 +14,6 @@ import { runBroadcast, type BenchResult } from './broadcast-run.js';
 import type { ScenarioRun } from './scenario.js';
 
 const SETTLE_MS = 3000;
-const ROUNDS = 2;
 
 const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
 
@@ -26,7 +25,7 @@ export const churn: ScenarioRun = async (target, generator, options: BenchOption
   let cycles = 0;
   let failures = 0;
   let churnFrames = 0;
-  for (let round = 1; round <= ROUNDS; round++) {
+  for (let round = 1; round <= options.rounds; round++) {
     const outcome = await runBroadcast(
       target,
       generator,
@@ -56,7 +55,8 @@ export const churn: ScenarioRun = async (target, generator, options: BenchOption
   }
   if (!result || !first) throw new Error('bench: churn ran no round');
   const last = ends[ends.length - 1];
-  result.rounds = ROUNDS;
+  result.rounds = options.rounds;
+  result.rss_end_rounds_mb = ends.map((e) => mb(e.rssKb)).join(' → ');
   result.churn_concurrency = options.churn;
   result.churn_cycles = cycles;
   result.churn_failures = failures;

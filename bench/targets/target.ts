@@ -28,6 +28,8 @@ export interface RunningTarget {
   /** The server process, for /proc readings. */
   readonly pid: number;
   readonly publisher: Publisher;
+  /** The last few KB the process wrote to stdout and stderr. */
+  output(): string;
   /** Ends the process (SIGTERM, then SIGKILL after a grace) and waits for it. */
   stop(): Promise<void>;
 }
@@ -119,7 +121,7 @@ export async function startTarget(name: TargetName, options: TargetOptions = {})
   }
 }
 
-function running(name: TargetName, child: ChildProcess, port: number, protocol: ProtocolName, publisher: Publisher): RunningTarget {
+function running(name: TargetName, child: ServerProcess, port: number, protocol: ProtocolName, publisher: Publisher): RunningTarget {
   return {
     name,
     host: HOST,
@@ -127,6 +129,7 @@ function running(name: TargetName, child: ChildProcess, port: number, protocol: 
     protocol,
     pid: child.pid ?? 0,
     publisher,
+    output: () => child.outputTail,
     stop: async () => {
       publisher.close();
       await stopProcess(child);

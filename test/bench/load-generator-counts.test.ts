@@ -75,6 +75,7 @@ async function measure(t: Test, faults: Faults, warmup = 0) {
     protocol: 'shardcast',
     pid: process.pid,
     publisher,
+    output: () => '',
     stop: async () => publisher.close(),
   };
   const { result } = await runBroadcast(
