@@ -7,7 +7,7 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startDaemon } from '../client/daemon-process.js';
+import { startDaemon } from '../support/daemon-process.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const daemonMain = `${root}dist/daemon/main.js`;
@@ -44,8 +44,9 @@ if (!existsSync(daemonMain) || !existsSync(cliMain)) {
   t.fail(`built files missing (${daemonMain}, ${cliMain}): run npm run build first`);
 } else {
   t.test('dev mode: publish, then listen replays what was missed and follows live events', async (t) => {
-    const daemon = await startDaemon(t, { SHARDCAST_DEV_MODE: 'true' });
-    const env = { SHARDCAST_URL: daemon.url };
+    const daemon = await startDaemon();
+    t.teardown(() => daemon.stop());
+    const env = { SHARDCAST_URL: daemon.http };
 
     const first = await runCli(['publish', '--session', 'e2e:quiz', '--type', 'question', '--data', '{"n":1}', '--id', 'q1'], env);
     t.equal(first.code, 0, first.stderr);
@@ -83,10 +84,11 @@ if (!existsSync(daemonMain) || !existsSync(cliMain)) {
   t.test('with a JWT secret and an API key: tokens, session patterns and keys are enforced', async (t) => {
     const secret = 'e2e-jwt-secret-e2e-jwt-secret-0123456789';
     const apiKey = 'e2e-api-key-0123456789';
-    const daemon = await startDaemon(t, { SHARDCAST_JWT_SECRET: secret, SHARDCAST_API_KEY: apiKey });
-    const env = { SHARDCAST_URL: daemon.url, SHARDCAST_JWT_SECRET: secret, SHARDCAST_API_KEY: apiKey };
+    const daemon = await startDaemon({ SHARDCAST_DEV_MODE: 'false', SHARDCAST_JWT_SECRET: secret, SHARDCAST_API_KEY: apiKey });
+    t.teardown(() => daemon.stop());
+    const env = { SHARDCAST_URL: daemon.http, SHARDCAST_JWT_SECRET: secret, SHARDCAST_API_KEY: apiKey };
 
-    const noKey = await runCli(['publish', '--session', 'quiz:7', '--type', 't', '--data', '1'], { SHARDCAST_URL: daemon.url });
+    const noKey = await runCli(['publish', '--session', 'quiz:7', '--type', 't', '--data', '1'], { SHARDCAST_URL: daemon.http });
     t.equal(noKey.code, 1);
     t.match(noKey.stderr, /HTTP 401/);
     t.equal(noKey.stdout, '');
