@@ -21,8 +21,8 @@ export interface BenchOptions {
   warmup: number;
   targets: TargetName[];
   json: boolean;
-  /** shardcast targets: presence (pjoin/pleave notices) on for the bench sessions. */
-  presence: boolean;
+  /** shardcast targets: pjoin/pleave notices on for the bench sessions. */
+  joinLeave: boolean;
   /** Print a Markdown table (RESULTS.md) instead of the text table. */
   markdown: boolean;
   /** Client threads. */
@@ -54,8 +54,8 @@ export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
   --churn C       churn: connections cycling at once (default 100)
   --rounds K      churn: repeat the run K times on the same server (default 2)
-  --presence      shardcast: keep presence and its pjoin/pleave notices on for the bench
-                  sessions (off by default; no other target has presence)
+  --join-leave    shardcast: pjoin/pleave notices to every member on for the bench sessions
+                  (off by default, as in the daemon's defaults)
   --json          print a JSON array (one object per target) instead of the table
   --markdown      print the table as Markdown (for bench/RESULTS.md)
 `;
@@ -78,7 +78,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   let targets: TargetName[] = [...TARGET_NAMES];
   let json = false;
   let markdown = false;
-  let presence = false;
+  let joinLeave = false;
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
     switch (flag) {
@@ -88,8 +88,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case '--markdown':
         markdown = true;
         break;
-      case '--presence':
-        presence = true;
+      case '--join-leave':
+        joinLeave = true;
         break;
       case '--targets': {
         const names = (rest[++i] ?? '').split(',').filter(Boolean);
@@ -146,7 +146,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     targets,
     json,
     markdown,
-    presence,
+    joinLeave,
     threads: given.threads ?? availableParallelism(),
     holdS: given.hold ?? 10,
     churn: given.churn ?? 100,

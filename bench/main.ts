@@ -33,7 +33,7 @@ async function main(): Promise<number> {
       progress.update(`${options.scenario} ${name}: starting`);
       let target;
       try {
-        target = await startTarget(name, { presence: options.presence });
+        target = await startTarget(name, { joinLeave: options.joinLeave });
       } catch (err) {
         failures++;
         progress.note(`bench: ${name}: ${err instanceof Error ? err.message : String(err)}`);

@@ -122,10 +122,14 @@ export async function runBroadcast(
     if (ready.joined === 0) {
       throw new Error(`bench: no client of ${target.name} could join${ready.firstError ? `: ${ready.firstError}` : ''}`);
     }
+    const connected = sampleProcess(target.pid);
     if (plan.holdMs) {
       phase = 'holding';
       await new Promise((r) => setTimeout(r, plan.holdMs));
     }
+    const held = sampleProcess(target.pid);
+    // CPU the server spends holding idle connections (heartbeats, timers, sweeps).
+    const idleCpuPct = plan.holdMs ? Math.round(((held.cpuUs - connected.cpuUs) / (plan.holdMs * 1000)) * 1000) / 10 : null;
     const warmup = plan.warmup ?? 0;
     if (warmup > 0) {
       phase = 'warming up';
@@ -180,6 +184,7 @@ export async function runBroadcast(
       closed_early: load.closedEarly,
       unexpected: load.unexpected,
       warmup_events: warmup,
+      server_idle_cpu_pct: idleCpuPct,
       host_load_1m: hostLoad,
     };
     if (load.firstError) result.first_error = load.firstError;

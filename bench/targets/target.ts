@@ -59,11 +59,11 @@ export function isTargetName(name: string): name is TargetName {
 /** How to start a target. */
 export interface TargetOptions {
   /**
-   * Shardcast only: keep presence (and its pjoin/pleave notices to every member) on
-   * for the bench's sessions. Off by default: no other target does presence, and a
-   * notice per join to every member makes filling one session quadratic.
+   * Shardcast only: turn pjoin/pleave notices on for the bench's sessions (namespace
+   * `bench-` with presence and joinLeave). Off by default, as in the daemon's own
+   * defaults: a notice per join to every member makes filling a session quadratic.
    */
-  presence?: boolean;
+  joinLeave?: boolean;
 }
 
 /** Starts a target and resolves once it accepts connections. */
@@ -84,8 +84,8 @@ export async function startTarget(name: TargetName, options: TargetOptions = {})
         // info: the "listening" line (all shards up) is logged at info; nothing per connection is.
         SHARDCAST_LOG_LEVEL: 'info',
         SHARDCAST_API_KEY: BENCH_API_KEY,
-        // Bench sessions are named bench-…; see TargetOptions.presence.
-        SHARDCAST_NAMESPACES: JSON.stringify([{ prefix: 'bench-', presence: options.presence === true }]),
+        // Otherwise the daemon's defaults; see TargetOptions.joinLeave.
+        ...(options.joinLeave ? { SHARDCAST_NAMESPACES: JSON.stringify([{ prefix: 'bench-', presence: true, joinLeave: true }]) } : {}),
       });
       const ready = await waitReady(name, child, port, 'listening-line');
       return running(name, child, ready, 'shardcast', shardcastPublisher({ host: HOST, port: ready }));
