@@ -54,6 +54,7 @@ export interface Settings {
   readonly rateLimitBurst: number;
   readonly maxSessionsPerConnection: number;
   readonly commandJournalSize: number;
+  readonly shardYoungGenerationMb: number;
   readonly logLevel: LogLevel;
   readonly testHooks: boolean;
   readonly namespaces: readonly NamespaceConfig[];
@@ -388,6 +389,7 @@ export const SCHEMA = {
   rateLimitBurst: define('rateLimitBurst', integer(1, 1_000_000), 100, 'Frames a connection may send in a burst (token bucket size).'),
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
+  shardYoungGenerationMb: define('shardYoungGenerationMb', integer(0, 1024), 4, "Cap of each shard thread's V8 young generation in MB (0 = V8's default, which grows to tens of MB under connection storms and shows up as memory per connection; see bench/RESULTS.md)."),
   logLevel: define('logLevel', oneOf(LOG_LEVELS), 'info', 'Lowest pino level written to stdout.'),
   testHooks: define('testHooks', boolean(), false, 'Enables test-only triggers (e.g. crashing a shard); refused when NODE_ENV=production.'),
   namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true) }]`; JSON text in the environment.', {

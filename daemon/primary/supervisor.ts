@@ -114,6 +114,10 @@ export class Supervisor {
     const worker = new Worker(WORKER_URL, {
       workerData: { init, config: this.config },
       name: `shard-${id}`,
+      // The young generation otherwise grows to tens of MB per shard during a
+      // connection storm and stays: a small cap halves memory per idle connection
+      // at no measured CPU cost (bench/RESULTS.md).
+      resourceLimits: this.config.shardYoungGenerationMb > 0 ? { maxYoungGenerationSizeMb: this.config.shardYoungGenerationMb } : undefined,
     });
     const link = new ShardLink(id, worker);
     this.live.set(id, link);

@@ -25,8 +25,8 @@ export interface Membership {
   readonly session: LocalSession;
   /** Joined: frames flow. Pending: the history reply has not arrived yet. */
   state: 'pending' | 'joined';
-  /** Live frames that arrived while pending, replayed after the history. */
-  buffered: BusMessage[];
+  /** Live frames that arrived while pending, replayed after the history (null once joined: idle members cost no array). */
+  buffered: BusMessage[] | null;
   /** Seq of the last frame handed to uWS for this connection outside the topic (join, addressed frames, queue pumps)... */
   lastSeq: number;
   /** ...and when (ms), for fair answer timing. */
@@ -44,7 +44,7 @@ export class Connection {
   /** True once the primary counted the connection against the instance's caps. */
   admitted = false;
   /** Frames that arrived before admission, answered after `hello` (copies: uWS reuses its buffers). */
-  early: Array<{ bytes: Uint8Array; isBinary: boolean }> = [];
+  early: Array<{ bytes: Uint8Array; isBinary: boolean }> | null = null;
   /** Rate-limit tokens and when they were last refilled. */
   tokens: number;
   refilledAt: number;

@@ -29,7 +29,7 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: B
     session.lastSeq = msg.seq;
     session.lastSeqAt = now;
   }
-  for (const m of session.pending) m.buffered.push(msg);
+  for (const m of session.pending) m.buffered?.push(msg);
   if (msg.to !== undefined) {
     for (const user of msg.to) {
       const conns = registry.byUser(user);

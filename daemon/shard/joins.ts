@@ -82,13 +82,13 @@ function completeJoin(
   for (const bytes of history.frames) conn.deliver(bytes, frame.s, 0);
   let last = history.head;
   const user = conn.principal.user;
-  for (const msg of m.buffered) {
+  for (const msg of m.buffered ?? []) {
     if (msg.seq !== 0 && msg.seq <= last) continue;
     if (msg.to !== undefined && !msg.to.includes(user)) continue;
     conn.deliver(msg.frame, frame.s, msg.seq, msg.conflateKey);
     if (msg.seq > last) last = msg.seq;
   }
-  m.buffered = [];
+  m.buffered = null;
   if (last > m.lastSeq) {
     m.lastSeq = last;
     m.lastSeqAt = Date.now();

@@ -111,7 +111,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       ctx.primary.call('admit', { user: principal.user }).then(
         (admission) => {
           if (!admission.admitted) {
-            conn.early = [];
+            conn.early = null;
             conn.end(CloseCode.ConnectionLimit, admission.reason ?? 'connection limit reached');
             return;
           }
@@ -121,8 +121,8 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
           }
           conn.admitted = true;
           conn.sendNow(encode({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
-          const early = conn.early;
-          conn.early = [];
+          const early = conn.early ?? [];
+          conn.early = null;
           for (const m of early) handleMessage(ctx, ctx.limits, conn, m.bytes, m.isBinary, Date.now());
         },
         () => conn.end(CloseCode.InternalError, 'could not admit the connection: retry'),
@@ -138,6 +138,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
           failConnection(conn, CloseCode.MessageTooBig, `frames are limited to ${config.maxFrameBytes} bytes`);
           return;
         }
+        conn.early ??= [];
         if (conn.early.length >= config.rateLimitBurst) {
           failConnection(conn, CloseCode.RateLimited, 'too many frames before hello');
           return;

@@ -45,6 +45,7 @@ t.test('defaults', async (t) => {
   t.equal(config.rateLimitBurst, 100);
   t.equal(config.maxSessionsPerConnection, 64);
   t.equal(config.commandJournalSize, 100000);
+  t.equal(config.shardYoungGenerationMb, 4);
   t.equal(config.logLevel, 'info');
   t.equal(config.testHooks, false);
   t.same(config.allowedOrigins, []);
@@ -110,6 +111,7 @@ t.test('every validation error names its key and env var', async (t) => {
     rateLimitBurst: '0',
     maxSessionsPerConnection: '0',
     commandJournalSize: '0',
+    shardYoungGenerationMb: '1025',
     logLevel: 'verbose',
     testHooks: '2',
     namespaces: '{}',
