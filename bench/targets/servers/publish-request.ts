@@ -5,6 +5,8 @@
  * then encodes and fans out in its own idiomatic way.
  */
 
+import { encodeServerFrame } from '../../../protocol/codec.js';
+
 /** One event to publish. */
 export interface PublishEvent {
   session: string;
@@ -64,4 +66,19 @@ export function portFromEnv(): number {
   const port = Number(process.env.BENCH_PORT ?? '0');
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`BENCH_PORT must be a port number, got ${process.env.BENCH_PORT}`);
   return port;
+}
+
+/** Sequences one event and encodes its `ev` frame once, as Shardcast's wire shape (uws-raw, ws-hub). */
+export function sequenceAndEncode(sequence: SessionSequence, event: PublishEvent): { seq: number; bytes: Uint8Array } {
+  const seq = sequence.next(event.session);
+  const bytes = encodeServerFrame({
+    t: 'ev',
+    s: event.session,
+    seq,
+    ep: sequence.epoch,
+    type: event.type,
+    data: event.data as never,
+    ts: Date.now(),
+  });
+  return { seq, bytes };
 }

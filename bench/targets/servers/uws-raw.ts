@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type * as UWS from 'uWebSockets.js';
 import { decode, encodeServerFrame } from '../../../protocol/codec.js';
 import { SUBPROTOCOL } from '../../../protocol/frames.js';
-import { announceListening, parsePublishRequest, portFromEnv, publishReply, SessionSequence } from './publish-request.js';
+import { announceListening, parsePublishRequest, portFromEnv, publishReply, sequenceAndEncode, SessionSequence } from './publish-request.js';
 
 const uws = createRequire(import.meta.url)('uWebSockets.js') as typeof UWS;
 if (typeof uws.SSLApp !== 'function') throw new Error('uws-raw: the native uWebSockets.js binding did not load');
@@ -66,16 +66,7 @@ app.post('/v1/publish', (res) => {
     try {
       const request = parsePublishRequest(Buffer.concat(chunks).toString());
       const seqs = request.events.map((event) => {
-        const seq = sequence.next(event.session);
-        const bytes = encodeServerFrame({
-          t: 'ev',
-          s: event.session,
-          seq,
-          ep: sequence.epoch,
-          type: event.type,
-          data: event.data as never,
-          ts: Date.now(),
-        });
+        const { seq, bytes } = sequenceAndEncode(sequence, event);
         app.publish(event.session, bytes, true);
         return seq;
       });

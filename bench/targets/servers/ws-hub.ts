@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { decode, encodeServerFrame } from '../../../protocol/codec.js';
 import { SUBPROTOCOL } from '../../../protocol/frames.js';
-import { announceListening, parsePublishRequest, portFromEnv, publishReply, SessionSequence } from './publish-request.js';
+import { announceListening, parsePublishRequest, portFromEnv, publishReply, sequenceAndEncode, SessionSequence } from './publish-request.js';
 
 const sequence = new SessionSequence();
 const rooms = new Map<string, Set<WebSocket>>();
@@ -23,16 +23,7 @@ const server = createServer((req, res) => {
     try {
       const request = parsePublishRequest(Buffer.concat(chunks).toString());
       const seqs = request.events.map((event) => {
-        const seq = sequence.next(event.session);
-        const bytes = encodeServerFrame({
-          t: 'ev',
-          s: event.session,
-          seq,
-          ep: sequence.epoch,
-          type: event.type,
-          data: event.data as never,
-          ts: Date.now(),
-        });
+        const { seq, bytes } = sequenceAndEncode(sequence, event);
         const room = rooms.get(event.session);
         if (room) for (const ws of room) ws.send(bytes);
         return seq;
