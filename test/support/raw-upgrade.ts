@@ -57,7 +57,7 @@ export function rawUpgrade(url: string, headers: Record<string, string>, opts: {
     });
     req.on('upgrade', (res, socket, head) => {
       const protocol = String(res.headers['sec-websocket-protocol'] ?? '');
-      let buf = Buffer.from(head);
+      let buf: Buffer = Buffer.from(head);
       const frames: number[] = [];
       const finish = (closeCode: number, closeReason: string) => {
         clearTimeout(timer);
@@ -66,22 +66,10 @@ export function rawUpgrade(url: string, headers: Record<string, string>, opts: {
       };
       const parse = () => {
         for (;;) {
-          if (buf.length < 2) return;
-          const opcode = buf[0] & 0x0f;
-          let len = buf[1] & 0x7f;
-          let at = 2;
-          if (len === 126) {
-            if (buf.length < 4) return;
-            len = buf.readUInt16BE(2);
-            at = 4;
-          } else if (len === 127) {
-            if (buf.length < 10) return;
-            len = Number(buf.readBigUInt64BE(2));
-            at = 10;
-          }
-          if (buf.length < at + len) return;
-          const payload = buf.subarray(at, at + len);
-          buf = buf.subarray(at + len);
+          const next = readServerFrame(buf);
+          if (next === null) return;
+          const { opcode, payload } = next;
+          buf = next.rest;
           if (opcode === 0x8) {
             finish(payload.length >= 2 ? payload.readUInt16BE(0) : 1005, payload.subarray(2).toString('utf8'));
             return;
@@ -148,7 +136,7 @@ export function rawSession(url: string, frames: Uint8Array[], opts: { headers?: 
   ];
   return new Promise((resolve) => {
     const got: RawFrame[] = [];
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let upgraded = false;
     const socket = net.connect(Number(target.port), target.hostname, () => {
       socket.write(Buffer.from(lines.join('\r\n')));
@@ -170,21 +158,10 @@ export function rawSession(url: string, frames: Uint8Array[], opts: { headers?: 
         socket.write(Buffer.concat(frames.map((f) => maskedFrame(f))));
       }
       for (;;) {
-        if (buf.length < 2) return;
-        let len = buf[1] & 0x7f;
-        let at = 2;
-        if (len === 126) {
-          if (buf.length < 4) return;
-          len = buf.readUInt16BE(2);
-          at = 4;
-        } else if (len === 127) {
-          if (buf.length < 10) return;
-          len = Number(buf.readBigUInt64BE(2));
-          at = 10;
-        }
-        if (buf.length < at + len) return;
-        const frame = { opcode: buf[0] & 0x0f, payload: Buffer.from(buf.subarray(at, at + len)) };
-        buf = buf.subarray(at + len);
+        const next = readServerFrame(buf);
+        if (next === null) return;
+        const frame = { opcode: next.opcode, payload: Buffer.from(next.payload) };
+        buf = next.rest;
         got.push(frame);
         if (frame.opcode === 0x8 || got.length >= opts.count) return done();
       }
@@ -192,4 +169,22 @@ export function rawSession(url: string, frames: Uint8Array[], opts: { headers?: 
     socket.on('error', done);
     socket.on('close', done);
   });
+}
+
+/** Splits one unmasked server frame off the front of `buf`, or null until it is complete. */
+function readServerFrame(buf: Buffer): { opcode: number; payload: Buffer; rest: Buffer } | null {
+  if (buf.length < 2) return null;
+  let len = buf[1] & 0x7f;
+  let at = 2;
+  if (len === 126) {
+    if (buf.length < 4) return null;
+    len = buf.readUInt16BE(2);
+    at = 4;
+  } else if (len === 127) {
+    if (buf.length < 10) return null;
+    len = Number(buf.readBigUInt64BE(2));
+    at = 10;
+  }
+  if (buf.length < at + len) return null;
+  return { opcode: buf[0] & 0x0f, payload: buf.subarray(at, at + len), rest: buf.subarray(at + len) };
 }
