@@ -5,6 +5,7 @@
  * then encodes and fans out in its own idiomatic way.
  */
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { encodeServerFrame } from '../../../protocol/codec.js';
 
 /** One event to publish. */
@@ -30,7 +31,7 @@ function parseEvent(value: unknown): PublishEvent {
 }
 
 /** Parses and validates a publish body; throws with a message fit for a 400 reply. */
-export function parsePublishRequest(body: string): PublishRequest {
+function parsePublishRequest(body: string): PublishRequest {
   const value: unknown = JSON.parse(body);
   if (typeof value === 'object' && value !== null && Array.isArray((value as { events?: unknown }).events)) {
     return { events: (value as { events: unknown[] }).events.map(parseEvent), batch: true };
@@ -51,7 +52,7 @@ export class SessionSequence {
 }
 
 /** The reply body for a publish request whose events got `seqs`. */
-export function publishReply(request: PublishRequest, seqs: number[], epoch: string): string {
+function publishReply(request: PublishRequest, seqs: number[], epoch: string): string {
   const results = seqs.map((seq) => ({ seq, epoch, duplicate: false }));
   return JSON.stringify(request.batch ? { results } : results[0]);
 }
@@ -68,17 +69,45 @@ export function portFromEnv(): number {
   return port;
 }
 
-/** Sequences one event and encodes its `ev` frame once, as Shardcast's wire shape (uws-raw, ws-hub). */
-export function sequenceAndEncode(sequence: SessionSequence, event: PublishEvent): { seq: number; bytes: Uint8Array } {
-  const seq = sequence.next(event.session);
-  const bytes = encodeServerFrame({
-    t: 'ev',
-    s: event.session,
-    seq,
-    ep: sequence.epoch,
-    type: event.type,
-    data: event.data as never,
-    ts: Date.now(),
+/** Encodes an event's `ev` frame once, in Shardcast's wire shape (uws-raw, ws-hub). */
+export function encodeEvent(event: PublishEvent, seq: number, epoch: string): Uint8Array {
+  return encodeServerFrame({ t: 'ev', s: event.session, seq, ep: epoch, type: event.type, data: event.data as never, ts: Date.now() });
+}
+
+/**
+ * Handles one publish body: parses it, gives each event its seq and hands it to
+ * `emit` (the server's own fan-out), and returns the reply body. Throws with a
+ * message fit for a 400 reply.
+ */
+export function handlePublish(body: string, sequence: SessionSequence, emit: (event: PublishEvent, seq: number) => void): string {
+  const request = parsePublishRequest(body);
+  const seqs = request.events.map((event) => {
+    const seq = sequence.next(event.session);
+    emit(event, seq);
+    return seq;
   });
-  return { seq, bytes };
+  return publishReply(request, seqs, sequence.epoch);
+}
+
+/** A node:http handler for `POST /v1/publish` around handlePublish (ws-hub, socketio). */
+export function nodePublishHandler(
+  sequence: SessionSequence,
+  emit: (event: PublishEvent, seq: number) => void,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    if (req.method !== 'POST' || req.url !== '/v1/publish') {
+      res.writeHead(404).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        const reply = handlePublish(Buffer.concat(chunks).toString(), sequence, emit);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(reply);
+      } catch (err) {
+        res.writeHead(400).end(JSON.stringify({ error: String(err) }));
+      }
+    });
+  };
 }

@@ -5,32 +5,17 @@
  */
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
-import { announceListening, parsePublishRequest, portFromEnv, publishReply, SessionSequence } from './publish-request.js';
+import { announceListening, nodePublishHandler, portFromEnv, SessionSequence } from './publish-request.js';
 
 const sequence = new SessionSequence();
 
+const publish = nodePublishHandler(sequence, (event, seq) => {
+  io.to(event.session).emit('ev', { s: event.session, seq, ep: sequence.epoch, type: event.type, data: event.data, ts: Date.now() });
+});
 const server = createServer((req, res) => {
   // Socket.IO answers its own path from its own listener.
   if (req.url?.startsWith('/socket.io/')) return;
-  if (req.method !== 'POST' || req.url !== '/v1/publish') {
-    res.writeHead(404).end();
-    return;
-  }
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    try {
-      const request = parsePublishRequest(Buffer.concat(chunks).toString());
-      const seqs = request.events.map((event) => {
-        const seq = sequence.next(event.session);
-        io.to(event.session).emit('ev', { s: event.session, seq, ep: sequence.epoch, type: event.type, data: event.data, ts: Date.now() });
-        return seq;
-      });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(publishReply(request, seqs, sequence.epoch));
-    } catch (err) {
-      res.writeHead(400).end(JSON.stringify({ error: String(err) }));
-    }
-  });
+  publish(req, res);
 });
 
 const io = new Server(server, { transports: ['websocket'], perMessageDeflate: false, serveClient: false });

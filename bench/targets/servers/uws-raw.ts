@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type * as UWS from 'uWebSockets.js';
 import { decode, encodeServerFrame } from '../../../protocol/codec.js';
 import { SUBPROTOCOL } from '../../../protocol/frames.js';
-import { announceListening, parsePublishRequest, portFromEnv, publishReply, sequenceAndEncode, SessionSequence } from './publish-request.js';
+import { announceListening, encodeEvent, handlePublish, portFromEnv, SessionSequence } from './publish-request.js';
 
 const uws = createRequire(import.meta.url)('uWebSockets.js') as typeof UWS;
 if (typeof uws.SSLApp !== 'function') throw new Error('uws-raw: the native uWebSockets.js binding did not load');
@@ -64,13 +64,9 @@ app.post('/v1/publish', (res) => {
     if (!isLast || aborted) return;
     let reply: string;
     try {
-      const request = parsePublishRequest(Buffer.concat(chunks).toString());
-      const seqs = request.events.map((event) => {
-        const { seq, bytes } = sequenceAndEncode(sequence, event);
-        app.publish(event.session, bytes, true);
-        return seq;
+      reply = handlePublish(Buffer.concat(chunks).toString(), sequence, (event, seq) => {
+        app.publish(event.session, encodeEvent(event, seq, sequence.epoch), true);
       });
-      reply = publishReply(request, seqs, sequence.epoch);
     } catch (err) {
       res.cork(() => res.writeStatus('400 Bad Request').end(JSON.stringify({ error: String(err) })));
       return;

@@ -7,33 +7,19 @@ import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { decode, encodeServerFrame } from '../../../protocol/codec.js';
 import { SUBPROTOCOL } from '../../../protocol/frames.js';
-import { announceListening, parsePublishRequest, portFromEnv, publishReply, sequenceAndEncode, SessionSequence } from './publish-request.js';
+import { announceListening, encodeEvent, nodePublishHandler, portFromEnv, SessionSequence } from './publish-request.js';
 
 const sequence = new SessionSequence();
 const rooms = new Map<string, Set<WebSocket>>();
 
-const server = createServer((req, res) => {
-  if (req.method !== 'POST' || req.url !== '/v1/publish') {
-    res.writeHead(404).end();
-    return;
-  }
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    try {
-      const request = parsePublishRequest(Buffer.concat(chunks).toString());
-      const seqs = request.events.map((event) => {
-        const { seq, bytes } = sequenceAndEncode(sequence, event);
-        const room = rooms.get(event.session);
-        if (room) for (const ws of room) ws.send(bytes);
-        return seq;
-      });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(publishReply(request, seqs, sequence.epoch));
-    } catch (err) {
-      res.writeHead(400).end(JSON.stringify({ error: String(err) }));
-    }
-  });
-});
+const server = createServer(
+  nodePublishHandler(sequence, (event, seq) => {
+    const room = rooms.get(event.session);
+    if (!room) return;
+    const bytes = encodeEvent(event, seq, sequence.epoch);
+    for (const ws of room) ws.send(bytes);
+  }),
+);
 
 const wss = new WebSocketServer({
   server,
