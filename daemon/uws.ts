@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import type * as UWS from 'uWebSockets.js';
 
-export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 
 /** The native binding's app has close(), which the shipped .d.ts leaves out. */
 export type App = UWS.TemplatedApp & { close(): void };

@@ -12,7 +12,7 @@
  *   those same bytes to every subscriber.
  * Calls for one session may be concurrent; the implementation serialises them.
  */
-import type { ResumePoint, SnapshotEntry, PresenceEntry, Value } from '../../protocol/frames.js';
+import type { ResumePoint, SnapshotEntry, Value } from '../../protocol/frames.js';
 
 /** An event as upstream publishes it (HTTP API or broker), already validated. */
 export interface PublishRequest {
@@ -67,4 +67,3 @@ export interface Sequencer {
   close(): Promise<void>;
 }
 
-export type { PresenceEntry };

@@ -104,9 +104,6 @@ export class Primary {
       case 'presence-leave':
         void this.presenceLeave(msg.session, msg.user, link.id);
         return;
-      case 'drained':
-        this.log.info({ shard: link.id, connections: msg.connections, forced: msg.forced }, 'shard drained');
-        return;
       case 'request':
         void handleShardRequest(this, link, msg);
         return;

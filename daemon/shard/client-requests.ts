@@ -8,7 +8,7 @@ import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { DEFAULT_LIMITS, type CmdFrame, type PubFrame } from '../../protocol/frames.js';
 import { parseClientFrame, type ClientLimits } from '../../protocol/validate.js';
 import { mayPublish, namespaceFor } from '../config/namespaces.js';
-import type { Connection } from './connection.js';
+import type { Connection, Membership } from './connection.js';
 import { join, leave, type JoinContext } from './joins.js';
 import { PrimaryCallError } from './primary-link.js';
 import { takeToken } from './rate-limit.js';
@@ -98,10 +98,12 @@ export function handleMessage(
   }
 }
 
-function joinedOrReply(conn: Connection, id: number, session: string): boolean {
-  if (conn.memberships.get(session)?.state === 'joined') return true;
+/** The connection's joined membership in `session`, or undefined after answering 104. */
+function joinedOrReply(conn: Connection, id: number, session: string): Membership | undefined {
+  const m = conn.memberships.get(session);
+  if (m?.state === 'joined') return m;
   replyError(conn, id, ErrorCode.NotJoined, `join session "${session}" first`);
-  return false;
+  return undefined;
 }
 
 function replyFailure(conn: Connection, id: number, what: string, err: unknown): void {
@@ -110,7 +112,7 @@ function replyFailure(conn: Connection, id: number, what: string, err: unknown):
 }
 
 async function publish(ctx: RequestContext, conn: Connection, frame: PubFrame): Promise<void> {
-  if (!joinedOrReply(conn, frame.id, frame.s)) return;
+  if (joinedOrReply(conn, frame.id, frame.s) === undefined) return;
   const ns = namespaceFor(ctx.config, frame.s);
   if (!mayPublish(ns, conn.principal.role)) {
     replyError(conn, frame.id, ErrorCode.PublishNotAllowed, `clients with role "${conn.principal.role}" may not publish into "${frame.s}"`);
@@ -127,11 +129,8 @@ async function publish(ctx: RequestContext, conn: Connection, frame: PubFrame): 
 }
 
 async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, now: number): Promise<void> {
-  const m = conn.memberships.get(frame.s);
-  if (m === undefined || m.state !== 'joined') {
-    replyError(conn, frame.id, ErrorCode.NotJoined, `join session "${frame.s}" first`);
-    return;
-  }
+  const m = joinedOrReply(conn, frame.id, frame.s);
+  if (m === undefined) return;
   // Fair timing: what this socket had been handed when the command arrived, and
   // when. On the topic path that is the session's last routed frame; lagging and
   // addressed frames are tracked on the membership.
@@ -161,7 +160,7 @@ async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, n
 }
 
 async function presence(ctx: RequestContext, conn: Connection, id: number, session: string): Promise<void> {
-  if (!joinedOrReply(conn, id, session)) return;
+  if (joinedOrReply(conn, id, session) === undefined) return;
   if (!namespaceFor(ctx.config, session).presence) {
     replyError(conn, id, ErrorCode.Forbidden, `presence is off for session "${session}"`);
     return;

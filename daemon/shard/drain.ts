@@ -33,7 +33,7 @@ export interface DrainOutcome {
 }
 
 /** Sends go-aways and closes every connection once drained or at `deadline`. */
-export async function drainConnections(registry: Registry, deadline: number, goAwayMaxDelayMs: number): Promise<DrainOutcome> {
+export async function drainConnections(registry: Registry, deadline: number, goAwayMaxDelayMs: number, lowWater: number): Promise<DrainOutcome> {
   const conns = [...registry.connections.values()];
   for (const conn of conns) {
     if (!conn.admitted) {
@@ -54,7 +54,7 @@ export async function drainConnections(registry: Registry, deadline: number, goA
   let open = conns.filter((c) => !c.closed);
   while (open.length > 0 && Date.now() < deadline) {
     for (const conn of open) {
-      if (conn.queue !== null) pumpQueue(conn, 64 * 1024);
+      if (conn.queue !== null) pumpQueue(conn, lowWater);
       if (conn.queue === null && conn.ws.getBufferedAmount() === 0) conn.end(CloseCode.GoingAway, 'going away');
     }
     open = open.filter((c) => !c.closed);

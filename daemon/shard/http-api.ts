@@ -100,6 +100,31 @@ function statusOfCallError(err: unknown): Status {
   return '503 Service Unavailable';
 }
 
+/**
+ * Answers once a call to the primary settles: 200 with `body(result)`, or 503/504
+ * naming `what` failed. uWS needs the abort handler attached before the handler
+ * returns, so `watchAbort` is called first, in the route itself.
+ */
+function replyWhenSettled<T>(res: HttpResponse, open: () => boolean, call: Promise<T>, what: string, body: (result: T) => unknown): void {
+  call.then(
+    (result) => {
+      if (open()) sendJson(res, '200 OK', body(result));
+    },
+    (err: unknown) => {
+      if (open()) sendError(res, statusOfCallError(err), 'unavailable', `${what} failed: ${(err as Error).message}`);
+    },
+  );
+}
+
+/** Attaches the abort handler; the returned function says whether `res` is still open. */
+function watchAbort(res: HttpResponse): () => boolean {
+  let aborted = false;
+  res.onAborted(() => {
+    aborted = true;
+  });
+  return () => !aborted;
+}
+
 /** Registers the HTTP routes on a shard's App. */
 export function registerHttpApi(app: App, ctx: HttpContext): void {
   const { config } = ctx;
@@ -120,10 +145,7 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
   app.post('/v1/publish', (res: HttpResponse, req: HttpRequest) => {
     const auth = req.getHeader('authorization');
     const contentType = req.getHeader('content-type');
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
+    const open = watchAbort(res);
     if (!authorized(config, auth)) {
       sendError(res, '401 Unauthorized', 'unauthorized', 'send Authorization: Bearer <SHARDCAST_API_KEY>');
       return;
@@ -143,15 +165,9 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
         sendError(res, '400 Bad Request', 'invalid_request', parsed.message);
         return;
       }
-      ctx.primary.call('publish', { events: parsed.events }).then(
-        (results) => {
-          if (!aborted) sendJson(res, '200 OK', parsed.batch ? { results } : results[0]);
-        },
-        (err) => {
-          ctx.log.warn({ err }, 'publish failed');
-          if (!aborted) sendError(res, statusOfCallError(err), 'unavailable', `publish failed: ${(err as Error).message}`);
-        },
-      );
+      const call = ctx.primary.call('publish', { events: parsed.events });
+      call.catch((err: unknown) => ctx.log.warn({ err }, 'publish failed'));
+      replyWhenSettled(res, open, call, 'publish', (results) => (parsed.batch ? { results } : results[0]));
     });
   });
 
@@ -167,31 +183,16 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
       sendError(res, '400 Bad Request', 'invalid_request', `after must be a position ≥ 0 and limit 1–${MAX_COMMANDS_PER_READ}`);
       return;
     }
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    ctx.primary.call('commands', { after, limit }).then(
-      (commands) => {
-        if (!aborted) sendJson(res, '200 OK', { commands, next: commands.length ? commands[commands.length - 1].pos : after });
-      },
-      (err) => {
-        if (!aborted) sendError(res, statusOfCallError(err), 'unavailable', `reading commands failed: ${(err as Error).message}`);
-      },
-    );
+    replyWhenSettled(res, watchAbort(res), ctx.primary.call('commands', { after, limit }), 'reading commands', (commands) => ({
+      commands,
+      next: commands.length ? commands[commands.length - 1].pos : after,
+    }));
   });
 
   if (config.testHooks) {
     app.post('/v1/test/crash', (res: HttpResponse, req: HttpRequest) => {
       const shard = Number(req.getQuery('shard'));
-      let aborted = false;
-      res.onAborted(() => {
-        aborted = true;
-      });
-      ctx.primary.call('crash', { shard }).then(
-        (r) => !aborted && sendJson(res, '200 OK', r),
-        (err) => !aborted && sendError(res, '503 Service Unavailable', 'unavailable', (err as Error).message),
-      );
+      replyWhenSettled(res, watchAbort(res), ctx.primary.call('crash', { shard }), 'crash', (r) => r);
     });
   }
 

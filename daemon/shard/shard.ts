@@ -96,9 +96,6 @@ export class Shard {
           throw new Error(`shard ${this.shardId} crashed on purpose (test hook)`);
         });
         return;
-      case 'listen':
-        this.listen(msg.port);
-        return;
     }
   }
 
@@ -106,9 +103,8 @@ export class Shard {
     if (this.draining) return;
     this.draining = true;
     this.closeListenSocket();
-    const outcome = await drainConnections(this.registry, deadline, goAwayMaxDelayMs);
-    this.log.info({ ...outcome, slowClosed: this.policy.slowClosed }, 'shard drained');
-    this.primary.notify({ op: 'drained', ...outcome });
+    const outcome = await drainConnections(this.registry, deadline, goAwayMaxDelayMs, this.policy.lowWater);
+    this.log.info({ ...outcome, slowClosed: this.policy.slowClosed, expiredClosed: this.policy.expiredClosed }, 'shard drained');
     this.stop();
   }
 

@@ -11,7 +11,7 @@ import { PROTOCOL_VERSION, SUBPROTOCOL } from '../../protocol/frames.js';
 import type { ClientLimits } from '../../protocol/validate.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { Logger } from '../log.js';
-import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from '../uws.js';
 import { Connection, type SocketData } from './connection.js';
 import { pumpQueue } from './delivery.js';
 import { backstopBytes, type BufferPolicy } from './slow-consumers.js';

@@ -2,8 +2,9 @@
  * Frames travel from the primary to a shard in batches: every frame routed to a
  * shard during one event-loop turn is packed into one ArrayBuffer and transferred
  * with one postMessage (PITFALLS.md: ~10× the throughput of a message per frame, and
- * no hidden 8 KB clones of Buffer views). The frame bytes are copied once into the
- * batch; the shard publishes views of it to uWS without copying again.
+ * no hidden 8 KB clones of Buffer views). The frame bytes are copied into the batch
+ * (and its used part once more into the exact-size buffer that is transferred); the
+ * shard publishes views of it to uWS without copying again.
  *
  * Entry layout (little endian):
  *   u8 flags (1: has recipients, 2: has conflate key) | f64 seq

@@ -10,7 +10,7 @@ import type { PresenceEntry } from '../../protocol/frames.js';
 /** What a shard thread gets as workerData. */
 export interface ShardInit {
   shardId: number;
-  /** Port to listen on; 0 lets the kernel choose (only the first shard does that). */
+  /** Port to listen on, shared by every shard (the supervisor picks a free one for port 0). */
   port: number;
 }
 
@@ -54,13 +54,11 @@ export type ShardToPrimary =
   | { op: 'release'; user: string }
   | { op: 'presence-join'; session: string; user: string }
   | { op: 'presence-leave'; session: string; user: string }
-  | { op: 'drained'; connections: number; forced: number }
   | ShardRequest;
 
 /** Primary → shard. */
 export type PrimaryToShard =
   | { op: 'frames'; batch: ArrayBuffer }
-  | { op: 'listen'; port: number }
   | { op: 'ready'; ready: boolean }
   | { op: 'drain'; deadline: number; goAwayMaxDelayMs: number }
   | { op: 'crash' }
