@@ -20,6 +20,9 @@ export interface SocketData {
   conn: Connection | null;
 }
 
+/** A topic no session can have (session ids are [A-Za-z0-9_.:@-]) and nothing publishes to. */
+const ANCHOR_TOPIC = '#anchor';
+
 /** The connection's place in one session. */
 export interface Membership {
   readonly session: LocalSession;
@@ -50,6 +53,8 @@ export class Connection {
   refilledAt: number;
   /** Frames refused by the rate limiter since the last refill to full. */
   strikes = 0;
+  /** True once the socket holds the anchor topic (see subscribe). */
+  private anchored = false;
 
   constructor(
     readonly id: string,
@@ -60,6 +65,27 @@ export class Connection {
   ) {
     this.tokens = burst;
     this.refilledAt = now;
+  }
+
+  /**
+   * Subscribes the socket to a session's topic. The first subscription also joins
+   * the anchor topic, which the socket keeps until it closes: this uWS build frees
+   * a socket's subscriber when it leaves its last topic, and with it the frames
+   * published to it this turn and not yet written — a silent gap for a client that
+   * moves from the topic to its lag queue (fixed upstream in uWebSockets 7da88ce,
+   * "Do not free subscriber on last unsubscription"). Nothing is published to it.
+   */
+  subscribe(topic: string): void {
+    if (!this.anchored) {
+      this.anchored = true;
+      this.ws.subscribe(ANCHOR_TOPIC);
+    }
+    this.ws.subscribe(topic);
+  }
+
+  /** Leaves a session's topic; frames already published to it still reach the socket. */
+  unsubscribe(topic: string): void {
+    this.ws.unsubscribe(topic);
   }
 
   /** Sends a control frame (reply, error) right away, ahead of any lag queue. */

@@ -48,8 +48,11 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: B
 }
 
 /**
- * Moves a connection to the lagging path: off its topics, onto its own queue.
- * Frames already in uWS's buffer stay ahead of everything queued, so order holds.
+ * Moves a connection to the lagging path: off its topics, onto its own queue. This
+ * may run in the very turn frames were published to those topics and not yet
+ * written to the socket; they still reach it because the socket keeps its anchor
+ * topic (Connection.subscribe), and uWS writes them before anything sent later, so
+ * they stay ahead of everything queued: no gap, order holds.
  */
 export function startLagging(conn: Connection): void {
   if (conn.queue !== null || conn.closed) return;
@@ -61,7 +64,7 @@ export function startLagging(conn: Connection): void {
       m.lastSeq = m.session.lastSeq;
       m.lastSeqAt = m.session.lastSeqAt;
     }
-    conn.ws.unsubscribe(id);
+    conn.unsubscribe(id);
     m.session.lagging.add(conn);
   }
 }
@@ -92,6 +95,6 @@ export function pumpQueue(conn: Connection, lowWater: number): void {
   for (const [id, m] of conn.memberships) {
     if (m.state !== 'joined') continue;
     m.session.lagging.delete(conn);
-    ws.subscribe(id);
+    conn.subscribe(id);
   }
 }

@@ -96,7 +96,7 @@ function completeJoin(
   m.state = 'joined';
   session.pending.delete(m);
   if (conn.queue !== null) session.lagging.add(conn);
-  else conn.ws.subscribe(frame.s);
+  else conn.subscribe(frame.s);
 }
 
 /** Handles a `leave` frame (or a membership ending with its connection). */

@@ -78,7 +78,7 @@ export class Registry {
     session.members.delete(conn);
     session.pending.delete(m);
     session.lagging.delete(conn);
-    if (!conn.closed) conn.ws.unsubscribe(session.id);
+    if (!conn.closed) conn.unsubscribe(session.id);
     if (m.counted) this.notify({ op: 'presence-leave', session: session.id, user: conn.principal.user });
     if (session.members.size === 0) {
       this.sessions.delete(session.id);

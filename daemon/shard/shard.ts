@@ -104,7 +104,7 @@ export class Shard {
     this.draining = true;
     this.closeListenSocket();
     const outcome = await drainConnections(this.registry, deadline, goAwayMaxDelayMs, this.policy.lowWater);
-    this.log.info({ ...outcome, slowClosed: this.policy.slowClosed, expiredClosed: this.policy.expiredClosed }, 'shard drained');
+    this.log.info({ ...outcome, slowClosed: this.policy.slowClosed, lagStarted: this.policy.lagStarted, expiredClosed: this.policy.expiredClosed }, 'shard drained');
     this.stop();
   }
 

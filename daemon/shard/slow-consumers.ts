@@ -32,6 +32,8 @@ export class BufferPolicy {
   readonly lowWater: number;
   readonly checkEveryBytes: number;
   slowClosed = 0;
+  /** Times a connection moved from its topics to its own queue. */
+  lagStarted = 0;
   expiredClosed = 0;
 
   constructor(readonly maxBufferBytes: number, private readonly log: Logger) {
@@ -53,7 +55,11 @@ export class BufferPolicy {
       return;
     }
     if (conn.queue === null) {
-      if (buffered > this.lagAt) startLagging(conn);
+      if (buffered > this.lagAt) {
+        this.lagStarted++;
+        this.log.debug({ conn: conn.id, bufferedBytes: buffered }, 'lagging: frames go through the connection\'s own queue');
+        startLagging(conn);
+      }
     } else if (buffered < this.lowWater) {
       pumpQueue(conn, this.lowWater);
     }
