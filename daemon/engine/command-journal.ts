@@ -2,12 +2,30 @@
  * The command journal makes participants' commands durable before they are acked,
  * and hands them upstream.
  *
- * Contract: `record` is idempotent on (session, user, cid): the first call stores
- * the command and returns `duplicate: false`; any later call with the same key
- * stores nothing and returns `duplicate: true`. A command is acked to the client
- * only after `record` resolved. `record` rejects (never resolves falsely) when the
- * journal cannot store it; the client then gets a retryable error and retries with
- * the same cid.
+ * Contract for writers: `record` is idempotent on (session, user, cid): the first
+ * call stores the command and returns `duplicate: false`; any later call with the
+ * same key stores nothing and returns `duplicate: true` with the first position. A
+ * command is acked to the client only after `record` resolved. `record` rejects
+ * (never resolves falsely) when the journal cannot store it; the client then gets a
+ * retryable error and retries with the same cid.
+ *
+ * Contract for readers (GET /v1/commands, the relay in daemon/egress/):
+ * - Positions increase: a command recorded after another one resolved has a higher
+ *   position; `read(after, limit)` returns entries with positions above `after`,
+ *   in increasing order, at most `limit`.
+ * - Visibility: once a `read` returned an entry at position p (or a read after p
+ *   returned entries), no entry at or below p may appear in a later read. So a
+ *   reader paging by `after` (the last position it got) never skips a command.
+ * - A bounded implementation (the memory journal) forgets its oldest entries past
+ *   its capacity; a reader behind by more than that misses them. That is the only
+ *   way a paging reader loses a command, and it is the implementation's stated bound.
+ *
+ * Guidance for implementers: positions must become visible in order. A journal
+ * whose positions are taken before commit (a Postgres sequence) must not let a read
+ * pass a position still in flight: read only up to the lowest position of an
+ * uncommitted record (e.g. track in-flight positions, or hand out positions at
+ * commit under a lock), otherwise a reader may page past a command that commits
+ * a moment later and never see it. Gaps (rolled-back positions) are allowed.
  */
 import type { Value } from '../../protocol/frames.js';
 
@@ -46,7 +64,7 @@ export interface RecordResult {
 /** Durable, idempotent store of commands on their way upstream; see the contract above. */
 export interface CommandJournal {
   record(cmd: Command): Promise<RecordResult>;
-  /** Entries after position `after`, oldest first, at most `limit`. */
+  /** Entries after position `after`, oldest first, at most `limit`; see the visibility rule above. */
   read(after: number, limit: number): Promise<JournalEntry[]>;
   close(): Promise<void>;
 }

@@ -1,7 +1,10 @@
 /**
  * Standalone command journal: commands in this process's memory, bounded, read by
  * upstream through `GET /v1/commands`. Durable only as long as the process lives;
- * the Postgres journal is the production path.
+ * the Postgres journal is the production path. A position is handed out and made
+ * readable in the same synchronous step, so readers see positions in order (the
+ * visibility rule of command-journal.ts) with no bookkeeping; its bound is
+ * `capacity`: a reader further behind than that misses the evicted commands.
  */
 import type { Command, CommandJournal, JournalEntry, RecordResult } from './command-journal.js';
 

@@ -4,7 +4,7 @@
  * isolated journal per subtest (a Postgres factory gives each its own schema/table).
  */
 import type { Test } from 'tap';
-import type { Command, CommandJournal } from '../../daemon/engine/command-journal.js';
+import type { Command, CommandJournal, JournalEntry } from '../../daemon/engine/command-journal.js';
 
 /** Builds a fresh, isolated journal (closed by the suite). */
 export type CommandJournalFactory = () => Promise<CommandJournal>;
@@ -25,6 +25,74 @@ export function command(over: Partial<Command> = {}): Command {
     shard: 0,
     ...over,
   };
+}
+
+/** What concurrent writers and paging readers saw. */
+export interface ConcurrentRun {
+  /** Every recorded cid and the position `record` gave it. */
+  recorded: Map<string, number>;
+  /** Per reader, the entries it read, in the order it read them. */
+  reads: JournalEntry[][];
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Writers record concurrently (several calls in flight each) while readers page by
+ * `after` from 0 until the writers are done and nothing is left to read.
+ */
+export async function writeWhileReading(
+  j: CommandJournal,
+  { writers = 8, rounds = 15, inFlight = 4, readers = 3, limit = 7 } = {},
+): Promise<ConcurrentRun> {
+  const recorded = new Map<string, number>();
+  let writing = true;
+  const write = async (w: number) => {
+    for (let r = 0; r < rounds; r++) {
+      const cids = Array.from({ length: inFlight }, (_, i) => `w${w}-r${r}-${i}`);
+      const results = await Promise.all(cids.map((cid) => j.record(command({ cid }))));
+      results.forEach((res, i) => recorded.set(cids[i], res.pos));
+      await turn();
+    }
+  };
+  const read = async () => {
+    const seen: JournalEntry[] = [];
+    let after = 0;
+    for (;;) {
+      const done = !writing; // sampled before the read: an empty read after it means drained
+      const page = await j.read(after, limit);
+      seen.push(...page);
+      if (page.length > 0) after = page[page.length - 1].pos;
+      else if (done) return seen;
+      await turn();
+    }
+  };
+  const reading = Array.from({ length: readers }, read);
+  await Promise.all(Array.from({ length: writers }, (_, w) => write(w)));
+  writing = false;
+  return { recorded, reads: await Promise.all(reading) };
+}
+
+/** Breaches of the readers' contract in a run: skipped, repeated, unknown or out-of-order entries. */
+export function visibilityProblems(run: ConcurrentRun): string[] {
+  const problems: string[] = [];
+  run.reads.forEach((entries, r) => {
+    const count = new Map<string, number>();
+    let prev = 0;
+    for (const e of entries) {
+      if (!(e.pos > prev)) problems.push(`reader ${r}: position ${e.pos} after ${prev}`);
+      prev = e.pos;
+      count.set(e.cid, (count.get(e.cid) ?? 0) + 1);
+      const pos = run.recorded.get(e.cid);
+      if (pos === undefined) problems.push(`reader ${r}: read ${e.cid}, which nobody recorded`);
+      else if (pos !== e.pos) problems.push(`reader ${r}: read ${e.cid} at ${e.pos}, recorded at ${pos}`);
+    }
+    for (const cid of run.recorded.keys()) {
+      const n = count.get(cid) ?? 0;
+      if (n !== 1) problems.push(`reader ${r}: read ${cid} ${n} times`);
+    }
+  });
+  return problems;
 }
 
 /** Runs the shared CommandJournal contract suite against `factory`. */
@@ -79,6 +147,15 @@ export function commandJournalConformance(t: Test, name: string, factory: Comman
     t.same(cids(await j.read(positions[9], 3)), ['c11', 'c12', 'c13'], 'after is exclusive');
     t.same(await j.read(positions[24], 10), [], 'nothing after the last');
     t.same(await j.read(positions[24] + 1000, 10), [], 'nothing after a future position');
+  });
+
+  t.test(`${name}: concurrent writers, paging readers: every command read exactly once, in order`, async (t) => {
+    const j = await fixture(t);
+    const run = await writeWhileReading(j);
+    t.equal(run.recorded.size, 8 * 15 * 4, 'every command recorded');
+    t.equal(new Set(run.recorded.values()).size, run.recorded.size, 'distinct positions');
+    t.same(visibilityProblems(run).slice(0, 5), [], 'no reader skipped, repeated or reordered a command');
+    t.ok(run.reads.every((entries) => entries.length === run.recorded.size), 'each reader read them all');
   });
 
   t.test(`${name}: an empty journal reads empty`, async (t) => {

@@ -1,8 +1,11 @@
 // The shared CommandJournal suite on the standalone in-memory journal, plus its own
-// promise: it keeps the newest `capacity` commands and forgets older keys.
+// promise: it keeps the newest `capacity` commands and forgets older keys. Also
+// shows that the suite's visibility check catches a journal that hands out
+// positions before its writes become readable (what a naive Postgres one would do).
 import t from 'tap';
+import type { Command, CommandJournal, JournalEntry } from '../../daemon/engine/command-journal.js';
 import { createMemoryCommandJournal } from '../../daemon/engine/memory-command-journal.js';
-import { command, commandJournalConformance } from './command-journal.js';
+import { command, commandJournalConformance, visibilityProblems, writeWhileReading } from './command-journal.js';
 
 commandJournalConformance(t, 'memory', async () => createMemoryCommandJournal(10_000));
 
@@ -17,4 +20,34 @@ t.test('memory: bounded to the newest `capacity` commands', async (t) => {
   t.equal((await j.record(command({ cid: 'c12' }))).duplicate, true, 'kept keys still dedupe');
   t.equal((await j.record(command({ cid: 'c1' }))).duplicate, false, 'an evicted key is new again');
   t.same((await j.read(0, 100)).map((e) => e.cid), ['c9', 'c10', 'c11', 'c12', 'c1']);
+});
+
+/** Takes a position at once but makes the entry readable only after a random delay: breaks visibility. */
+function commitsLate(): CommandJournal {
+  let next = 1;
+  const visible: JournalEntry[] = [];
+  const byKey = new Map<string, number>();
+  return {
+    async record(cmd: Command) {
+      const key = `${cmd.session}\u0000${cmd.user}\u0000${cmd.cid}`;
+      const known = byKey.get(key);
+      if (known !== undefined) return { duplicate: true, pos: known };
+      const pos = next++;
+      byKey.set(key, pos);
+      await new Promise((r) => setTimeout(r, Math.random() * 3));
+      visible.push({ ...cmd, pos });
+      visible.sort((a, b) => a.pos - b.pos);
+      return { duplicate: false, pos };
+    },
+    async read(after: number, limit: number) {
+      return visible.filter((e) => e.pos > after).slice(0, limit);
+    },
+    async close() {},
+  };
+}
+
+t.test('the visibility check catches positions that become readable out of order', async (t) => {
+  const run = await writeWhileReading(commitsLate());
+  const problems = visibilityProblems(run);
+  t.ok(problems.some((p) => / 0 times$/.test(p)), `a paging reader skipped commands (${problems.length} problems, e.g. ${problems[0]})`);
 });
