@@ -1,7 +1,8 @@
 /**
  * Loads uWebSockets.js and refuses to run on its slow fallback. The republished
  * package silently falls back to a `ws`-based implementation when no native binary
- * matches this Node (PITFALLS.md): a gateway on the fallback would "work" at a tenth
+ * matches this Node (docs/architecture.md, "Facts about this uWS build"): a gateway
+ * on the fallback would "work" at a tenth
  * of the speed, so we fail loudly at boot instead.
  */
 import { createRequire } from 'node:module';

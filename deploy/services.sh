@@ -181,7 +181,8 @@ ensure_postgres_trust_and_db() {
 }
 
 # A fresh Debian cluster uses peer/scram auth. Development and CI machines use
-# trust on loopback (see DESIGN.md), so prepend trust rules (pg_hba.conf is
+# trust on loopback (see docs/architecture.md, "Development and CI services"),
+# so prepend trust rules (pg_hba.conf is
 # first-match) and reload. Reload does not drop connections.
 enable_postgres_trust() {
   local ver hba

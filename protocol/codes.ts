@@ -1,8 +1,9 @@
 /**
- * The two registries of the wire protocol: error codes (carried in `error` frames,
- * the connection stays open) and close codes (the WebSocket close frame, the
- * connection ends). protocol/SPEC.md lists the same codes; test/protocol/codes.test.ts
- * pins both lists so neither can drift silently.
+ * The registries of the protocol: error codes (carried in `error` frames, the
+ * connection stays open), close codes (the WebSocket close frame, the connection
+ * ends) and the HTTP API's error codes (the `{"error": {"code", "message"}}` body
+ * upstreams get). protocol/SPEC.md lists the same codes; test/protocol/codes.test.ts
+ * pins every list so none can drift silently.
  *
  * Close-code ranges tell a client what to do without knowing each code:
  *   1000–1999  standard WebSocket codes (1001 = server going away: reconnect, resume)
@@ -18,7 +19,7 @@ export const ErrorCode = {
   BadRequest: 101,
   /** The frame's `t` is not a client frame type of this protocol version. */
   UnknownFrame: 102,
-  /** The token's claims do not allow this session, or the role may not do this. */
+  /** The token's `sessions` claim does not allow this session, or presence is off in its namespace. */
   Forbidden: 103,
   /** The request needs the connection to have joined the session first. */
   NotJoined: 104,
@@ -28,7 +29,7 @@ export const ErrorCode = {
   RateLimited: 106,
   /** The connection has joined as many sessions as the server allows. */
   TooManySessions: 107,
-  /** Clients may not publish into sessions of this namespace. */
+  /** This client may not publish into this session: its namespace has no client publish, or not for the token's role. */
   PublishNotAllowed: 108,
   /** The frame's data is bigger or deeper than the server allows. */
   PayloadTooLarge: 109,
@@ -91,3 +92,80 @@ export function closeIsRetryable(code: number): boolean {
 export function errorIsRetryable(code: number): boolean {
   return RETRYABLE_ERRORS.has(code);
 }
+
+/**
+ * Longest close reason in UTF-8 bytes: a close frame's payload is at most 125 bytes
+ * (RFC 6455 §5.5), 2 of them the code.
+ */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+const ELLIPSIS = '\u2026';
+const ELLIPSIS_BYTES = 3;
+
+/** UTF-8 length of one code point as the WebSocket layer writes it (a lone surrogate becomes U+FFFD, 3 bytes). */
+function utf8Length(codePoint: number): number {
+  if (codePoint < 0x80) return 1;
+  if (codePoint < 0x800) return 2;
+  if (codePoint < 0x10000) return 3;
+  return 4;
+}
+
+/**
+ * Fits `text` into a close frame: at most MAX_CLOSE_REASON_BYTES of UTF-8, cut on a
+ * character boundary (a byte cut could leave invalid UTF-8, which clients must
+ * treat as a protocol failure) and ending with "…" when cut.
+ */
+export function closeReason(text: string): string {
+  // Every UTF-16 unit is at most 3 UTF-8 bytes: short texts need no counting.
+  if (text.length * 3 <= MAX_CLOSE_REASON_BYTES) return text;
+  let bytes = 0;
+  let fitsWithEllipsis = 0;
+  let index = 0;
+  for (const ch of text) {
+    bytes += utf8Length(ch.codePointAt(0)!);
+    if (bytes > MAX_CLOSE_REASON_BYTES) return text.slice(0, fitsWithEllipsis) + ELLIPSIS;
+    index += ch.length;
+    if (bytes <= MAX_CLOSE_REASON_BYTES - ELLIPSIS_BYTES) fitsWithEllipsis = index;
+  }
+  return text;
+}
+
+/**
+ * The HTTP API's error codes, carried as `{"error": {"code": "<code>", "message"}}`
+ * and the status HTTP_ERRORS gives it: one status per code, so a client matching on
+ * the code never sees it with two meanings.
+ */
+export const HttpErrorCode = {
+  /** 400: the body is not valid JSON or msgpack (the message says where it broke). */
+  InvalidBody: 'invalid_body',
+  /** 400: the request decoded but a field is wrong (the message names the field path) or a query parameter is out of range. */
+  InvalidRequest: 'invalid_request',
+  /** 401: `Authorization: Bearer <api key>` is missing or wrong. */
+  Unauthorized: 'unauthorized',
+  /** 404: no such route. */
+  NotFound: 'not_found',
+  /** 413: the body is larger than the API accepts. */
+  TooLarge: 'too_large',
+  /** 415: the content-type is neither JSON nor msgpack. */
+  UnsupportedMediaType: 'unsupported_media_type',
+  /** 503: a backend the request needs is unavailable; retry later (publish with the same event `id`). */
+  Unavailable: 'unavailable',
+  /** 504: the request did not finish in time and may or may not have taken effect; retry with the same event `id`. */
+  Timeout: 'timeout',
+} as const;
+export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
+
+/** The HTTP statuses the API's errors use. */
+export type HttpErrorStatus = 400 | 401 | 404 | 413 | 415 | 503 | 504;
+
+/** The HTTP status and retry rule of each HTTP API error code. */
+export const HTTP_ERRORS: { readonly [C in HttpErrorCode]: { readonly status: HttpErrorStatus; readonly retry: boolean } } = {
+  invalid_body: { status: 400, retry: false },
+  invalid_request: { status: 400, retry: false },
+  unauthorized: { status: 401, retry: false },
+  not_found: { status: 404, retry: false },
+  too_large: { status: 413, retry: false },
+  unsupported_media_type: { status: 415, retry: false },
+  unavailable: { status: 503, retry: true },
+  timeout: { status: 504, retry: true },
+};

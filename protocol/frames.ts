@@ -136,6 +136,20 @@ export interface JoinedFrame {
   pres?: PresenceEntry[];
 }
 
+/**
+ * The gateway lost continuity of a joined session (its history was reset, or frames
+ * it missed are no longer in history): the client is now at (`ep`, `seq`) and `snap`
+ * replaces what it had. Live events newer than `seq` follow.
+ */
+export interface ResyncFrame {
+  t: 'resync';
+  s: string;
+  ep: string;
+  seq: number;
+  /** Latest value of each snapshot key visible to this user. */
+  snap: Record<string, SnapshotEntry>;
+}
+
 /** Reply to `leave`. */
 export interface LeftFrame {
   t: 'left';
@@ -229,6 +243,7 @@ export interface GoAwayFrame {
 export type ServerFrame =
   | HelloFrame
   | JoinedFrame
+  | ResyncFrame
   | LeftFrame
   | EventFrame
   | AckFrame

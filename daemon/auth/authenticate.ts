@@ -2,35 +2,19 @@
  * Authentication of one connection attempt, synchronous (it runs in the uWS upgrade
  * handler): a token is verified against the configured keys and turned into a
  * principal; a bare dev user is accepted only in devMode. Failures come with the
- * close code and a short reason for the close frame.
+ * close code and a short reason for the close frame (fitted to the frame where the
+ * socket is closed, daemon/shard/connection.ts closeSocket).
  */
 import { CloseCode } from '../../protocol/codes.js';
 import type { Config } from '../config/schema.js';
 import { verifyJwt } from './jwt.js';
 import { devPrincipal, principalFromClaims, userIdProblem, type Principal } from './principal.js';
 
-/** Longest close reason in bytes (a close frame's payload is at most 125 bytes, 2 of them the code). */
-export const MAX_CLOSE_REASON_BYTES = 120;
-
 /** Outcome of authenticate: a principal, or the close code and reason to end the connection with. */
 export type AuthResult = { ok: true; principal: Principal } | { ok: false; closeCode: number; reason: string };
 
 function refuse(closeCode: number, reason: string): AuthResult {
-  return { ok: false, closeCode, reason: truncateUtf8(reason, MAX_CLOSE_REASON_BYTES) };
-}
-
-/** Cuts `text` to at most `maxBytes` UTF-8 bytes without splitting a character. */
-export function truncateUtf8(text: string, maxBytes: number): string {
-  if (Buffer.byteLength(text) <= maxBytes) return text;
-  let out = '';
-  let bytes = 0;
-  for (const ch of text) {
-    const size = Buffer.byteLength(ch);
-    if (bytes + size > maxBytes) break;
-    out += ch;
-    bytes += size;
-  }
-  return out;
+  return { ok: false, closeCode, reason };
 }
 
 /**
@@ -43,11 +27,11 @@ export function authenticate(input: { token?: string; devUser?: string }, ctx: {
   if (input.token !== undefined && input.token !== '') {
     const verified = verifyJwt(
       input.token,
-      { secret: config.jwtSecret, publicKeys: config.jwtPublicKeys },
-      { issuer: config.jwtIssuer, audience: config.jwtAudience, now: ctx.now },
+      { secret: config.jwtSecret, publicKeys: config.jwtPublicKeys, keySet: config.jwtKeySet },
+      { issuer: config.jwtIssuer, audience: config.jwtAudience, now: ctx.now, clockSkewS: config.jwtClockSkewS },
     );
     if (!verified.ok) return refuse(verified.reason === 'expired' ? CloseCode.TokenExpired : CloseCode.AuthFailed, verified.message);
-    const claims = principalFromClaims(verified.payload);
+    const claims = principalFromClaims(verified.payload, config.jwtClockSkewS);
     if (!claims.ok) return refuse(CloseCode.AuthFailed, claims.message);
     return { ok: true, principal: claims.principal };
   }

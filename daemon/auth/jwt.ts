@@ -2,7 +2,8 @@
  * Compact JWS (JWT) verification and signing on node:crypto. Synchronous on purpose:
  * verification runs inside the uWS upgrade handler, where awaiting costs a copy of
  * every header and an abort handler. Deliberately small: HS256/384/512 with a shared
- * secret, RS256 and ES256 with configured public keys; nothing else is accepted.
+ * secret, RS256 and ES256 with configured public keys (PEM, or a JWKS whose `kid`
+ * a token's header selects); nothing else is accepted.
  *
  * Guards: strict base64url (no padding, no stray characters, canonical trailing
  * bits), a size cap, `alg: none` refused, `crit` refused, and HS* refused when no
@@ -10,23 +11,39 @@
  * (algorithm confusion) can never verify.
  */
 import { createHmac, sign as cryptoSign, timingSafeEqual, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { jwsAlgorithmOf } from './public-keys.js';
+import { jwsAlgorithmOf, type KeyedPublicKey } from './public-keys.js';
 
 /** Longest token accepted, in characters. */
 export const MAX_TOKEN_LENGTH = 8 * 1024;
 /** Clock skew tolerated on `exp` and `nbf` unless the caller says otherwise, in seconds. */
 export const DEFAULT_CLOCK_SKEW_S = 30;
 
+/**
+ * Until when (s since the epoch, exclusive) a token with this `exp` is honoured:
+ * exp plus the clock-skew allowance. The handshake refuses a token from then on
+ * and the shard's sweep closes its connection then, so a token accepted inside the
+ * allowance is not cut off the moment it is accepted.
+ */
+export function validUntilS(exp: number, clockSkewS: number): number {
+  return exp + clockSkewS;
+}
+
 /** Why a token was refused. */
-export type JwtFailure = 'malformed' | 'unsupported_alg' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'bad_issuer' | 'bad_audience';
+export type JwtFailure = 'malformed' | 'unsupported_alg' | 'unknown_kid' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'bad_issuer' | 'bad_audience';
 
 /** Outcome of verifyJwt; `message` is short, human and never echoes the token. */
 export type JwtVerifyResult = { ok: true; payload: Record<string, unknown> } | { ok: false; reason: JwtFailure; message: string };
 
-/** Keys that may have signed a token: an HMAC secret and/or RSA / P-256 public keys. */
+/**
+ * Keys that may have signed a token: an HMAC secret and/or RSA / P-256 public keys,
+ * without a key id (PEM) or from a JWKS with one. A token whose header has a `kid`
+ * is verified with the keys carrying that kid; when none does, with the keys that
+ * have no kid (so PEM keys keep verifying tokens from issuers that always set one).
+ */
 export interface JwtKeys {
   readonly secret?: string;
   readonly publicKeys: readonly KeyObject[];
+  readonly keySet?: readonly KeyedPublicKey[];
 }
 
 /** Claim checks; `now` is milliseconds since the epoch (Date.now()), `clockSkewS` seconds. */
@@ -90,6 +107,8 @@ export function verifyJwt(token: string, keys: JwtKeys, opts: JwtVerifyOptions =
     return fail('unsupported_alg', `token algorithm ${shown} is not supported (use HS256, RS256 or ES256)`);
   }
   if (header.crit !== undefined) return fail('unsupported_alg', 'token has critical header extensions');
+  const kid = header.kid;
+  if (kid !== undefined && typeof kid !== 'string') return fail('malformed', 'token header kid is not a string');
   const payload = decodeJsonObject(payloadPart);
   if (payload === undefined) return fail('malformed', 'token payload is not base64url JSON');
   const signature = decodeBase64Url(signaturePart);
@@ -103,11 +122,19 @@ export function verifyJwt(token: string, keys: JwtKeys, opts: JwtVerifyOptions =
       return fail('bad_signature', 'token signature does not verify');
     }
   } else {
-    const candidates = keys.publicKeys.filter((k) => jwsAlgorithmOf(k) === alg);
-    if (candidates.length === 0) return fail('unsupported_alg', `${alg} tokens are not accepted here (no ${alg === 'RS256' ? 'RSA' : 'P-256'} key configured)`);
+    const ofAlg: KeyedPublicKey[] = [];
+    for (const key of keys.publicKeys) if (jwsAlgorithmOf(key) === alg) ofAlg.push({ key });
+    for (const keyed of keys.keySet ?? []) if (jwsAlgorithmOf(keyed.key) === alg) ofAlg.push(keyed);
+    if (ofAlg.length === 0) return fail('unsupported_alg', `${alg} tokens are not accepted here (no ${alg === 'RS256' ? 'RSA' : 'P-256'} key configured)`);
+    let candidates = ofAlg;
+    if (kid !== undefined) {
+      const named = ofAlg.filter((k) => k.kid === kid);
+      candidates = named.length > 0 ? named : ofAlg.filter((k) => k.kid === undefined);
+      if (candidates.length === 0) return fail('unknown_kid', `no ${alg} key with kid ${JSON.stringify(kid.slice(0, 40))} is configured`);
+    }
     // ES256 signatures are raw r||s, 64 bytes (RFC 7518 §3.4), not DER.
     if (alg === 'ES256' && signature.length !== 64) return fail('bad_signature', 'token signature does not verify');
-    const verified = candidates.some((key) => {
+    const verified = candidates.some(({ key }) => {
       try {
         return cryptoVerify('sha256', signingInput, alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key, signature);
       } catch {
@@ -126,7 +153,7 @@ function checkClaims(payload: Record<string, unknown>, opts: JwtVerifyOptions): 
   const { exp, nbf, iss, aud } = payload;
   if (exp !== undefined) {
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return fail('malformed', 'token exp claim is not a number');
-    if (nowS >= exp + skew) return fail('expired', 'token expired');
+    if (nowS >= validUntilS(exp, skew)) return fail('expired', 'token expired');
   }
   if (nbf !== undefined) {
     if (typeof nbf !== 'number' || !Number.isFinite(nbf)) return fail('malformed', 'token nbf claim is not a number');

@@ -5,6 +5,7 @@
  * itself. Matching is a plain segment scan, never a regex built from claims, so a
  * hostile pattern cannot cause catastrophic backtracking.
  */
+import { DEFAULT_CLOCK_SKEW_S, validUntilS } from './jwt.js';
 
 /** An authenticated user: id, the session patterns it may join, and its role. */
 export interface Principal {
@@ -16,6 +17,12 @@ export interface Principal {
   readonly role: string;
   /** Token expiry in seconds since the epoch, when the token had one. */
   readonly exp?: number;
+  /**
+   * When the token had an `exp`: until when (s since the epoch, exclusive) it is
+   * honoured, exp plus the clock-skew allowance; the shard closes the connection
+   * with 4004 then.
+   */
+  readonly validUntilS?: number;
 }
 
 /** Longest user id accepted. */
@@ -38,8 +45,14 @@ export function userIdProblem(user: unknown): string | undefined {
   return undefined;
 }
 
-/** Builds a principal from verified claims: `sub` (required), `sessions` (default []), `role` (default 'participant'), `exp`. */
-export function principalFromClaims(payload: Record<string, unknown>): { ok: true; principal: Principal } | { ok: false; message: string } {
+/**
+ * Builds a principal from verified claims: `sub` (required), `sessions` (default []),
+ * `role` (default 'participant'), `exp` (with `validUntilS` = exp + `clockSkewS`).
+ */
+export function principalFromClaims(
+  payload: Record<string, unknown>,
+  clockSkewS: number = DEFAULT_CLOCK_SKEW_S,
+): { ok: true; principal: Principal } | { ok: false; message: string } {
   const userProblem = userIdProblem(payload.sub);
   if (userProblem !== undefined) return { ok: false, message: `token sub claim ${userProblem}` };
 
@@ -63,7 +76,7 @@ export function principalFromClaims(payload: Record<string, unknown>): { ok: tru
     user: payload.sub as string,
     sessions: Object.freeze([...(rawSessions as string[])]),
     role,
-    ...(exp === undefined ? {} : { exp }),
+    ...(exp === undefined ? {} : { exp, validUntilS: validUntilS(exp, clockSkewS) }),
   });
   return { ok: true, principal };
 }

@@ -12,12 +12,13 @@
  *   allowedOrigins comma-separated, namespaces as JSON. An empty variable counts as
  *   unset. Unknown SHARDCAST_* variables are warnings, not errors (a newer manifest
  *   may set variables an older image does not know).
- * - jwtPublicKeyFile is read and parsed here (relative paths from the working
- *   directory), so a bad key stops the boot instead of failing every connection.
+ * - jwtPublicKeyFile and jwtJwksFile are read and parsed here (relative paths from
+ *   the working directory), so a bad key stops the boot instead of failing every
+ *   connection.
  */
 import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { parsePublicKeysPem } from '../auth/public-keys.js';
+import { parseJwks, parsePublicKeysPem, type KeyedPublicKey } from '../auth/public-keys.js';
 import {
   CONFIG_FILE_ENV,
   SCHEMA,
@@ -108,9 +109,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
   const s = settings as unknown as Settings;
   checkCrossField(s, invalid, env, problems, warnings);
   const jwtPublicKeys = s.jwtPublicKeyFile === undefined ? [] : readPublicKeys(s.jwtPublicKeyFile, problems);
+  const jwtKeySet = s.jwtJwksFile === undefined ? [] : readKeySet(s.jwtJwksFile, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  const config: Config = Object.freeze({ ...s, jwtPublicKeys: Object.freeze(jwtPublicKeys) });
+  const config: Config = Object.freeze({ ...s, jwtPublicKeys: Object.freeze(jwtPublicKeys), jwtKeySet: Object.freeze(jwtKeySet) });
   return { config, warnings: Object.freeze(warnings) };
 }
 
@@ -125,10 +127,11 @@ function checkCrossField(s: Settings, invalid: ReadonlySet<keyof Settings>, env:
     } else if (s.apiKey.length < MIN_API_KEY_LENGTH) {
       problems.push(`apiKey (${SCHEMA.apiKey.env}) is ${s.apiKey.length} characters long; at least ${MIN_API_KEY_LENGTH} required unless devMode (e.g. \`openssl rand -hex 32\`)`);
     }
-    if (s.jwtSecret === undefined && s.jwtPublicKeyFile === undefined && !invalid.has('jwtSecret') && !invalid.has('jwtPublicKeyFile')) {
+    const keyless = s.jwtSecret === undefined && s.jwtPublicKeyFile === undefined && s.jwtJwksFile === undefined;
+    if (keyless && !invalid.has('jwtSecret') && !invalid.has('jwtPublicKeyFile') && !invalid.has('jwtJwksFile')) {
       problems.push(
-        `jwtSecret (${SCHEMA.jwtSecret.env}) or jwtPublicKeyFile (${SCHEMA.jwtPublicKeyFile.env}) is required unless devMode: ` +
-          `set a shared HS256 secret of ${MIN_JWT_SECRET_BYTES}+ bytes or a PEM file of RS256/ES256 public keys, ${devHint}`,
+        `jwtSecret (${SCHEMA.jwtSecret.env}) or jwtPublicKeyFile (${SCHEMA.jwtPublicKeyFile.env}) or jwtJwksFile (${SCHEMA.jwtJwksFile.env}) is required unless devMode: ` +
+          `set a shared HS256 secret of ${MIN_JWT_SECRET_BYTES}+ bytes, a PEM file or a JWKS file of RS256/ES256 public keys, ${devHint}`,
       );
     }
   }
@@ -138,6 +141,9 @@ function checkCrossField(s: Settings, invalid: ReadonlySet<keyof Settings>, env:
   const production = env.NODE_ENV === 'production';
   if (s.testHooks && production) {
     problems.push(`testHooks (${SCHEMA.testHooks.env}) must not be enabled with NODE_ENV=production: it lets anyone with the API key crash shards; unset it`);
+  }
+  if (s.testNetwork !== undefined && !s.testHooks) {
+    problems.push(`testNetwork (${SCHEMA.testNetwork.env}) needs testHooks (${SCHEMA.testHooks.env}=true): it makes the engine drop and delay messages on purpose`);
   }
   if (s.devMode && production) {
     warnings.push(`devMode (${SCHEMA.devMode.env}) is on with NODE_ENV=production: clients may connect as any user without a token`);
@@ -154,6 +160,23 @@ function readPublicKeys(path: string, problems: string[]): KeyObject[] {
     return [];
   }
   const parsed = parsePublicKeysPem(pem);
+  if (!parsed.ok) {
+    problems.push(`${at}: ${JSON.stringify(path)} ${parsed.message}`);
+    return [];
+  }
+  return parsed.keys;
+}
+
+function readKeySet(path: string, problems: string[]): KeyedPublicKey[] {
+  const at = `jwtJwksFile (${SCHEMA.jwtJwksFile.env})`;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    problems.push(`${at}: cannot read ${JSON.stringify(path)}: ${(err as Error).message}`);
+    return [];
+  }
+  const parsed = parseJwks(text);
   if (!parsed.ok) {
     problems.push(`${at}: ${JSON.stringify(path)} ${parsed.message}`);
     return [];

@@ -12,6 +12,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { KeyObject } from 'node:crypto';
+import type { KeyedPublicKey } from '../auth/public-keys.js';
 
 /** One namespace of sessions, matched by session id prefix (longest prefix wins). */
 export interface NamespaceConfig {
@@ -29,6 +30,20 @@ export interface NamespaceConfig {
   readonly joinLeave?: boolean;
 }
 
+/** How the standalone engine imitates a network between instances (test hooks only). */
+export interface TestNetwork {
+  /** Least delay of a message to subscribers (ms). */
+  readonly delayMs: number;
+  /** Random extra delay, 0..jitterMs (ms); per-session order is kept. */
+  readonly jitterMs: number;
+  /** Probability (0..1) that a message never reaches subscribers. */
+  readonly dropRate: number;
+  /** History replies come back after 0..historyDelayMs (ms). */
+  readonly historyDelayMs: number;
+  /** Seed of the fault sequence. */
+  readonly seed: number;
+}
+
 /** Every setting as configured (file and environment); see SCHEMA for docs and bounds. */
 export interface Settings {
   readonly port: number;
@@ -38,8 +53,10 @@ export interface Settings {
   readonly apiKey: string | undefined;
   readonly jwtSecret: string | undefined;
   readonly jwtPublicKeyFile: string | undefined;
+  readonly jwtJwksFile: string | undefined;
   readonly jwtIssuer: string | undefined;
   readonly jwtAudience: string | undefined;
+  readonly jwtClockSkewS: number;
   readonly allowedOrigins: readonly string[];
   readonly drainTimeoutMs: number;
   readonly goAwayMaxDelayMs: number;
@@ -54,20 +71,26 @@ export interface Settings {
   readonly rateLimitBurst: number;
   readonly maxSessionsPerConnection: number;
   readonly commandJournalSize: number;
+  readonly presenceLeaseMs: number;
   readonly shardYoungGenerationMb: number;
   readonly logLevel: LogLevel;
   readonly testHooks: boolean;
+  readonly testNetwork: TestNetwork | undefined;
+  readonly subscriptionLingerMs: number;
+  readonly streamCheckMs: number;
   readonly namespaces: readonly NamespaceConfig[];
 }
 
 /**
  * The validated, frozen daemon configuration. Structured-clone safe (it can be
- * passed as `workerData` to shard threads): plain data plus `jwtPublicKeys`, whose
- * KeyObjects Node 20 clones to worker threads.
+ * passed as `workerData` to shard threads): plain data plus `jwtPublicKeys` and
+ * `jwtKeySet`, whose KeyObjects Node 20 clones to worker threads.
  */
 export interface Config extends Settings {
   /** The public keys parsed from `jwtPublicKeyFile` at boot (empty when unset). */
   readonly jwtPublicKeys: readonly KeyObject[];
+  /** The keys parsed from `jwtJwksFile` at boot, with their `kid` (empty when unset). */
+  readonly jwtKeySet: readonly KeyedPublicKey[];
 }
 
 /** The pino levels `logLevel` accepts. */
@@ -325,6 +348,41 @@ function namespaceList(): Kind<readonly NamespaceConfig[]> {
 
 // ------------------------------------------------------------------ the schema
 
+const NETWORK_FIELDS = { delayMs: 10_000, jitterMs: 10_000, dropRate: 1, historyDelayMs: 10_000, seed: 2 ** 31 } as const;
+
+/** `{delayMs, jitterMs, dropRate, historyDelayMs, seed}` (JSON text in the environment); unknown or out-of-range fields are named. */
+function testNetwork(): Kind<TestNetwork | undefined> {
+  return {
+    type: 'JSON object {delayMs, jitterMs, dropRate, historyDelayMs, seed}',
+    parse(raw, source) {
+      let value = raw;
+      if (value === undefined || value === null || value === '') return { ok: true, value: undefined };
+      if (source === 'env' && typeof raw === 'string') {
+        try {
+          value = JSON.parse(raw);
+        } catch (err) {
+          return no(`is not valid JSON (${(err as Error).message}); expected e.g. {"delayMs":3,"jitterMs":5,"dropRate":0.01,"historyDelayMs":10,"seed":1}`);
+        }
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return no(`got ${describe(value)}; must be an object`);
+      const entry = value as Record<string, unknown>;
+      const problems: string[] = [];
+      const out: Record<string, number> = { delayMs: 0, jitterMs: 0, dropRate: 0, historyDelayMs: 0, seed: 1 };
+      for (const [field, v] of Object.entries(entry)) {
+        if (!(field in NETWORK_FIELDS)) {
+          problems.push(`testNetwork.${field}: unknown field; allowed: ${Object.keys(NETWORK_FIELDS).join(', ')}`);
+          continue;
+        }
+        const max = NETWORK_FIELDS[field as keyof typeof NETWORK_FIELDS];
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max || (field !== 'dropRate' && !Number.isInteger(v))) {
+          problems.push(`testNetwork.${field}: got ${describe(v)}; must be ${field === 'dropRate' ? 'a number' : 'an integer'} from 0 to ${max}`);
+        } else out[field] = v;
+      }
+      return problems.length > 0 ? no(problems) : { ok: true, value: out as unknown as TestNetwork };
+    },
+  };
+}
+
 function define<K extends keyof Settings>(
   key: K,
   kind: Kind<Settings[K]>,
@@ -366,8 +424,10 @@ export const SCHEMA = {
     secret: true,
   }),
   jwtPublicKeyFile: define('jwtPublicKeyFile', optional(text(4096, 'string (path)')), undefined, 'PEM file with one or more RS256 (RSA) or ES256 (P-256) public keys or certificates for client tokens; read at boot.'),
+  jwtJwksFile: define('jwtJwksFile', optional(text(4096, 'string (path)')), undefined, 'JSON Web Key Set file (`{"keys": [...]}`) with RS256 (RSA) or ES256 (EC P-256) keys for client tokens, chosen by the token\'s `kid`; read at boot (no fetching: refresh the file and restart).'),
   jwtIssuer: define('jwtIssuer', optional(text(1024)), undefined, 'Required `iss` claim of client tokens (unchecked when unset).'),
   jwtAudience: define('jwtAudience', optional(text(1024)), undefined, 'Required `aud` claim of client tokens (unchecked when unset).'),
+  jwtClockSkewS: define('jwtClockSkewS', integer(0, 600), 30, 'Clock skew allowed on client tokens\' `exp` and `nbf`, in seconds; a connection is closed with 4004 when `exp` plus this has passed.'),
   allowedOrigins: define('allowedOrigins', originList(), Object.freeze([]) as readonly string[], 'Browser origins allowed to connect, comma-separated in the environment; empty = any origin.', {
     defaultDoc: '`[]` (any)',
   }),
@@ -379,9 +439,9 @@ export const SCHEMA = {
   maxFrameBytes: define('maxFrameBytes', integer(256, 1024 * 1024), 16 * 1024, 'Largest frame a client may send.'),
   idleTimeoutS: define(
     'idleTimeoutS',
-    integer(0, 960, { refuse: (n) => n > 0 && n < 8, allowed: '0 (off) or 8–960 (uWS aborts the process on other values)' }),
+    integer(0, 960, { refuse: (n) => n > 0 && n < 8, allowed: '0 (off) or 8–960' }),
     60,
-    'Seconds without traffic before uWS closes a socket.',
+    'Seconds a client may send nothing (no frame, no ping or pong) before it is closed with 1000; the server pings it after half of it. Sent to clients as `hello.ping`.',
   ),
   maxConnections: define('maxConnections', integer(1, 10_000_000), 100_000, 'Connections this instance accepts in total.'),
   maxConnectionsPerUser: define('maxConnectionsPerUser', integer(1, 100_000), 32, 'Connections one user may hold on this instance.'),
@@ -389,10 +449,14 @@ export const SCHEMA = {
   rateLimitBurst: define('rateLimitBurst', integer(1, 1_000_000), 100, 'Frames a connection may send in a burst (token bucket size).'),
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
+  presenceLeaseMs: define('presenceLeaseMs', integer(3000, 600_000), 30_000, "Lease of each shard's presence entries, refreshed every third of it: when an instance dies without cleaning up, its users stop counting as present after this long."),
   shardYoungGenerationMb: define('shardYoungGenerationMb', integer(0, 1024), 4, "Cap of each shard thread's V8 young generation in MB (0 = V8's default, which grows to tens of MB under connection storms and shows up as memory per connection; see bench/RESULTS.md)."),
   logLevel: define('logLevel', oneOf(LOG_LEVELS), 'info', 'Lowest pino level written to stdout.'),
   testHooks: define('testHooks', boolean(), false, 'Enables test-only triggers (e.g. crashing a shard); refused when NODE_ENV=production.'),
-  namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true) }]`; JSON text in the environment.', {
+  testNetwork: define('testNetwork', testNetwork(), undefined, 'Test hooks only: the standalone engine delivers like a network (late, some messages dropped, history replies reordered against live frames), to test stream continuity. `{delayMs, jitterMs, dropRate, historyDelayMs, seed}`.'),
+  streamCheckMs: define('streamCheckMs', integer(0, 3_600_000), 5000, 'How often each streamed session\'s position is compared with what the instance received, so events lost at the end of a burst are noticed and filled from history (0 = never).'),
+  subscriptionLingerMs: define('subscriptionLingerMs', integer(0, 600_000), 2000, 'How long an instance stays subscribed to a session after its last local subscriber left, so a client that rejoins at once does not make it resubscribe.'),
+  namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true) }]`; a session belongs to the namespace with the longest `prefix` its id starts with (plain text, no wildcards; none: the defaults); JSON text in the environment.', {
     defaultDoc: '`[]`',
   }),
 } as const satisfies { readonly [K in keyof Settings]: Setting<Settings[K]> };

@@ -7,7 +7,7 @@
 import { DEFAULT_LIMITS, SESSION_ID_PATTERN } from '../../protocol/frames.js';
 import type { Value } from '../../protocol/frames.js';
 import { checkValue } from '../../protocol/validate.js';
-import type { PublishRequest } from '../engine/sequencer.js';
+import type { PublishRequest } from '../engine/broker.js';
 
 /** Most events in one batch request. */
 export const MAX_EVENTS_PER_REQUEST = 1000;

@@ -1,9 +1,11 @@
 /**
  * The primary thread: everything that happens once per instance. It owns the
- * engine (sequencer, bus, presence, command journal), the routing table, the shard
- * supervisor, readiness and the shutdown choreography. It never touches a client
- * socket: shards do, and ask the primary through requests (requests.ts).
+ * engine (broker, presence, command journal), the session streams (continuity,
+ * session-streams.ts), the routing table, the shard supervisor, readiness and the
+ * shutdown choreography. It never touches a client socket: shards do, and ask the
+ * primary through requests (requests.ts).
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { encode } from '../../protocol/codec.js';
 import { namespaceFor } from '../config/namespaces.js';
@@ -11,36 +13,60 @@ import type { Config } from '../config/schema.js';
 import { createEngine, type Engine } from '../engine/engine.js';
 import type { ShardToPrimary } from '../threads/messages.js';
 import { Admissions } from './admissions.js';
+import { PresenceTracker } from './presence-tracker.js';
 import { handleShardRequest } from './requests.js';
 import { Router } from './router.js';
+import { SessionStreams } from './session-streams.js';
 import type { ShardLink } from './shard-link.js';
 import { Supervisor } from './supervisor.js';
 
+/** How often readiness follows the engine's health. */
+const HEALTH_CHECK_MS = 1000;
+
 /** A running instance. */
 export class Primary {
+  /** Random id of this process, unique across instances (presence owners carry it). */
+  readonly instanceId = randomBytes(6).toString('hex');
   readonly engine: Engine;
-  readonly router: Router;
+  readonly router = new Router();
+  readonly streams: SessionStreams;
+  readonly presence: PresenceTracker;
   readonly supervisor: Supervisor;
   readonly admissions: Admissions;
   private ready = false;
   private started = false;
+  private draining = false;
+  private healthTimer: NodeJS.Timeout | undefined;
   private shutdownPromise: Promise<number> | undefined;
 
   constructor(readonly config: Config, readonly log: Logger) {
     this.admissions = new Admissions(config.maxConnections, config.maxConnectionsPerUser);
-    this.engine = createEngine(config, (session) => this.router.isActive(session));
-    this.router = new Router(this.engine.bus, (session, err) =>
-      this.log.error({ err, session }, 'bus subscription change failed'),
+    this.engine = createEngine(config, (session) => this.streams.has(session));
+    this.streams = new SessionStreams(
+      this.engine.broker,
+      {
+        forward: (msg) => {
+          const shards = this.router.shardsFor(msg.session);
+          if (shards) for (const id of shards) this.supervisor.link(id)?.enqueue(msg);
+        },
+        resync: (session, epoch, head) => {
+          const shards = this.router.shardsFor(session);
+          if (shards) for (const id of shards) this.supervisor.link(id)?.enqueueResync(session, epoch, head);
+        },
+      },
+      { lingerMs: config.subscriptionLingerMs, checkMs: config.streamCheckMs, log },
     );
-    this.engine.bus.onMessage((msg) => {
-      const shards = this.router.shardsFor(msg.session);
-      if (!shards) return;
-      for (const id of shards) this.supervisor.link(id)?.enqueue(msg);
+    this.presence = new PresenceTracker(this.engine.presence, {
+      instanceId: this.instanceId,
+      leaseMs: config.presenceLeaseMs,
+      log,
+      announce: (t, session, user) => this.announce(t, session, user),
     });
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),
       onShardExit: (id, crashed) => this.onShardExit(id, crashed),
       onShardListening: (link) => {
+        this.presence.shardStarted(link.id);
         link.send({ op: 'ready', ready: this.ready });
         if (this.started) this.log.info({ shard: link.id }, 'shard restarted');
       },
@@ -49,11 +75,18 @@ export class Primary {
 
   /** Starts the shards; resolves with the port once every shard listens. */
   async start(): Promise<number> {
+    await this.engine.start({
+      message: (msg) => this.streams.onMessage(msg),
+      resubscribed: () => this.streams.onResubscribed(),
+    });
+    this.presence.start();
     const port = await this.supervisor.start();
     this.started = true;
-    this.setReady(true);
+    this.updateReadiness();
+    this.healthTimer = setInterval(() => this.updateReadiness(), HEALTH_CHECK_MS);
+    this.healthTimer.unref();
     this.log.info(
-      { port, host: this.config.host, shards: this.config.shards, engine: this.engine.kind },
+      { port, host: this.config.host, shards: this.config.shards, engine: this.engine.kind, instance: this.instanceId },
       'listening',
     );
     return port;
@@ -73,36 +106,46 @@ export class Primary {
     const started = Date.now();
     const deadline = started + this.config.drainTimeoutMs;
     this.log.info({ reason, drainTimeoutMs: this.config.drainTimeoutMs }, 'draining');
-    this.setReady(false);
+    this.draining = true;
+    clearInterval(this.healthTimer);
+    this.updateReadiness();
     await this.supervisor.drain(deadline);
-    await this.engine.close();
+    // Shards are gone: nothing needs the streams; the engine gets what is left of the deadline.
+    this.streams.stop();
+    this.presence.stop();
+    await this.engine.stop(Math.max(deadline, Date.now() + 1000));
     const tookMs = Date.now() - started;
     const late = Date.now() > deadline + 1000;
-    this.log.info({ tookMs, late }, 'stopped');
+    this.log.info({ tookMs, late, streams: this.streams.counters }, 'stopped');
     return late ? 1 : 0;
   }
 
-  private setReady(ready: boolean): void {
+  /** Ready while started, not draining, and the engine is healthy (Kubernetes stops routing otherwise). */
+  private updateReadiness(): void {
+    const health = this.engine.health();
+    const ready = this.started && !this.draining && health.ok;
+    if (ready === this.ready) return;
     this.ready = ready;
+    if (!health.ok && !this.draining) this.log.warn({ detail: health.detail }, 'engine unhealthy: not ready');
     this.supervisor.broadcast({ op: 'ready', ready });
   }
 
   private onShardMessage(link: ShardLink, msg: ShardToPrimary): void {
     switch (msg.op) {
       case 'interest':
-        this.router.addInterest(msg.session, link.id);
+        if (this.router.addInterest(msg.session, link.id)) this.streams.open(msg.session);
         return;
       case 'uninterest':
-        this.router.removeInterest(msg.session, link.id);
+        if (this.router.removeInterest(msg.session, link.id)) this.streams.close(msg.session);
         return;
       case 'release':
         this.admissions.release(link.id, msg.user);
         return;
       case 'presence-join':
-        void this.presenceJoin(msg.session, msg.user, link.id);
+        void this.presence.join(msg.session, msg.user, link.id);
         return;
       case 'presence-leave':
-        void this.presenceLeave(msg.session, msg.user, link.id);
+        void this.presence.leave(msg.session, msg.user, link.id);
         return;
       case 'request':
         void handleShardRequest(this, link, msg);
@@ -113,38 +156,18 @@ export class Primary {
     }
   }
 
-  /** Counts a connection of `user` in the session; announces the user's arrival. */
-  async presenceJoin(session: string, user: string, shard: number): Promise<void> {
-    try {
-      if (await this.engine.presence.join(session, user, String(shard))) this.announce('pjoin', session, user);
-    } catch (err) {
-      this.log.error({ err, session }, 'presence join failed');
-    }
-  }
-
-  private async presenceLeave(session: string, user: string, shard: number): Promise<void> {
-    try {
-      if (await this.engine.presence.leave(session, user, String(shard))) this.announce('pleave', session, user);
-    } catch (err) {
-      this.log.error({ err, session }, 'presence leave failed');
-    }
-  }
-
   /** Publishes a pjoin/pleave notice where the namespace wants them (they cost one frame per member per join). */
   private announce(t: 'pjoin' | 'pleave', session: string, user: string): void {
     if (!namespaceFor(this.config, session).joinLeave) return;
-    this.engine.bus.publish({ session, seq: 0, frame: encode({ t, s: session, u: user }) });
+    this.engine.broker.notice(session, encode({ t, s: session, u: user })).catch((err: unknown) => {
+      this.log.warn({ err, session }, 'presence notice not published');
+    });
   }
 
   private onShardExit(id: number, crashed: boolean): void {
+    void this.presence.shardGone(id);
     if (!crashed) return;
     this.admissions.dropShard(id);
-    this.router.dropShard(id);
-    void this.engine.presence.dropOwner(String(id)).then(
-      (gone) => {
-        for (const { session, user } of gone) this.announce('pleave', session, user);
-      },
-      (err) => this.log.error({ err, shard: id }, 'presence cleanup failed'),
-    );
+    for (const session of this.router.dropShard(id)) this.streams.close(session);
   }
 }

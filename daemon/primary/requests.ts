@@ -16,13 +16,20 @@ type Handler<K extends RequestName> = (
 
 const handlers: { [K in RequestName]: Handler<K> } = {
   async history(primary, args, link) {
-    if (args.trackPresence) await primary.presenceJoin(args.session, args.user, link.id);
-    // Frames published after the bus subscription is in effect reach the shard, so
-    // reading history only after it leaves no gap between replay and live frames.
-    await primary.router.settled(args.session);
-    const result = await primary.engine.sequencer.history(args.session, args.since, args.user);
-    if (!args.listPresence) return result;
-    return { ...result, presence: await primary.engine.presence.list(args.session) };
+    if (args.trackPresence) await primary.presence.join(args.session, args.user, link.id);
+    // Through the session's stream: every frame up to the head is forwarded to the
+    // shards before this reply, which follows them on the port (session-streams.ts).
+    const read = await primary.streams.join(args.session, args.since, args.user);
+    const user = args.user;
+    const result: ShardRequests['history']['result'] = {
+      epoch: read.epoch,
+      head: read.head,
+      recovered: read.complete,
+      frames: read.entries.filter((e) => e.to === undefined || e.to.includes(user)).map((e) => e.frame),
+    };
+    if (read.snapshot !== undefined) result.snapshot = read.snapshot;
+    if (args.listPresence) result.presence = await primary.presence.list(args.session);
+    return result;
   },
   async publish(primary, args) {
     const results = [];
@@ -30,7 +37,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
       // Conflation is the namespace's call: elsewhere the flag is dropped and the
       // frame is delivered like any other.
       const allowed = !event.conflate || namespaceFor(primary.config, event.session).conflate;
-      results.push(await primary.engine.sequencer.publish(allowed ? event : { ...event, conflate: undefined }));
+      results.push(await primary.engine.broker.publish(allowed ? event : { ...event, conflate: undefined }));
     }
     return results;
   },
@@ -39,7 +46,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return { duplicate };
   },
   async presence(primary, args) {
-    return primary.engine.presence.list(args.session);
+    return primary.presence.list(args.session);
   },
   async commands(primary, args) {
     return primary.engine.journal.read(args.after, args.limit);
@@ -51,8 +58,18 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     if (!primary.config.testHooks) throw new RequestError(ErrorCode.Forbidden, 'test hooks are disabled');
     const target = primary.supervisor.link(args.shard);
     if (!target) return { crashed: false };
-    target.send({ op: 'crash' });
+    // After this reply has left: the request may have come in through the very
+    // shard that is to crash, and its HTTP answer must get out first.
+    setTimeout(() => {
+      if (primary.supervisor.link(args.shard) === target) target.send({ op: 'crash' });
+    }, 100);
     return { crashed: true };
+  },
+  async resetEpoch(primary, args) {
+    const faults = primary.config.testHooks ? primary.engine.faults : undefined;
+    if (!faults) throw new RequestError(ErrorCode.Forbidden, 'test hooks are disabled');
+    faults.resetEpoch(args.session);
+    return { reset: true };
   },
 };
 

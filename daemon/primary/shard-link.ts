@@ -5,8 +5,7 @@
  * hand all N to uWS in one turn (one write per socket, not N).
  */
 import type { Worker } from 'node:worker_threads';
-import type { BusMessage } from '../engine/bus.js';
-import { FrameBatchWriter } from '../threads/frame-batch.js';
+import { FrameBatchWriter, type RoutedFrame } from '../threads/frame-batch.js';
 import type { PrimaryToShard } from '../threads/messages.js';
 
 /** A live shard thread as the primary sees it. */
@@ -19,8 +18,18 @@ export class ShardLink {
   constructor(readonly id: number, readonly worker: Worker) {}
 
   /** Queues a frame for this shard; it leaves at the end of the current turn. */
-  enqueue(msg: BusMessage): void {
+  enqueue(msg: RoutedFrame): void {
     this.batch.add(msg);
+    this.scheduleFlush();
+  }
+
+  /** Queues a resync marker, in order with the frames around it. */
+  enqueueResync(session: string, epoch: string, head: number): void {
+    this.batch.addResync(session, epoch, head);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.onTurnEnd);

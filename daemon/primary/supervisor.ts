@@ -3,7 +3,8 @@
  * first on the configured port (0 = kernel's choice), the rest on the port it got,
  * all sharing it with SO_REUSEPORT — restarts a shard that dies with jittered
  * backoff, and runs the shards' part of the shutdown. Not piscina: its pool
- * terminate()s threads, which aborts a process with live uWS sockets (PITFALLS.md).
+ * terminate()s threads, which aborts a process with live uWS sockets
+ * (docs/architecture.md, "Facts about this uWS build").
  * Threads are never terminate()d here either: a shard ends by closing its App and
  * letting its event loop empty.
  */

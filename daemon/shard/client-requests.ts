@@ -3,7 +3,7 @@
  * protocol violation ends in `failConnection` (one place decides close codes);
  * request-level problems get an `error` frame and the connection stays.
  */
-import { encode } from '../../protocol/codec.js';
+import { encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { DEFAULT_LIMITS, type CmdFrame, type PubFrame } from '../../protocol/frames.js';
 import { parseClientFrame, type ClientLimits } from '../../protocol/validate.js';
@@ -29,14 +29,14 @@ export function clientLimits(maxFrameBytes: number): ClientLimits {
   };
 }
 
-/** Closes a connection that broke the protocol, with the code and reason given. */
+/** Closes a connection that broke the protocol, with the code and reason given (fitted to a close frame by Connection.end). */
 export function failConnection(conn: Connection, code: number, reason: string): void {
-  conn.end(code, reason.length > 120 ? reason.slice(0, 117) + '...' : reason);
+  conn.end(code, reason);
 }
 
 /** Sends an `error` frame. */
 export function replyError(conn: Connection, id: number | undefined, code: number, msg: string): void {
-  conn.sendNow(encode(id === undefined ? { t: 'error', code, msg } : { t: 'error', id, code, msg }));
+  conn.sendNow(encodeServerFrame(id === undefined ? { t: 'error', code, msg } : { t: 'error', id, code, msg }));
 }
 
 /**
@@ -80,7 +80,7 @@ export function handleMessage(
       void join(ctx, conn, frame);
       return;
     case 'leave':
-      if (leave(ctx, conn, frame.s)) conn.sendNow(encode({ t: 'left', id: frame.id, s: frame.s }));
+      if (leave(ctx, conn, frame.s)) conn.sendNow(encodeServerFrame({ t: 'left', id: frame.id, s: frame.s }));
       else replyError(conn, frame.id, ErrorCode.NotJoined, `not joined to session "${frame.s}"`);
       return;
     case 'pub':
@@ -93,7 +93,7 @@ export function handleMessage(
       void presence(ctx, conn, frame.id, frame.s);
       return;
     case 'ping':
-      conn.sendNow(encode({ t: 'pong', id: frame.id }));
+      conn.sendNow(encodeServerFrame({ t: 'pong', id: frame.id }));
       return;
   }
 }
@@ -122,7 +122,7 @@ async function publish(ctx: RequestContext, conn: Connection, frame: PubFrame): 
     const [result] = await ctx.primary.call('publish', {
       events: [{ session: frame.s, type: frame.type, data: frame.data }],
     });
-    conn.sendNow(encode({ t: 'ack', id: frame.id, seq: result.seq }));
+    conn.sendNow(encodeServerFrame({ t: 'ack', id: frame.id, seq: result.seq }));
   } catch (err) {
     replyFailure(conn, frame.id, 'publish', err);
   }
@@ -153,7 +153,7 @@ async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, n
         shard: ctx.shardId,
       },
     });
-    conn.sendNow(encode(duplicate ? { t: 'ack', id: frame.id, cid: frame.cid, dup: true } : { t: 'ack', id: frame.id, cid: frame.cid }));
+    conn.sendNow(encodeServerFrame(duplicate ? { t: 'ack', id: frame.id, cid: frame.cid, dup: true } : { t: 'ack', id: frame.id, cid: frame.cid }));
   } catch (err) {
     replyFailure(conn, frame.id, 'command', err);
   }
@@ -167,7 +167,7 @@ async function presence(ctx: RequestContext, conn: Connection, id: number, sessi
   }
   try {
     const users = await ctx.primary.call('presence', { session });
-    conn.sendNow(encode({ t: 'presence', id, s: session, users }));
+    conn.sendNow(encodeServerFrame({ t: 'presence', id, s: session, users }));
   } catch (err) {
     replyFailure(conn, id, 'presence', err);
   }

@@ -4,9 +4,10 @@
  * outbound queue. The uWS socket must not be touched once `closed` is set: uWS
  * throws on a socket after its close event.
  */
-import type { BusMessage } from '../engine/bus.js';
+import type { RoutedFrame } from '../threads/frame-batch.js';
 import type { Principal } from '../auth/principal.js';
 import type { WebSocket } from '../uws.js';
+import { closeReason } from '../../protocol/codes.js';
 import { OutboundQueue } from './outbound-queue.js';
 import type { LocalSession } from './registry.js';
 
@@ -29,7 +30,7 @@ export interface Membership {
   /** Joined: frames flow. Pending: the history reply has not arrived yet. */
   state: 'pending' | 'joined';
   /** Live frames that arrived while pending, replayed after the history (null once joined: idle members cost no array). */
-  buffered: BusMessage[] | null;
+  buffered: RoutedFrame[] | null;
   /** Seq of the last frame handed to uWS for this connection outside the topic (join, addressed frames, queue pumps)... */
   lastSeq: number;
   /** ...and when (ms), for fair answer timing. */
@@ -115,6 +116,17 @@ export class Connection {
   end(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.ws.end(code, reason);
+    closeSocket(this.ws, code, reason);
   }
+}
+
+/**
+ * Ends a client socket with a close code and a reason fitted to a close frame
+ * (protocol/codes.ts closeReason). Every close the daemon sends goes through here:
+ * uWS would cut a longer reason at 123 bytes, possibly inside a character, and a
+ * close frame with invalid UTF-8 makes the client fail the connection (1006/1007)
+ * instead of reading the code.
+ */
+export function closeSocket<T>(ws: WebSocket<T>, code: number, reason: string): void {
+  ws.end(code, closeReason(reason));
 }

@@ -9,23 +9,35 @@
  * ones. A connection whose queue plus uWS buffer passes the bound is cut off with
  * 4001 by the buffer policy (slow-consumers.ts), never skipped silently.
  */
-import type { BusMessage } from '../engine/bus.js';
-import { readFrameBatch } from '../threads/frame-batch.js';
+import { readFrameBatch, type RoutedFrame } from '../threads/frame-batch.js';
 import type { App } from '../uws.js';
 import type { Connection } from './connection.js';
 import { OutboundQueue } from './outbound-queue.js';
 import type { Registry } from './registry.js';
 import type { BufferPolicy } from './slow-consumers.js';
 
-/** Delivers every frame of a batch from the primary. */
-export function deliverBatch(app: App, registry: Registry, policy: BufferPolicy, batch: ArrayBuffer, now: number): void {
-  readFrameBatch(batch, (msg) => deliverFrame(app, registry, policy, msg, now));
+/** Delivers every entry of a batch from the primary, in order; resync markers go to `resync`. */
+export function deliverBatch(
+  app: App,
+  registry: Registry,
+  policy: BufferPolicy,
+  batch: ArrayBuffer,
+  now: number,
+  resync: (session: string, epoch: string, head: number) => void,
+): void {
+  readFrameBatch(batch, { frame: (msg) => deliverFrame(app, registry, policy, msg, now), resync });
 }
 
-function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: BusMessage, now: number): void {
+function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: RoutedFrame, now: number): void {
   const session = registry.sessions.get(msg.session);
   if (session === undefined) return;
-  if (msg.seq > session.lastSeq) {
+  if (msg.seq !== 0) {
+    // The primary's stream never sends a seq twice; a shard that got one anyway
+    // (a bug) drops it rather than deliver a duplicate to the whole topic.
+    if (msg.seq <= session.lastSeq) {
+      session.duplicates++;
+      return;
+    }
     session.lastSeq = msg.seq;
     session.lastSeqAt = now;
   }

@@ -1,10 +1,10 @@
 /**
- * A shard's part of a graceful shutdown (DESIGN.md, "Shutdown and rollouts"):
+ * A shard's part of a graceful shutdown (docs/architecture.md, "Drain and shutdown"):
  * stop accepting, send every client a go-away with its resume points and a
  * jittered reconnect delay, let each socket's buffered frames drain, close it with
  * 1001, and at the deadline close whatever is left. The caller closes the App.
  */
-import { encode } from '../../protocol/codec.js';
+import { encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode } from '../../protocol/codes.js';
 import type { GoAwayFrame, ResumePoint } from '../../protocol/frames.js';
 import type { Connection } from './connection.js';
@@ -13,13 +13,27 @@ import type { Registry } from './registry.js';
 
 const POLL_MS = 20;
 
-/** Where a connection is in each joined session, for its go-away frame. */
+/** Connections that were sent a go-away: from then on only the drain closes them (with 1001). */
+const sentGoAway = new WeakSet<Connection>();
+
+/** True once `conn` was sent a go-away. */
+export function receivedGoAway(conn: Connection): boolean {
+  return sentGoAway.has(conn);
+}
+
+/**
+ * Where a connection is in each joined session, for its go-away frame (SPEC.md §14):
+ * the highest seq routed to this shard for the session, or handed to this socket
+ * if higher. That may be an event the client never gets (addressed to other users,
+ * or conflated away); what matters is that the go-away is queued behind every frame
+ * routed so far, on the topic or in the lag queue, so a client reading it already
+ * holds every event up to that seq it is entitled to, and resuming from it skips
+ * nothing. Sessions still joining are left out (no `joined` yet, nothing to resume).
+ */
 export function resumePoints(conn: Connection): ResumePoint[] {
   const out: ResumePoint[] = [];
   for (const [s, m] of conn.memberships) {
     if (m.state !== 'joined') continue;
-    // The go-away goes behind everything routed to the shard so far (topic or lag
-    // queue), so the client has all of it when it reads the go-away.
     out.push({ s, ep: m.session.epoch, seq: Math.max(m.lastSeq, m.session.lastSeq) });
   }
   return out;
@@ -47,9 +61,10 @@ export async function drainConnections(registry: Registry, deadline: number, goA
       delay: Math.floor(Math.random() * (goAwayMaxDelayMs + 1)),
       pos: resumePoints(conn),
     };
+    sentGoAway.add(conn);
     // Behind everything already queued for the socket, so no frame is cut off.
-    if (conn.queue !== null) conn.queue.push(encode(goaway), '', 0);
-    else conn.sendNow(encode(goaway));
+    if (conn.queue !== null) conn.queue.push(encodeServerFrame(goaway), '', 0);
+    else conn.sendNow(encodeServerFrame(goaway));
   }
   let open = conns.filter((c) => !c.closed);
   while (open.length > 0 && Date.now() < deadline) {

@@ -11,7 +11,7 @@ import { parsePublishBody } from '../ingress/publish-request.js';
 import type { Logger } from '../log.js';
 import type { App, HttpRequest, HttpResponse } from '../uws.js';
 import { PrimaryCallError, type PrimaryLink } from './primary-link.js';
-import { ErrorCode } from '../../protocol/codes.js';
+import { ErrorCode, HTTP_ERRORS, HttpErrorCode, type HttpErrorStatus } from '../../protocol/codes.js';
 
 /** Largest publish body accepted. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -27,7 +27,18 @@ export interface HttpContext {
   isReady(): boolean;
 }
 
-type Status = '200 OK' | '400 Bad Request' | '401 Unauthorized' | '403 Forbidden' | '404 Not Found' | '413 Payload Too Large' | '415 Unsupported Media Type' | '503 Service Unavailable' | '504 Gateway Timeout';
+type Status = '200 OK' | '400 Bad Request' | '401 Unauthorized' | '404 Not Found' | '413 Payload Too Large' | '415 Unsupported Media Type' | '503 Service Unavailable' | '504 Gateway Timeout';
+
+/** Status lines of the statuses the HTTP error registry (protocol/codes.ts HTTP_ERRORS) uses. */
+const STATUS_LINE: Readonly<Record<HttpErrorStatus, Status>> = {
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  404: '404 Not Found',
+  413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type',
+  503: '503 Service Unavailable',
+  504: '504 Gateway Timeout',
+};
 
 /**
  * JSON has no binary type: msgpack bin values (from commands or msgpack publishes)
@@ -44,8 +55,9 @@ function sendJson(res: HttpResponse, status: Status, body: unknown): void {
   });
 }
 
-function sendError(res: HttpResponse, status: Status, code: string, message: string): void {
-  sendJson(res, status, { error: { code, message } });
+/** Sends `{"error": {code, message}}` with the status the registry gives the code, so the two cannot disagree. */
+function sendError(res: HttpResponse, code: HttpErrorCode, message: string): void {
+  sendJson(res, STATUS_LINE[HTTP_ERRORS[code].status], { error: { code, message } });
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -79,25 +91,27 @@ function readBody(res: HttpResponse, limit: number, done: (body: Buffer | 'too-l
   });
 }
 
-function decodeBody(contentType: string, body: Buffer): { ok: true; value: unknown } | { ok: false; message: string } {
+type DecodedBody = { ok: true; value: unknown } | { ok: false; code: HttpErrorCode; message: string };
+
+function decodeBody(contentType: string, body: Buffer): DecodedBody {
   const type = contentType.split(';')[0].trim();
   if (type === 'application/msgpack' || type === 'application/x-msgpack') {
     const r = decode(body);
-    return r.ok ? r : { ok: false, message: `body is not valid msgpack: ${r.reason}` };
+    return r.ok ? r : { ok: false, code: HttpErrorCode.InvalidBody, message: `body is not valid msgpack: ${r.reason}` };
   }
   if (type === '' || type === 'application/json') {
     try {
       return { ok: true, value: JSON.parse(body.toString('utf8')) };
     } catch (err) {
-      return { ok: false, message: `body is not valid JSON: ${(err as Error).message}` };
+      return { ok: false, code: HttpErrorCode.InvalidBody, message: `body is not valid JSON: ${(err as Error).message}` };
     }
   }
-  return { ok: false, message: `unsupported content-type "${type}": use application/json or application/msgpack` };
+  return { ok: false, code: HttpErrorCode.UnsupportedMediaType, message: `unsupported content-type "${type}": use application/json or application/msgpack` };
 }
 
-function statusOfCallError(err: unknown): Status {
-  if (err instanceof PrimaryCallError && err.code === ErrorCode.Timeout) return '504 Gateway Timeout';
-  return '503 Service Unavailable';
+function codeOfCallError(err: unknown): HttpErrorCode {
+  if (err instanceof PrimaryCallError && err.code === ErrorCode.Timeout) return HttpErrorCode.Timeout;
+  return HttpErrorCode.Unavailable;
 }
 
 /**
@@ -111,7 +125,7 @@ function replyWhenSettled<T>(res: HttpResponse, open: () => boolean, call: Promi
       if (open()) sendJson(res, '200 OK', body(result));
     },
     (err: unknown) => {
-      if (open()) sendError(res, statusOfCallError(err), 'unavailable', `${what} failed: ${(err as Error).message}`);
+      if (open()) sendError(res, codeOfCallError(err), `${what} failed: ${(err as Error).message}`);
     },
   );
 }
@@ -147,22 +161,22 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
     const contentType = req.getHeader('content-type');
     const open = watchAbort(res);
     if (!authorized(config, auth)) {
-      sendError(res, '401 Unauthorized', 'unauthorized', 'send Authorization: Bearer <SHARDCAST_API_KEY>');
+      sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
       return;
     }
     readBody(res, MAX_BODY_BYTES, (body) => {
       if (body === 'too-large') {
-        sendError(res, '413 Payload Too Large', 'too_large', `publish bodies are limited to ${MAX_BODY_BYTES} bytes`);
+        sendError(res, HttpErrorCode.TooLarge, `publish bodies are limited to ${MAX_BODY_BYTES} bytes`);
         return;
       }
       const decoded = decodeBody(contentType, body);
       if (!decoded.ok) {
-        sendError(res, decoded.message.startsWith('unsupported') ? '415 Unsupported Media Type' : '400 Bad Request', 'invalid_body', decoded.message);
+        sendError(res, decoded.code, decoded.message);
         return;
       }
       const parsed = parsePublishBody(decoded.value);
       if (!parsed.ok) {
-        sendError(res, '400 Bad Request', 'invalid_request', parsed.message);
+        sendError(res, HttpErrorCode.InvalidRequest, parsed.message);
         return;
       }
       const call = ctx.primary.call('publish', { events: parsed.events });
@@ -176,11 +190,11 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
     const after = Number(req.getQuery('after') || '0');
     const limit = Number(req.getQuery('limit') || '100');
     if (!authorized(config, auth)) {
-      sendError(res, '401 Unauthorized', 'unauthorized', 'send Authorization: Bearer <SHARDCAST_API_KEY>');
+      sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
       return;
     }
     if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_COMMANDS_PER_READ) {
-      sendError(res, '400 Bad Request', 'invalid_request', `after must be a position ≥ 0 and limit 1–${MAX_COMMANDS_PER_READ}`);
+      sendError(res, HttpErrorCode.InvalidRequest, `after must be a position ≥ 0 and limit 1–${MAX_COMMANDS_PER_READ}`);
       return;
     }
     replyWhenSettled(res, watchAbort(res), ctx.primary.call('commands', { after, limit }), 'reading commands', (commands) => ({
@@ -194,9 +208,14 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
       const shard = Number(req.getQuery('shard'));
       replyWhenSettled(res, watchAbort(res), ctx.primary.call('crash', { shard }), 'crash', (r) => r);
     });
+    // The session's history is lost, as when a backend restarts empty: its stream continues under a new epoch.
+    app.post('/v1/test/reset-epoch', (res: HttpResponse, req: HttpRequest) => {
+      const session = req.getQuery('session') ?? '';
+      replyWhenSettled(res, watchAbort(res), ctx.primary.call('resetEpoch', { session }), 'reset-epoch', (r) => r);
+    });
   }
 
   app.any('/*', (res: HttpResponse, req: HttpRequest) => {
-    sendError(res, '404 Not Found', 'not_found', `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`);
+    sendError(res, HttpErrorCode.NotFound, `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`);
   });
 }

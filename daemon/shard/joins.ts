@@ -1,19 +1,28 @@
 /**
- * Joining and leaving sessions on a shard, with resume.
+ * Joining and leaving sessions on a shard, with resume, and resyncing joined
+ * members when the session's stream could not be continued.
  *
  * Join: the membership starts pending (it buffers the session's live frames), the
- * primary is asked for the history after the client's position, then — in one
- * synchronous step, so no live frame can slip between — the shard sends `joined`,
- * the replayed frames, the buffered live frames newer than the replay (deduped by
- * seq), and subscribes the socket to the session's topic. No gap, no duplicate.
+ * primary is asked for the history after the client's position. The primary's
+ * session stream forwards every frame up to the reply's head before the reply
+ * (primary/session-streams.ts), so when it arrives the shard, in one synchronous
+ * step, sends `joined`, the replayed frames, the buffered frames newer than the
+ * replay (deduped by seq), and subscribes the socket to the session's topic. A
+ * reply read under an epoch the shard has already left behind is asked again.
+ *
+ * Resync: the stream continues at a new (epoch, head) after frames it could not
+ * recover. Every joined member goes back to pending and asks for history after its
+ * position: it gets the missed frames if history still has them, otherwise a
+ * `resync` frame with the snapshot; then live frames newer than the head.
  */
-import { encode } from '../../protocol/codec.js';
-import { ErrorCode } from '../../protocol/codes.js';
+import { encodeServerFrame } from '../../protocol/codec.js';
+import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import type { JoinFrame, JoinedFrame } from '../../protocol/frames.js';
 import { mayJoin } from '../auth/principal.js';
 import { namespaceFor } from '../config/namespaces.js';
 import type { Config } from '../config/schema.js';
-import type { ShardRequests } from '../threads/messages.js';
+import type { StreamPosition } from '../engine/broker.js';
+import type { HistoryResult } from '../threads/messages.js';
 import type { Connection, Membership } from './connection.js';
 import { PrimaryCallError, type PrimaryLink } from './primary-link.js';
 import type { Registry } from './registry.js';
@@ -27,10 +36,15 @@ export interface JoinContext {
   replyError(conn: Connection, id: number, code: number, msg: string): void;
 }
 
+/** Why history is asked for: a client's join, or a resync of a joined member. */
+type HistoryPurpose = { kind: 'join'; frame: JoinFrame } | { kind: 'resync' };
+
+/** Times a reply under a stale epoch is asked again before the join fails. */
+const MAX_HISTORY_ATTEMPTS = 3;
+
 /** Handles a `join` frame. */
 export async function join(ctx: JoinContext, conn: Connection, frame: JoinFrame): Promise<void> {
   const { config, registry } = ctx;
-  const user = conn.principal.user;
   if (!mayJoin(conn.principal, frame.s)) {
     ctx.replyError(conn, frame.id, ErrorCode.Forbidden, `your token does not allow joining session "${frame.s}"`);
     return;
@@ -46,57 +60,99 @@ export async function join(ctx: JoinContext, conn: Connection, frame: JoinFrame)
   const ns = namespaceFor(config, frame.s);
   const m = registry.join(conn, frame.s, ns.presence);
   const since = frame.ep !== undefined && frame.seq !== undefined ? { epoch: frame.ep, seq: frame.seq } : null;
-  let history;
-  try {
-    history = await ctx.primary.call('history', {
-      session: frame.s,
-      since,
-      user,
-      trackPresence: ns.presence,
-      listPresence: ns.presence && frame.pres === true,
-    });
-  } catch (err) {
-    if (conn.memberships.get(frame.s) !== m) return;
-    registry.leave(conn, m);
-    const code = err instanceof PrimaryCallError ? err.code : ErrorCode.Internal;
-    ctx.replyError(conn, frame.id, code, `join failed: ${err instanceof Error ? err.message : String(err)}`);
-    return;
-  }
-  // The client may have left or gone while the primary answered.
-  if (conn.closed || conn.memberships.get(frame.s) !== m) return;
-  completeJoin(conn, m, frame, history);
+  await requestHistory(ctx, conn, m, since, { kind: 'join', frame });
 }
 
-function completeJoin(
+/** The session's stream continues at (epoch, head): every joined member catches up or resyncs. */
+export function resyncSession(ctx: JoinContext, sessionId: string, epoch: string, head: number): void {
+  const session = ctx.registry.sessions.get(sessionId);
+  if (session === undefined) return;
+  const previous = session.epoch;
+  session.epoch = epoch;
+  session.lastSeq = head;
+  session.lastSeqAt = Date.now();
+  for (const conn of session.members) {
+    const m = conn.memberships.get(sessionId);
+    // Pending members compare their reply's epoch with the session's when it comes.
+    if (m === undefined || m.state !== 'joined' || conn.closed) continue;
+    m.state = 'pending';
+    m.buffered = [];
+    session.pending.add(m);
+    if (session.lagging.delete(conn) === false) conn.unsubscribe(sessionId);
+    void requestHistory(ctx, conn, m, { epoch: previous, seq: m.lastSeq }, { kind: 'resync' });
+  }
+}
+
+async function requestHistory(
+  ctx: JoinContext,
   conn: Connection,
   m: Membership,
-  frame: JoinFrame,
-  history: ShardRequests['history']['result'],
-): void {
+  since: StreamPosition | null,
+  purpose: HistoryPurpose,
+): Promise<void> {
+  const sessionId = m.session.id;
+  const ns = namespaceFor(ctx.config, sessionId);
+  for (let attempt = 1; ; attempt++) {
+    let history: HistoryResult;
+    try {
+      history = await ctx.primary.call('history', {
+        session: sessionId,
+        since,
+        user: conn.principal.user,
+        // Presence counts a connection once, at its join.
+        trackPresence: purpose.kind === 'join' && attempt === 1 && ns.presence,
+        listPresence: purpose.kind === 'join' && ns.presence && purpose.frame.pres === true,
+      });
+    } catch (err) {
+      if (conn.memberships.get(sessionId) !== m) return;
+      ctx.registry.leave(conn, m);
+      const code = err instanceof PrimaryCallError ? err.code : ErrorCode.Internal;
+      const message = `${purpose.kind === 'join' ? 'join' : 'resync'} failed: ${err instanceof Error ? err.message : String(err)}`;
+      if (purpose.kind === 'join') ctx.replyError(conn, purpose.frame.id, code, message);
+      // A member that cannot be resynced must not stay silently deaf: it reconnects and resumes.
+      else conn.end(CloseCode.InternalError, `${message}; reconnect and resume`);
+      return;
+    }
+    // The client may have left or gone while the primary answered.
+    if (conn.closed || conn.memberships.get(sessionId) !== m) return;
+    const current = m.session.epoch;
+    if (current === '' || history.epoch === current || attempt >= MAX_HISTORY_ATTEMPTS) {
+      completeJoin(conn, m, history, purpose);
+      return;
+    }
+    // Read before a resync the shard has already applied: the stream is elsewhere now.
+  }
+}
+
+function completeJoin(conn: Connection, m: Membership, history: HistoryResult, purpose: HistoryPurpose): void {
   const session = m.session;
+  const sessionId = session.id;
   session.epoch = history.epoch;
-  const joined: JoinedFrame = { t: 'joined', id: frame.id, s: frame.s, ep: history.epoch, seq: history.head, rec: history.recovered };
-  if (!history.recovered) joined.snap = history.snapshot ?? {};
-  if (history.presence !== undefined) joined.pres = history.presence;
-  conn.deliver(encode(joined), frame.s, 0);
-  for (const bytes of history.frames) conn.deliver(bytes, frame.s, 0);
+  if (history.head > session.lastSeq) session.lastSeq = history.head;
+  if (purpose.kind === 'join') {
+    const joined: JoinedFrame = { t: 'joined', id: purpose.frame.id, s: sessionId, ep: history.epoch, seq: history.head, rec: history.recovered };
+    if (!history.recovered) joined.snap = history.snapshot ?? {};
+    if (history.presence !== undefined) joined.pres = history.presence;
+    conn.deliver(encodeServerFrame(joined), sessionId, 0);
+  } else if (!history.recovered) {
+    conn.deliver(encodeServerFrame({ t: 'resync', s: sessionId, ep: history.epoch, seq: history.head, snap: history.snapshot ?? {} }), sessionId, 0);
+  }
+  for (const bytes of history.frames) conn.deliver(bytes, sessionId, 0);
   let last = history.head;
   const user = conn.principal.user;
   for (const msg of m.buffered ?? []) {
     if (msg.seq !== 0 && msg.seq <= last) continue;
     if (msg.to !== undefined && !msg.to.includes(user)) continue;
-    conn.deliver(msg.frame, frame.s, msg.seq, msg.conflateKey);
+    conn.deliver(msg.frame, sessionId, msg.seq, msg.conflateKey);
     if (msg.seq > last) last = msg.seq;
   }
   m.buffered = null;
-  if (last > m.lastSeq) {
-    m.lastSeq = last;
-    m.lastSeqAt = Date.now();
-  }
+  m.lastSeq = last;
+  m.lastSeqAt = Date.now();
   m.state = 'joined';
   session.pending.delete(m);
   if (conn.queue !== null) session.lagging.add(conn);
-  else conn.subscribe(frame.s);
+  else conn.subscribe(sessionId);
 }
 
 /** Handles a `leave` frame (or a membership ending with its connection). */

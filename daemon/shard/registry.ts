@@ -19,6 +19,8 @@ export class LocalSession {
   lastSeq = 0;
   lastSeqAt = 0;
   epoch = '';
+  /** Frames the shard dropped as already routed (the primary's stream should make this 0). */
+  duplicates = 0;
   /** Bytes published to the session since its members' buffers were last checked. */
   bytesSinceCheck = 0;
 

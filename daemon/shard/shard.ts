@@ -2,7 +2,7 @@
  * One shard: a worker thread's uWS App on the shared port, its connection
  * registry, and its end of the primary's port. It accepts and authenticates
  * connections, handles their frames, delivers routed frames, enforces the buffer
- * bound, and drains on request. See DESIGN.md, "One instance: a primary and its shards".
+ * bound, and drains on request. See docs/architecture.md, "Threads and ownership".
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
@@ -12,6 +12,7 @@ import { loadUws, type App, type us_listen_socket } from '../uws.js';
 import { clientLimits, replyError } from './client-requests.js';
 import { deliverBatch } from './delivery.js';
 import { drainConnections } from './drain.js';
+import { resyncSession, type JoinContext } from './joins.js';
 import { registerHttpApi } from './http-api.js';
 import { PrimaryLink } from './primary-link.js';
 import { Registry } from './registry.js';
@@ -31,6 +32,7 @@ export class Shard {
   private draining = false;
   private stopSweep: () => void = () => {};
   readonly policy: BufferPolicy;
+  private readonly joinContext: JoinContext;
 
   constructor(
     readonly config: Config,
@@ -53,6 +55,7 @@ export class Shard {
       policy: this.policy,
       accepting: () => !this.draining,
     };
+    this.joinContext = ctx;
     this.app.ws(WS_PATH, websocketBehavior(ctx));
     registerHttpApi(this.app, { config, primary: this.primary, log, isReady: () => this.ready && !this.draining });
     port.on('message', (msg: PrimaryToShard) => this.onPrimaryMessage(msg));
@@ -79,7 +82,9 @@ export class Shard {
   private onPrimaryMessage(msg: PrimaryToShard): void {
     switch (msg.op) {
       case 'frames':
-        deliverBatch(this.app, this.registry, this.policy, msg.batch, Date.now());
+        deliverBatch(this.app, this.registry, this.policy, msg.batch, Date.now(), (session, epoch, head) =>
+          resyncSession(this.joinContext, session, epoch, head),
+        );
         return;
       case 'reply':
         this.primary.settle(msg.req, msg);

@@ -1,6 +1,6 @@
 /**
- * Enforcement of the outgoing-buffer bound (DESIGN.md, "Backpressure and slow
- * clients"). A connection's pending bytes are its uWS buffer plus its lag queue:
+ * Enforcement of the outgoing-buffer bound (docs/architecture.md, "Backpressure
+ * and slow clients"). A connection's pending bytes are its uWS buffer plus its lag queue:
  * - past `maxBufferBytes`: close with 4001 SlowConsumer while uWS still has room
  *   for the close frame (its own hard limit, the backstop, is far above ours);
  * - past a quarter of it: move the connection to the lagging path (delivery.ts),
@@ -10,10 +10,12 @@
  * Checks run on a timer for every connection, and during delivery for the members
  * of a session each time `checkEveryBytes` more have been published to it, so a
  * burst within one sweep period cannot run a socket far past the bound.
- * The sweep also closes connections whose token expired (4004).
+ * The sweep also closes connections whose token expired (4004) and, through the
+ * endpoint's IdleWatch (idle.ts), connections that stayed silent too long (1000).
  */
 import { CloseCode } from '../../protocol/codes.js';
 import type { Connection } from './connection.js';
+import type { IdleWatch } from './idle.js';
 import { pumpQueue, startLagging } from './delivery.js';
 import type { Logger } from '../log.js';
 import type { LocalSession, Registry } from './registry.js';
@@ -73,19 +75,30 @@ export class BufferPolicy {
     for (const conn of session.members) this.check(conn);
   }
 
+  private idle: IdleWatch | null = null;
+
+  /** Lets the sweep also ping and close idle connections (the WebSocket endpoint owns the watch). */
+  watchIdle(watch: IdleWatch): void {
+    this.idle = watch;
+  }
+
   /** Starts the periodic sweep over every connection; returns its stop function. */
   startSweep(registry: Registry): () => void {
     const timer = setInterval(() => {
-      const nowS = Date.now() / 1000;
+      const now = Date.now();
+      const nowS = now / 1000;
       for (const conn of registry.connections.values()) {
         if (conn.closed) continue;
-        if (conn.principal.exp !== undefined && nowS >= conn.principal.exp) {
+        // validUntilS is exp plus the clock-skew allowance: the bound the handshake
+        // applied, so a token accepted inside the allowance is not cut at once.
+        if (conn.principal.validUntilS !== undefined && nowS >= conn.principal.validUntilS) {
           this.expiredClosed++;
           conn.end(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token');
           continue;
         }
         this.check(conn);
       }
+      this.idle?.sweep(registry.connections.values(), now);
     }, SWEEP_INTERVAL_MS);
     return () => clearInterval(timer);
   }

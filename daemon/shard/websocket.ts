@@ -5,15 +5,16 @@
  * failed upgrade but can read a close code.
  */
 import { randomBytes } from 'node:crypto';
-import { encode } from '../../protocol/codec.js';
+import { encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { PROTOCOL_VERSION, SUBPROTOCOL } from '../../protocol/frames.js';
 import type { ClientLimits } from '../../protocol/validate.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { Logger } from '../log.js';
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from '../uws.js';
-import { Connection, type SocketData } from './connection.js';
+import { closeSocket, Connection, type SocketData } from './connection.js';
 import { pumpQueue } from './delivery.js';
+import { IdleWatch } from './idle.js';
 import { backstopBytes, type BufferPolicy } from './slow-consumers.js';
 import { failConnection, handleMessage, type RequestContext } from './client-requests.js';
 
@@ -61,6 +62,10 @@ function tokenOf(req: HttpRequest): string | undefined {
 export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<SocketData> {
   const { config, registry, log } = ctx;
   let seq = 0;
+  // uWS's idle timeout drops a socket without a close frame (the client sees 1006);
+  // the watch closes with 1000 and a reason instead, and pings halfway (idle.ts).
+  const idle = config.idleTimeoutS > 0 ? new IdleWatch(config.idleTimeoutS) : null;
+  if (idle !== null) ctx.policy.watchIdle(idle);
 
   return {
     // Frames over our limit must get the documented 4503 close, which uWS would
@@ -70,8 +75,11 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
     // this is the backstop above it, where uWS closes (1006) rather than skips.
     maxBackpressure: backstopBytes(config.maxBufferBytes),
     closeOnBackpressureLimit: 1,
-    idleTimeout: config.idleTimeoutS,
-    sendPingsAutomatically: true,
+    // Off: the shard's IdleWatch pings and closes idle sockets with a close frame.
+    // uWS still drops a closed socket whose peer does not answer the close frame
+    // within a few seconds.
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
     compression: 0,
 
     upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t) {
@@ -99,13 +107,14 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       const data = ws.getUserData();
       if (data.refusal !== null || data.principal === null) {
         const refusal = data.refusal ?? { code: CloseCode.AuthFailed, reason: 'not authenticated' };
-        ws.end(refusal.code, refusal.reason);
+        closeSocket(ws, refusal.code, refusal.reason);
         return;
       }
       const principal = data.principal;
       const conn = new Connection(`${instanceTag}.${ctx.shardId}.${(++seq).toString(36)}`, ws, principal, config.rateLimitBurst, Date.now());
       data.conn = conn;
       registry.add(conn);
+      idle?.heard(conn, Date.now());
       // Connection caps hold for the whole instance, so the primary counts them;
       // `hello` tells the client it was admitted, and replies only ever follow it.
       ctx.primary.call('admit', { user: principal.user }).then(
@@ -120,7 +129,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
             return;
           }
           conn.admitted = true;
-          conn.sendNow(encode({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
+          conn.sendNow(encodeServerFrame({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
           const early = conn.early ?? [];
           conn.early = null;
           for (const m of early) handleMessage(ctx, ctx.limits, conn, m.bytes, m.isBinary, Date.now());
@@ -132,6 +141,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
     message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) {
       const conn = ws.getUserData().conn;
       if (conn === null || conn.closed) return;
+      idle?.heard(conn, Date.now());
       if (!conn.admitted) {
         // Held (bounded like a burst) until the primary admits the connection.
         if (message.byteLength > config.maxFrameBytes) {
@@ -147,6 +157,17 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
         return;
       }
       handleMessage(ctx, ctx.limits, conn, new Uint8Array(message), isBinary, Date.now());
+    },
+
+    // WebSocket pings and pongs count as traffic (SPEC.md §13); uWS answers pings itself.
+    ping(ws: WebSocket<SocketData>) {
+      const conn = ws.getUserData().conn;
+      if (conn !== null && idle !== null) idle.heard(conn, Date.now());
+    },
+
+    pong(ws: WebSocket<SocketData>) {
+      const conn = ws.getUserData().conn;
+      if (conn !== null && idle !== null) idle.heard(conn, Date.now());
     },
 
     drain(ws: WebSocket<SocketData>) {

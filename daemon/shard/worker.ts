@@ -1,6 +1,7 @@
 /**
  * Entry point of a shard worker thread. A shard must close its uWS App before the
- * thread ends or Node aborts the whole process (PITFALLS.md): on an uncaught error
+ * thread ends or Node aborts the whole process (docs/architecture.md, "Facts about
+ * this uWS build"): on an uncaught error
  * the last-chance handler closes the App and exits with code 1, and the primary's
  * supervisor restarts the shard; the other shards never notice.
  */

@@ -1,22 +1,46 @@
 /**
  * Frames travel from the primary to a shard in batches: every frame routed to a
  * shard during one event-loop turn is packed into one ArrayBuffer and transferred
- * with one postMessage (PITFALLS.md: ~10× the throughput of a message per frame, and
+ * with one postMessage (docs/architecture.md, "Facts about this uWS build": ~10× the
+ * throughput of a message per frame, and
  * no hidden 8 KB clones of Buffer views). The frame bytes are copied into the batch
  * (and its used part once more into the exact-size buffer that is transferred); the
  * shard publishes views of it to uWS without copying again.
  *
+ * A resync entry (flag 4) tells the shard that the session's stream continues
+ * under a new position (session-streams.ts): its seq is the head and its frame
+ * bytes the epoch (UTF-8). It travels in order with the frames around it.
+ *
  * Entry layout (little endian):
- *   u8 flags (1: has recipients, 2: has conflate key) | f64 seq
+ *   u8 flags (1: has recipients, 2: has conflate key, 4: resync) | f64 seq
  *   u16 len + session utf8
  *   [u16 count, then per recipient u16 len + utf8]   if flags & 1
  *   [u16 len + conflate key utf8]                    if flags & 2
  *   u32 len + frame bytes
  */
-import type { BusMessage } from '../engine/bus.js';
+/** A frame routed to a shard. */
+export interface RoutedFrame {
+  session: string;
+  /** Session seq; 0 for unsequenced notices. */
+  seq: number;
+  /** The encoded server frame. */
+  frame: Uint8Array;
+  /** Only these users receive it. */
+  to?: readonly string[];
+  /** Snapshot key of a conflatable frame. */
+  conflateKey?: string;
+}
+
+/** What a shard does with each entry of a batch. */
+export interface BatchVisitor {
+  frame(msg: RoutedFrame): void;
+  /** The session's stream continues at (epoch, head) after frames it could not recover. */
+  resync(session: string, epoch: string, head: number): void;
+}
 
 const HAS_TO = 1;
 const HAS_KEY = 2;
+const RESYNC = 4;
 const INITIAL_BYTES = 64 * 1024;
 
 const encoder = new TextEncoder();
@@ -34,9 +58,18 @@ export class FrameBatchWriter {
     return this.count;
   }
 
-  /** Appends one message to the batch. */
-  add(msg: BusMessage): void {
-    let flags = 0;
+  /** Appends a resync marker for the session. */
+  addResync(session: string, epoch: string, head: number): void {
+    this.addEntry(RESYNC, { session, seq: head, frame: encoder.encode(epoch) });
+  }
+
+  /** Appends one frame to the batch. */
+  add(msg: RoutedFrame): void {
+    this.addEntry(0, msg);
+  }
+
+  private addEntry(initialFlags: number, msg: RoutedFrame): void {
+    let flags = initialFlags;
     let need = 1 + 8 + 2 + msg.session.length * 3 + 4 + msg.frame.length;
     if (msg.to !== undefined) {
       flags |= HAS_TO;
@@ -90,8 +123,8 @@ export class FrameBatchWriter {
   }
 }
 
-/** Calls `visit` for each message of a batch; frames are views into `batch`. */
-export function readFrameBatch(batch: ArrayBuffer, visit: (msg: BusMessage) => void): void {
+/** Calls the visitor for each entry of a batch, in order; frames are views into `batch`. */
+export function readFrameBatch(batch: ArrayBuffer, visit: BatchVisitor): void {
   const bytes = new Uint8Array(batch);
   const view = new DataView(batch);
   let at = 0;
@@ -118,6 +151,7 @@ export function readFrameBatch(batch: ArrayBuffer, visit: (msg: BusMessage) => v
     at += 4;
     const frame = bytes.subarray(at, at + frameLen);
     at += frameLen;
-    visit({ session, seq, frame, to, conflateKey });
+    if (flags & RESYNC) visit.resync(session, decoder.decode(frame), seq);
+    else visit.frame({ session, seq, frame, to, conflateKey });
   }
 }

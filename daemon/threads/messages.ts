@@ -4,8 +4,23 @@
  * frame-batch.ts). Requests carry a `req` id answered by a `reply` with the same id.
  */
 import type { Command, JournalEntry } from '../engine/command-journal.js';
-import type { HistoryResult, PublishRequest, PublishResult, StreamPosition } from '../engine/sequencer.js';
-import type { PresenceEntry } from '../../protocol/frames.js';
+import type { PublishRequest, PublishResult, StreamPosition } from '../engine/broker.js';
+import type { PresenceEntry, SnapshotEntry } from '../../protocol/frames.js';
+
+/** What a joining client needs: the replay after its position, or the snapshot. */
+export interface HistoryResult {
+  epoch: string;
+  /** Head seq when the history was read; the client is here once the replay is sent. */
+  head: number;
+  /** True when `frames` hold every event after the position visible to the user. */
+  recovered: boolean;
+  /** Encoded `ev` frames for the user after the position, oldest first (empty unless recovered). */
+  frames: Uint8Array[];
+  /** Latest value of each snapshot key visible to the user (when not recovered). */
+  snapshot?: Record<string, SnapshotEntry>;
+  /** The session's presence list, when asked for. */
+  presence?: PresenceEntry[];
+}
 
 /** What a shard thread gets as workerData. */
 export interface ShardInit {
@@ -19,7 +34,7 @@ export interface ShardRequests {
   /** Read what a joining client needs (subscribes the shard to the session first). */
   history: {
     args: { session: string; since: StreamPosition | null; user: string; trackPresence: boolean; listPresence: boolean };
-    result: HistoryResult & { presence?: PresenceEntry[] };
+    result: HistoryResult;
   };
   /** Sequence upstream or client-published events. */
   publish: { args: { events: PublishRequest[] }; result: PublishResult[] };
@@ -33,6 +48,8 @@ export interface ShardRequests {
   admit: { args: { user: string }; result: { admitted: boolean; reason?: string } };
   /** Test hook: crash the given shard. */
   crash: { args: { shard: number }; result: { crashed: boolean } };
+  /** Test hook: the session's history is lost (new epoch). */
+  resetEpoch: { args: { session: string }; result: { reset: boolean } };
 }
 
 export type RequestName = keyof ShardRequests;

@@ -552,6 +552,9 @@ export class ShardcastClient extends Emitter<ClientEvents> {
         this.#flush(sub);
         return;
       }
+      case 'resync':
+        this.#subs.get(frame.s)?.handleResync(frame);
+        return;
       case 'pjoin':
         this.#subs.get(frame.s)?.handlePresence({ kind: 'join', user: frame.u });
         return;

@@ -30,6 +30,7 @@ export type {
   GoAwayFrame,
   HelloFrame,
   JoinedFrame,
+  ResyncFrame,
   PresenceEntry,
   SnapshotEntry,
   Value,

@@ -52,6 +52,10 @@ export function parseServerFrame(v: unknown): ServerFrame | null {
       if (v.snap !== undefined && !(isObj(v.snap) && Object.values(v.snap).every(isSnapshotEntry))) return null;
       if (v.pres !== undefined && !isPresenceList(v.pres)) return null;
       return v as unknown as ServerFrame;
+    case 'resync':
+      return isStr(v.s) && isStr(v.ep) && isUint(v.seq) && isObj(v.snap) && Object.values(v.snap).every(isSnapshotEntry)
+        ? (v as unknown as ServerFrame)
+        : null;
     case 'left':
       return isUint(v.id) && isStr(v.s) ? (v as unknown as ServerFrame) : null;
     case 'ev':

@@ -9,6 +9,7 @@
 import type {
   EventFrame,
   JoinedFrame,
+  ResyncFrame,
   PresenceEntry,
   ResumePoint,
   SnapshotEntry,
@@ -44,12 +45,14 @@ export interface CommandOptions extends RequestOptions {
   cid?: string;
 }
 
-/** The session's snapshot, delivered when a join could not replay what was missed. */
+/** The session's snapshot, delivered when a join (or the gateway mid-stream) could not replay what was missed. */
 export interface SnapshotInfo {
   /** Latest value of each snapshot key visible to this user. */
   snap: Record<string, SnapshotEntry>;
-  /** The `joined` frame that carried it. */
+  /** The `joined` frame that carried it (the last one, for a resync). */
   joined: JoinedFrame;
+  /** The `resync` frame that carried it, when the gateway lost continuity mid-stream. */
+  resync?: ResyncFrame;
 }
 
 /** A user whose first connection joined, or whose last connection left, the session. */
@@ -108,6 +111,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   #resolveReady!: (frame: JoinedFrame) => void;
   #rejectReady!: (err: ShardcastError) => void;
   #readySettled = false;
+  /** The last `joined` reply (a resync refers to it). */
+  #lastJoined: JoinedFrame | null = null;
   readonly #queues = new Set<EventQueue<EventFrame>>();
 
   /** @internal Created by ShardcastClient.join. */
@@ -181,6 +186,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   handleJoined(frame: JoinedFrame): void {
     if (this.#state === 'ended') return;
     this.#state = 'joined';
+    this.#lastJoined = frame;
     if (!frame.rec) {
       const pos = this.#position;
       // Never move backwards within an epoch: that would deliver events twice.
@@ -194,6 +200,13 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       this.#resolveReady(frame);
     }
     this.emit('joined', frame);
+  }
+
+  /** @internal The gateway lost continuity: the position moves to the frame's, the snapshot replaces state. */
+  handleResync(frame: ResyncFrame): void {
+    if (this.#state === 'ended' || this.#lastJoined === null) return;
+    this.#position = { epoch: frame.ep, seq: frame.seq };
+    this.emit('snapshot', { snap: frame.snap, joined: this.#lastJoined, resync: frame });
   }
 
   /** @internal A session event arrived; delivered unless already seen. */

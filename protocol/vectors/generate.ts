@@ -86,6 +86,17 @@ const server: Array<[string, string, ServerFrame]> = [
     },
   ],
   [
+    'resync',
+    "The session's history was lost mid-stream: a new epoch, the snapshot, live events continue after seq 3.",
+    {
+      t: 'resync',
+      s: 'quiz:42',
+      ep: 'm7q2',
+      seq: 3,
+      snap: { question: { seq: 3, type: 'question', data: question, ts: TS + 9000 } },
+    },
+  ],
+  [
     'joined-presence',
     'Join asked with pres=true in a session without history yet: empty snapshot, presence list.',
     {

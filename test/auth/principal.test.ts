@@ -7,8 +7,10 @@ t.test('principalFromClaims', async (t) => {
   t.same(principalFromClaims({ sub: 'u1' }), { ok: true, principal: { user: 'u1', sessions: [], role: 'participant' } });
   t.same(principalFromClaims({ sub: 'u1', sessions: ['quiz:*'], role: 'host', exp: 1700000000, extra: 1 }), {
     ok: true,
-    principal: { user: 'u1', sessions: ['quiz:*'], role: 'host', exp: 1700000000 },
+    principal: { user: 'u1', sessions: ['quiz:*'], role: 'host', exp: 1700000000, validUntilS: 1700000030 },
   });
+  const strict = principalFromClaims({ sub: 'u1', exp: 1700000000 }, 5);
+  t.equal(strict.ok && strict.principal.validUntilS, 1700000005, 'valid until exp plus the clock-skew allowance given');
   const bad: [Record<string, unknown>, RegExp][] = [
     [{}, /sub claim must be a non-empty string/],
     [{ sub: '' }, /sub claim must be a non-empty string/],

@@ -51,9 +51,11 @@ t.test('defaults', async (t) => {
   t.same(config.allowedOrigins, []);
   t.same(config.namespaces, []);
   t.same(config.jwtPublicKeys, []);
+  t.same(config.jwtKeySet, []);
+  t.equal(config.jwtClockSkewS, 30);
   t.equal(config.jwtIssuer, undefined);
   t.ok(Object.isFrozen(config));
-  t.same(Object.keys(config).sort(), [...SETTING_KEYS, 'jwtPublicKeys'].sort());
+  t.same(Object.keys(config).sort(), [...SETTING_KEYS, 'jwtPublicKeys', 'jwtKeySet'].sort());
 });
 
 t.test('every env name is SHARDCAST_ + UPPER_SNAKE of its key', async (t) => {
@@ -66,7 +68,7 @@ t.test('outside dev mode an API key and a JWT key are required', async (t) => {
   const err = configError(t, () => loadConfig({}));
   t.equal(err.problems.length, 2, 'both problems at once');
   t.match(err.message, /apiKey \(SHARDCAST_API_KEY\) is required/);
-  t.match(err.message, /jwtSecret \(SHARDCAST_JWT_SECRET\) or jwtPublicKeyFile \(SHARDCAST_JWT_PUBLIC_KEY_FILE\)/);
+  t.match(err.message, /jwtSecret \(SHARDCAST_JWT_SECRET\) or jwtPublicKeyFile \(SHARDCAST_JWT_PUBLIC_KEY_FILE\) or jwtJwksFile \(SHARDCAST_JWT_JWKS_FILE\)/);
   t.match(err.message, /SHARDCAST_DEV_MODE=true/);
 
   const short = configError(t, () => loadConfig({ ...BASE, SHARDCAST_API_KEY: 'short' }));
@@ -95,8 +97,10 @@ t.test('every validation error names its key and env var', async (t) => {
     apiKey: 'x\u0001y',
     jwtSecret: 'a\nb',
     jwtPublicKeyFile: '\u0001',
+    jwtJwksFile: '\u0001',
     jwtIssuer: '\u0000',
     jwtAudience: '\u0000',
+    jwtClockSkewS: '601',
     allowedOrigins: 'not an origin',
     drainTimeoutMs: '999',
     goAwayMaxDelayMs: '60001',
@@ -111,6 +115,10 @@ t.test('every validation error names its key and env var', async (t) => {
     rateLimitBurst: '0',
     maxSessionsPerConnection: '0',
     commandJournalSize: '0',
+    presenceLeaseMs: '2999',
+    testNetwork: '{"bogus":1}',
+    subscriptionLingerMs: '600001',
+    streamCheckMs: '3600001',
     shardYoungGenerationMb: '1025',
     logLevel: 'verbose',
     testHooks: '2',
@@ -252,6 +260,51 @@ t.test('jwtPublicKeyFile: parsed at boot, errors name the key', async (t) => {
     t.match(err.message, /jwtPublicKeyFile \(SHARDCAST_JWT_PUBLIC_KEY_FILE\)/, name);
     t.match(err.message, pattern, name);
   }
+});
+
+t.test('jwtJwksFile: a JSON Web Key Set parsed at boot, errors name the setting and the key', async (t) => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = (k: KeyObject, extra: Record<string, unknown> = {}) => ({ ...k.export({ format: 'jwk' }), ...extra });
+  const set = (...keys: unknown[]) => JSON.stringify({ keys });
+  const dir = t.testdir({
+    'good.json': set(jwk(rsa.publicKey, { kid: 'r1', use: 'sig', alg: 'RS256', x5t: 'ignored' }), jwk(ec.publicKey, { kid: 'e1' }), jwk(rsa.publicKey, { kid: 'enc1', use: 'enc', alg: 'RSA-OAEP' })),
+    'not-json.json': '{"keys": [',
+    'no-keys.json': '{"kty": "RSA"}',
+    'private.json': set(jwk(rsa.publicKey, { kid: 'r1' }), jwk(ec.privateKey, { kid: 'oops' })),
+    'p384.json': set(jwk(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey, { kid: 'p384' })),
+    'oct.json': set({ kty: 'oct', k: 'c2VjcmV0', kid: 'hmac' }),
+    'wrong-alg.json': set(jwk(rsa.publicKey, { kid: 'r1', alg: 'PS256' })),
+    'dup.json': set(jwk(rsa.publicKey, { kid: 'same' }), jwk(ec.publicKey, { kid: 'same' })),
+    'broken.json': set({ kty: 'RSA', n: 'AQAB', kid: 'broken' }),
+    'small.json': set(jwk(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey, { kid: 'small' })),
+    'only-enc.json': set(jwk(rsa.publicKey, { use: 'enc' })),
+  });
+  const withFile = (name: string) => ({ SHARDCAST_API_KEY: BASE.SHARDCAST_API_KEY, SHARDCAST_JWT_JWKS_FILE: join(dir, name) });
+
+  const { config } = loadConfig(withFile('good.json'));
+  t.same(config.jwtKeySet.map((k) => [k.kid, k.key.asymmetricKeyType]), [['r1', 'rsa'], ['e1', 'ec']], 'signature keys kept with their kid; the enc key skipped');
+  t.same(config.jwtPublicKeys, [], 'the PEM keys are separate');
+
+  const cases: [string, RegExp][] = [
+    ['missing.json', /cannot read ".*missing\.json": ENOENT/],
+    ['not-json.json', /is not valid JSON/],
+    ['no-keys.json', /is not a JSON Web Key Set: expected \{"keys": \[ … \]\}/],
+    ['private.json', /keys\[1\] \(kid "oops"\) holds private key material/],
+    ['p384.json', /keys\[0\] \(kid "p384"\) is an EC key on "P-384"; only RSA \(RS256\) and EC P-256 \(ES256\)/],
+    ['oct.json', /keys\[0\] \(kid "hmac"\) holds private key material/],
+    ['wrong-alg.json', /keys\[0\] \(kid "r1"\) has "alg": "PS256"; a RSA key here verifies RS256 only/],
+    ['dup.json', /keys\[1\] \(kid "same"\) repeats the kid of keys\[0\]/],
+    ['broken.json', /keys\[0\] \(kid "broken"\) could not be parsed/],
+    ['small.json', /keys\[0\] \(kid "small"\) is a 1024-bit RSA key/],
+    ['only-enc.json', /holds no signature key/],
+  ];
+  for (const [name, pattern] of cases) {
+    const err = configError(t, () => loadConfig(withFile(name)));
+    t.match(err.message, /jwtJwksFile \(SHARDCAST_JWT_JWKS_FILE\)/, `${name}: names the setting`);
+    t.match(err.message, pattern, name);
+  }
+  t.equal(loadConfig({ SHARDCAST_API_KEY: BASE.SHARDCAST_API_KEY, SHARDCAST_JWT_JWKS_FILE: join(dir, 'good.json') }).config.jwtSecret, undefined, 'a JWKS alone is enough outside dev mode');
 });
 
 t.test('config crosses to a worker thread by structured clone, keys included', async (t) => {

@@ -1,8 +1,9 @@
 // End to end: authentication and connection admission of daemons with dev mode off.
-// One daemon verifies HS256 tokens (and checks origins and the per-user limit); a
-// second one only RS256/ES256 tokens from a PEM key file. Every refusal arrives as
-// the documented close code after the upgrade.
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+// One daemon verifies HS256 tokens (and checks origins, the per-user limit and a 4 s
+// clock-skew allowance); a second one only RS256/ES256 tokens from a PEM key file and
+// a JWKS file (keys chosen by kid). Every refusal arrives as the documented close
+// code after the upgrade.
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,11 +19,16 @@ const SECRET = 'auth-test-jwt-secret-0123456789abcdef';
 const GOOD_ORIGIN = 'https://good.example';
 const ISSUER = 'https://issuer.example';
 const AUDIENCE = 'shardcast-test';
+/** The hs daemon's clock-skew allowance (SHARDCAST_JWT_CLOCK_SKEW_S), short so expiry tests stay quick. */
+const SKEW_S = 4;
 
 let hs: DaemonProcess;
 let rs: DaemonProcess;
 let rsaKey: KeyObject;
 let ecKey: KeyObject;
+/** Private keys whose public halves are in the rs daemon's JWKS file, under kid 'rsa-2' and 'ec-2'. */
+let jwksRsa: KeyObject;
+let jwksEc: KeyObject;
 const clients: RawClient[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'shardcast-auth-'));
 
@@ -36,6 +42,20 @@ t.before(async () => {
     pemFile,
     rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString() + ec.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   );
+  const rsa2 = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec2 = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  jwksRsa = rsa2.privateKey;
+  jwksEc = ec2.privateKey;
+  const jwksFile = join(tmp, 'keys.jwks.json');
+  writeFileSync(
+    jwksFile,
+    JSON.stringify({
+      keys: [
+        { ...rsa2.publicKey.export({ format: 'jwk' }), kid: 'rsa-2', use: 'sig', alg: 'RS256' },
+        { ...ec2.publicKey.export({ format: 'jwk' }), kid: 'ec-2', use: 'sig', alg: 'ES256' },
+      ],
+    }),
+  );
   const common = { SHARDCAST_DEV_MODE: 'false', SHARDCAST_API_KEY: API_KEY };
   [hs, rs] = await Promise.all([
     startDaemon({
@@ -44,8 +64,15 @@ t.before(async () => {
       SHARDCAST_ALLOWED_ORIGINS: GOOD_ORIGIN,
       SHARDCAST_MAX_CONNECTIONS_PER_USER: '2',
       SHARDCAST_NAMESPACES: '[{"prefix":"stage:","clientPublish":["host"]}]',
+      SHARDCAST_JWT_CLOCK_SKEW_S: String(SKEW_S),
     }),
-    startDaemon({ ...common, SHARDCAST_JWT_PUBLIC_KEY_FILE: pemFile, SHARDCAST_JWT_ISSUER: ISSUER, SHARDCAST_JWT_AUDIENCE: AUDIENCE }),
+    startDaemon({
+      ...common,
+      SHARDCAST_JWT_PUBLIC_KEY_FILE: pemFile,
+      SHARDCAST_JWT_JWKS_FILE: jwksFile,
+      SHARDCAST_JWT_ISSUER: ISSUER,
+      SHARDCAST_JWT_AUDIENCE: AUDIENCE,
+    }),
   ]);
 });
 t.teardown(async () => {
@@ -187,15 +214,65 @@ t.test('subprotocols: shardcast.v9 only → 4504, v1 selected when offered', asy
   await c.close();
 });
 
-t.test('a token that expires while connected closes the connection with 4004', async (t) => {
-  const c = await connect(hs, { token: hsToken({ sub: 'ivy', sessions: ['*'], exp: nowS() + 3 }) });
+t.test('a token that expires while connected closes the connection with 4004 once exp plus the allowance passed', async (t) => {
+  const exp = nowS() + 3;
+  const c = await connect(hs, { token: hsToken({ sub: 'ivy', sessions: ['*'], exp }) });
   t.equal(helloUser(c), 'ivy', 'accepted while still valid');
   t.equal((await c.join('quiz:exp')).t, 'joined');
-  const started = Date.now();
   const closed = await c.closed;
+  const closedAt = Date.now();
   t.equal(closed.code, CloseCode.TokenExpired);
-  t.ok(Date.now() - started < 5000, `closed within 5 s (${Date.now() - started} ms)`);
+  t.match(closed.reason, /expired/);
+  const deadline = (exp + SKEW_S) * 1000;
+  t.ok(closedAt >= deadline - 100, `not before exp + ${SKEW_S} s (${closedAt - deadline} ms from it)`);
+  t.ok(closedAt < deadline + 1500, `soon after it (${closedAt - deadline} ms)`);
 });
+
+t.test('a token accepted inside the clock-skew allowance is not closed by the expiry sweep', async (t) => {
+  // exp a second in the past: inside the 4 s allowance the handshake applies, so
+  // hello comes; the connection must then live until exp + 4 s, not die at once.
+  const exp = nowS() - 1;
+  const c = await connect(hs, { token: hsToken({ sub: 'jill', sessions: ['*'], exp }) });
+  t.equal(helloUser(c), 'jill', 'accepted inside the allowance');
+  const early = await Promise.race([c.closed, sleep(1500).then(() => 'open' as const)]);
+  t.equal(early, 'open', `still open 1.5 s later (got ${JSON.stringify(early)})`);
+  t.equal((await c.join('quiz:skew')).t, 'joined', 'and usable');
+  const closed = await c.closed;
+  const closedAt = Date.now();
+  t.equal(closed.code, CloseCode.TokenExpired, 'closed with 4004 in the end');
+  t.ok(closedAt >= (exp + SKEW_S) * 1000 - 100, `at exp + ${SKEW_S} s, not before (${closedAt - (exp + SKEW_S) * 1000} ms from it)`);
+
+  // nbf slightly in the future: accepted, and nothing closes it for that either.
+  const notYet = await connect(hs, { token: hsToken({ sub: 'jill', sessions: ['*'], nbf: nowS() + 2 }) });
+  t.equal(helloUser(notYet), 'jill', 'nbf inside the allowance is accepted');
+  const later = await Promise.race([notYet.closed, sleep(1500).then(() => 'open' as const)]);
+  t.equal(later, 'open', 'and stays open');
+  t.equal((await refusal(hs, { token: hsToken({ sub: 'jill', exp: nowS() - SKEW_S - 2 }) })).code, CloseCode.TokenExpired, 'beyond the allowance → 4004 at the handshake');
+});
+
+t.test('JWKS file: RS256 and ES256 tokens choose their key by kid', async (t) => {
+  const claims = { sessions: ['*'], exp: nowS() + 600, iss: ISSUER, aud: AUDIENCE };
+  const rsWithKid = (sub: string, key: KeyObject, kid?: string) => signWithHeader({ alg: 'RS256', typ: 'JWT', ...(kid === undefined ? {} : { kid }) }, { sub, ...claims }, key);
+  t.equal(helloUser(await connect(rs, { token: rsWithKid('kim', jwksRsa, 'rsa-2') })), 'kim', 'kid rsa-2 → the JWKS RSA key');
+  const es = signWithHeader({ alg: 'ES256', typ: 'JWT', kid: 'ec-2' }, { sub: 'kai', ...claims }, jwksEc);
+  t.equal(helloUser(await connect(rs, { token: es })), 'kai', 'kid ec-2 → the JWKS EC key');
+  t.equal(helloUser(await connect(rs, { token: rsWithKid('kit', jwksRsa) })), 'kit', 'no kid: every RSA key is tried');
+  t.equal(helloUser(await connect(rs, { token: rsWithKid('kip', rsaKey, 'some-idp-kid') })), 'kip', 'an unknown kid falls back to the PEM keys (which have none)');
+  const wrong = await refusal(rs, { token: rsWithKid('kim', rsaKey, 'rsa-2') });
+  t.equal(wrong.code, CloseCode.AuthFailed, 'kid rsa-2 signed by another key → 4501: the kid selects the key');
+  t.match(wrong.reason, /signature/);
+});
+
+/** Signs a JWT with an explicit header (signJwt writes no kid). */
+function signWithHeader(header: Record<string, unknown>, payload: Record<string, unknown>, key: KeyObject): string {
+  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+  const sig = sign('sha256', Buffer.from(input), header.alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 t.test('maxConnectionsPerUser (2) is enforced for the instance, across shards', async (t) => {
   const token = hsToken({ sub: 'jack', sessions: ['*'] });

@@ -5,12 +5,13 @@
 // still gets events and no shard crashed.
 import t from 'tap';
 import { decode, encode } from '../../protocol/codec.js';
-import { CloseCode, ErrorCode } from '../../protocol/codes.js';
+import { CloseCode, ErrorCode, MAX_CLOSE_REASON_BYTES } from '../../protocol/codes.js';
 import type { ErrorFrame, ServerFrame } from '../../protocol/frames.js';
 import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
 import { nestedArrays, rawMap, RawValue } from '../support/msgpack-bytes.js';
+import WebSocket from 'ws';
 import { RawClient } from '../support/raw-client.js';
-import { rawSession } from '../support/raw-upgrade.js';
+import { rawSession, rawUpgrade } from '../support/raw-upgrade.js';
 
 let daemon: DaemonProcess;
 let healthy: RawClient;
@@ -288,6 +289,54 @@ t.test('with the default 16 KiB frame limit, 10,000 nested arrays close with 450
   t.equal(ok.frames[0]?.t, 'hello', 'the shard still accepts connections');
   await ok.close();
   t.notOk(plain.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('shard crashed')));
+});
+
+t.test('close reasons are cut by UTF-8 bytes on a character boundary, not mid-character', async (t) => {
+  // The 4504 reason echoes the offered subprotocols. uWS reads header bytes as
+  // latin1: each é arrives as one character, two bytes in UTF-8, and the reason
+  // passes 123 bytes on an odd byte count, inside a character. (The trailing ASCII
+  // letter keeps uWS from trimming the non-ASCII tail of the header value.)
+  const offered = `shardcast.v${'\u00e9'.repeat(70)}x`;
+  const r = await rawUpgrade(`${daemon.ws}?user=longreason`, { 'Sec-WebSocket-Protocol': offered }, { untilClose: true });
+  t.equal(r.closeCode, CloseCode.UnsupportedVersion);
+  const bytes = Buffer.byteLength(r.closeReason, 'utf8');
+  t.ok(bytes <= MAX_CLOSE_REASON_BYTES, `at most ${MAX_CLOSE_REASON_BYTES} bytes (${bytes})`);
+  t.ok(bytes >= MAX_CLOSE_REASON_BYTES - 4, `the room is used (${bytes} bytes)`);
+  t.notOk(r.closeReason.includes('\uFFFD'), `valid UTF-8: no character cut in half (${JSON.stringify(r.closeReason.slice(-6))})`);
+  t.ok(r.closeReason.startsWith(`unsupported protocol shardcast.v\u00e9`), 'the start of the reason is kept');
+  t.ok(r.closeReason.endsWith('…'), 'and the cut is marked');
+});
+
+t.test('an idle client gets a close frame with 1000; a client that answers pings stays', async (t) => {
+  // uWS's own idle timeout would drop the socket without a close frame (1006).
+  const idle = await startDaemon({ SHARDCAST_SHARDS: '1', SHARDCAST_IDLE_TIMEOUT_S: '8' });
+  t.teardown(() => idle.stop());
+  const open = (user: string, autoPong: boolean) =>
+    new Promise<RawClient>((resolve, reject) => {
+      const ws = new WebSocket(`${idle.ws}?user=${user}`, ['shardcast.v1'], { autoPong });
+      const c = new RawClient(ws);
+      ws.once('error', reject);
+      ws.once('open', () => c.until((fs) => fs.length > 0, 5000, 'hello').then(() => resolve(c), reject));
+    });
+  // A stack that does not answer pings: to the server, a client that went quiet.
+  const quiet = await open('quiet', false);
+  const live = await open('live', true);
+  let pings = 0;
+  live.ws.on('ping', () => pings++);
+  const hello = quiet.frames[0];
+  t.equal(hello?.t === 'hello' && hello.ping, 8, 'hello.ping states the idle timeout');
+  const openedAt = Date.now();
+  const closed = await withTimeout(quiet.closed, 12_000, 'idle close');
+  const after = Date.now() - openedAt;
+  t.equal(closed.code, CloseCode.Normal, `closed with 1000, not dropped (got ${closed.code})`);
+  t.match(closed.reason, /^idle/, 'the reason says why');
+  t.ok(after >= 7500 && after <= 9500, `after the idle timeout (${after} ms)`);
+  t.equal(live.ws.readyState, WebSocket.OPEN, 'the client answering pings is still connected');
+  t.ok(pings >= 1, `it was pinged (${pings})`);
+  const id = live.id();
+  live.send({ t: 'ping', id });
+  await live.next((f) => f.t === 'pong' && f.id === id, 5000);
+  await live.close();
 });
 
 function sleep(ms: number): Promise<void> {

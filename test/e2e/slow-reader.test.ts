@@ -8,6 +8,7 @@
 import t from 'tap';
 import { RawClient } from '../support/raw-client.js';
 import { startDaemon } from '../support/daemon-process.js';
+import { engines } from '../support/engines.js';
 
 // Above the whole stream a reader is sent (24 MB: nobody can be cut off, so every
 // gap is a loss), while a quarter of it, where a socket moves to its own queue, is
@@ -15,13 +16,14 @@ import { startDaemon } from '../support/daemon-process.js';
 // (several MB) are full.
 const BOUND = 16 * 1024 * 1024;
 
-for (const { size, events, sessions } of [
-  { size: 8 * 1024, events: 1500, sessions: 1 },
-  { size: 2 * 1024, events: 6000, sessions: 1 },
-  { size: 2 * 1024, events: 3000, sessions: 2 },
-]) {
-  t.test(`slow readers get every one of ${events} ${size / 1024} KB events in ${sessions} session(s)`, async (t) => {
-    const daemon = await startDaemon({ SHARDCAST_MAX_BUFFER_BYTES: String(BOUND), SHARDCAST_LOG_LEVEL: 'debug' });
+for (const [engine, { size, events, sessions }] of [
+  [engines(14)[0], { size: 8 * 1024, events: 1500, sessions: 1 }],
+  [engines(14)[0], { size: 2 * 1024, events: 3000, sessions: 2 }],
+  [engines(14)[1], { size: 8 * 1024, events: 1500, sessions: 1 }],
+  [engines(14)[1], { size: 2 * 1024, events: 6000, sessions: 1 }],
+] as const) {
+  t.test(`${engine.name}: slow readers get every one of ${events} ${size / 1024} KB events in ${sessions} session(s)`, async (t) => {
+    const daemon = await startDaemon({ ...engine.env, SHARDCAST_MAX_BUFFER_BYTES: String(BOUND), SHARDCAST_LOG_LEVEL: 'debug' });
     t.teardown(() => daemon.stop());
     const ids = Array.from({ length: sessions }, (_, i) => `quiz:slow-reader-${i}`);
     const readers = await Promise.all(Array.from({ length: 4 }, (_, i) => RawClient.connect(daemon.ws, { user: `reader${i}` })));

@@ -23,6 +23,7 @@ const CLIENT_OPTIONAL: Record<ClientFrame['t'], string[]> = {
 const SERVER_OPTIONAL: Record<ServerFrame['t'], string[]> = {
   hello: [],
   joined: ['snap', 'pres'],
+  resync: [],
   left: [],
   ev: ['k', 'c'],
   ack: ['seq', 'cid', 'dup'],

@@ -1,19 +1,46 @@
 // Frame batches between the primary and a shard (daemon/threads/frame-batch.ts):
-// everything written comes back exactly, in order, across growth of the buffer and
-// after the batch is taken and the writer reused.
+// everything written (frames and resync markers) comes back exactly, in order,
+// across growth of the buffer and after the batch is taken and the writer reused.
 import { MessageChannel } from 'node:worker_threads';
 import t from 'tap';
-import type { BusMessage } from '../../daemon/engine/bus.js';
-import { FrameBatchWriter, readFrameBatch } from '../../daemon/threads/frame-batch.js';
+import { FrameBatchWriter, readFrameBatch, type RoutedFrame } from '../../daemon/threads/frame-batch.js';
 
-function read(batch: ArrayBuffer): BusMessage[] {
-  const out: BusMessage[] = [];
-  readFrameBatch(batch, (msg) => out.push(msg));
+interface Resync {
+  session: string;
+  epoch: string;
+  head: number;
+}
+
+type Entry = { frame: RoutedFrame } | { resync: Resync };
+
+/** Every entry of a batch, in order. */
+function entries(batch: ArrayBuffer): Entry[] {
+  const out: Entry[] = [];
+  readFrameBatch(batch, {
+    frame: (msg) => out.push({ frame: msg }),
+    resync: (session, epoch, head) => out.push({ resync: { session, epoch, head } }),
+  });
   return out;
 }
 
-function plain(msg: BusMessage) {
+/** The frames of a batch that holds frames only (a resync entry throws). */
+function read(batch: ArrayBuffer): RoutedFrame[] {
+  const out: RoutedFrame[] = [];
+  readFrameBatch(batch, {
+    frame: (msg) => out.push(msg),
+    resync: (session) => {
+      throw new Error(`unexpected resync entry for ${session}`);
+    },
+  });
+  return out;
+}
+
+function plain(msg: RoutedFrame) {
   return { session: msg.session, seq: msg.seq, frame: Buffer.from(msg.frame).toString('hex'), to: msg.to, conflateKey: msg.conflateKey };
+}
+
+function plainEntry(e: Entry) {
+  return 'frame' in e ? { frame: plain(e.frame) } : e;
 }
 
 function frameOf(n: number, size: number): Uint8Array {
@@ -24,9 +51,9 @@ function frameOf(n: number, size: number): Uint8Array {
 
 t.test('round trip of many entries with every optional part', async (t) => {
   const w = new FrameBatchWriter();
-  const sent: BusMessage[] = [];
+  const sent: RoutedFrame[] = [];
   for (let i = 0; i < 2000; i++) {
-    const msg: BusMessage = { session: `quiz:${i % 7}`, seq: i + 1, frame: frameOf(i, 1 + (i % 300)) };
+    const msg: RoutedFrame = { session: `quiz:${i % 7}`, seq: i + 1, frame: frameOf(i, 1 + (i % 300)) };
     if (i % 3 === 0) msg.to = [`user${i}`, `user${i + 1}`];
     if (i % 5 === 0) msg.conflateKey = `board${i % 2}`;
     if (i % 11 === 0) msg.to = [];
@@ -99,4 +126,48 @@ t.test('a batch survives transfer to another thread intact', async (t) => {
   t.equal(batch.byteLength, 0, 'transferred, not cloned');
   const [m] = read(moved);
   t.same([m.session, m.seq, m.to, m.conflateKey, m.frame.length], ['quiz:1', 5, ['u1'], 'k', 1000]);
+});
+
+t.test('resync entries round-trip interleaved with frames, in order', async (t) => {
+  const w = new FrameBatchWriter();
+  const epochs = ['3f2a9c1d0e7b', 'épöque-ü', '日本語のエポック', '😀👍🏽-ep', '', 'e'.repeat(64)];
+  const heads = [0, 1, 127, 2 ** 31, 2 ** 32 + 5, 2 ** 53 - 1];
+  const sent: Entry[] = [];
+  let r = 0;
+  for (let i = 0; i < 300; i++) {
+    if (i % 4 === 1) {
+      const resync = { session: r % 2 === 0 ? 'セッション:1' : `quiz:${i % 5}`, epoch: epochs[r % epochs.length], head: heads[(r * 5) % heads.length] };
+      r++;
+      w.addResync(resync.session, resync.epoch, resync.head);
+      sent.push({ resync });
+    } else {
+      const msg: RoutedFrame = { session: `quiz:${i % 5}`, seq: i + 1, frame: frameOf(i, 1 + (i % 40)), ...(i % 3 === 0 ? { to: ['u1'], conflateKey: 'k' } : {}) };
+      w.add(msg);
+      sent.push({ frame: msg });
+    }
+  }
+  const got = entries(w.take());
+  t.equal(got.length, 300);
+  t.equal(got.filter((e) => 'resync' in e).length, 75, 'every resync came back');
+  t.same(got.map(plainEntry), sent.map(plainEntry), 'frames and resyncs come back exactly, in the order written');
+  const resyncs = got.flatMap((e) => ('resync' in e ? [e.resync] : []));
+  t.same(
+    [...new Set(resyncs.map((r) => r.head))].sort((a, b) => a - b),
+    heads,
+    'heads up to 2^53-1 survive',
+  );
+  t.same(
+    [...new Set(resyncs.map((r) => r.epoch))].sort(),
+    [...epochs].sort(),
+    'epochs in multi-byte UTF-8 survive',
+  );
+});
+
+t.test('a batch holding only a resync is not empty', async (t) => {
+  const w = new FrameBatchWriter();
+  w.addResync('s:1', 'ép😀', Number.MAX_SAFE_INTEGER);
+  t.equal(w.size, 1, 'the resync counts, so the batch is sent');
+  t.same(entries(w.take()), [{ resync: { session: 's:1', epoch: 'ép😀', head: Number.MAX_SAFE_INTEGER } }]);
+  t.equal(w.size, 0);
+  t.same(entries(w.take()), []);
 });

@@ -1,0 +1,323 @@
+/**
+ * Standalone broker: session streams in this process's memory. It is the embedded
+ * engine `npm start` runs, not a test double: dense seq, epoch, bounded history,
+ * snapshots (per key and per user), idempotent publishing, and idle sessions
+ * forgotten after a TTL so memory stays bounded. Owned by the primary thread.
+ *
+ * With `network` set (test hooks only) it behaves like a broker across a network
+ * (Redis Pub/Sub): messages reach subscribers late (per-session order kept), some
+ * are dropped, history replies come back after a random delay (so they reorder
+ * against live messages), and `resetEpoch` loses a session's history the way a
+ * backend restarted empty does. The continuity tests run on it.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ResumePoint, SnapshotEntry } from '../../protocol/frames.js';
+import { assembleEvent, eventTemplate } from '../../protocol/event-template.js';
+import type {
+  Broker,
+  BrokerHandler,
+  HistoryRead,
+  PublishRequest,
+  PublishResult,
+  StreamMessage,
+  StreamPosition,
+} from './broker.js';
+
+/** How the memory broker imitates a network (test hooks only). */
+export interface NetworkFaults {
+  /** Least delay of a delivered message (ms). */
+  delayMs: number;
+  /** Random extra delay of a delivered message, 0..jitterMs (ms); per-session order is kept. */
+  jitterMs: number;
+  /** Probability that a message never reaches subscribers (0..1). */
+  dropRate: number;
+  /** History replies come back after a random delay of 0..historyDelayMs (ms). */
+  historyDelayMs: number;
+  /** Seed of the fault sequence, so a failing run can be replayed. */
+  seed: number;
+}
+
+/** Settings of the memory broker. */
+export interface MemoryBrokerOptions {
+  /** History bound of a session (0 keeps none: every resume gets the snapshot). */
+  historySizeFor(session: string): number;
+  /** Idle sessions without activity this long are forgotten. */
+  sessionTtlMs: number;
+  /** Sessions that must not be forgotten (this instance streams them). */
+  isActive(session: string): boolean;
+  network?: NetworkFaults;
+  now?: () => number;
+}
+
+/** The memory broker, with the fault a test can inject. */
+export interface MemoryBroker extends Broker {
+  /** Loses the session's history and snapshots: it continues under a new epoch from seq 1. */
+  resetEpoch(session: string): void;
+  /** Messages the network dropped so far. */
+  readonly dropped: number;
+}
+
+interface SessionState {
+  epoch: string;
+  seq: number;
+  historySize: number;
+  /** Ring of the last `historySize` events, oldest first once full. */
+  history: StreamMessage[];
+  historyStart: number;
+  snapshot: Map<string, SnapshotEntry>;
+  userSnapshots: Map<string, Map<string, SnapshotEntry>>;
+  /** Event ids already sequenced → their seq, oldest first for eviction. */
+  seen: Map<string, number>;
+  lastActive: number;
+}
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+/** A new epoch: hex, so it never starts with '-' (command-line tools take it as an option). */
+export function newEpoch(): string {
+  return randomBytes(6).toString('hex');
+}
+
+/** mulberry32: a small seeded PRNG, so fault runs are reproducible. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Creates the in-memory broker; stop() releases its timers. */
+export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
+  const now = opts.now ?? Date.now;
+  const sessions = new Map<string, SessionState>();
+  const subscribed = new Set<string>();
+  const network = opts.network;
+  const random = seededRandom(network?.seed ?? 1);
+  let handler: BrokerHandler | null = null;
+  let dropped = 0;
+  let stopped = false;
+
+  // Network-like delivery: one FIFO per session, released by one timer, so
+  // per-session order holds whatever the delays.
+  const inFlight = new Map<string, { queue: Array<{ at: number; msg: StreamMessage }>; timer: NodeJS.Timeout | null }>();
+  const historyTimers = new Map<NodeJS.Timeout, () => void>();
+
+  const sweeper = setInterval(() => {
+    const cutoff = now() - opts.sessionTtlMs;
+    for (const [id, state] of sessions) {
+      if (state.lastActive < cutoff && !opts.isActive(id)) sessions.delete(id);
+    }
+  }, Math.min(SWEEP_INTERVAL_MS, Math.max(1000, opts.sessionTtlMs)));
+  sweeper.unref();
+
+  function stateOf(session: string): SessionState {
+    let state = sessions.get(session);
+    if (!state) {
+      state = {
+        epoch: newEpoch(),
+        seq: 0,
+        historySize: opts.historySizeFor(session),
+        history: [],
+        historyStart: 0,
+        snapshot: new Map(),
+        userSnapshots: new Map(),
+        seen: new Map(),
+        lastActive: now(),
+      };
+      sessions.set(session, state);
+    }
+    state.lastActive = now();
+    return state;
+  }
+
+  function append(state: SessionState, entry: StreamMessage): void {
+    if (state.historySize === 0) return;
+    if (state.history.length < state.historySize) {
+      state.history.push(entry);
+    } else {
+      state.history[state.historyStart] = entry;
+      state.historyStart = (state.historyStart + 1) % state.historySize;
+    }
+  }
+
+  function remember(state: SessionState, id: string, seq: number): void {
+    state.seen.set(id, seq);
+    // Redelivery happens soon after the first delivery: keep as many ids as events
+    // in history, with a floor so sessions without history still dedupe.
+    const limit = Math.max(1000, state.historySize);
+    if (state.seen.size > limit) {
+      const oldest = state.seen.keys().next().value as string;
+      state.seen.delete(oldest);
+    }
+  }
+
+  function setSnapshot(state: SessionState, req: PublishRequest, entry: SnapshotEntry): void {
+    if (req.snapshot === undefined) return;
+    if (req.to === undefined) {
+      state.snapshot.set(req.snapshot, entry);
+      return;
+    }
+    for (const user of req.to) {
+      let own = state.userSnapshots.get(user);
+      if (!own) state.userSnapshots.set(user, (own = new Map()));
+      own.set(req.snapshot, entry);
+    }
+  }
+
+  function snapshotFor(state: SessionState, user: string): Record<string, SnapshotEntry> {
+    const out: Record<string, SnapshotEntry> = {};
+    for (const [key, entry] of state.snapshot) out[key] = entry;
+    const own = state.userSnapshots.get(user);
+    if (own) for (const [key, entry] of own) out[key] = entry;
+    return out;
+  }
+
+  function deliver(msg: StreamMessage): void {
+    if (stopped || !subscribed.has(msg.session) || handler === null) return;
+    if (network === undefined) {
+      handler.message(msg);
+      return;
+    }
+    if (random() < network.dropRate) {
+      dropped++;
+      return;
+    }
+    let flight = inFlight.get(msg.session);
+    if (!flight) inFlight.set(msg.session, (flight = { queue: [], timer: null }));
+    const last = flight.queue.at(-1)?.at ?? 0;
+    flight.queue.push({ at: Math.max(last, Date.now() + network.delayMs + random() * network.jitterMs), msg });
+    if (flight.timer === null) release(msg.session);
+  }
+
+  function release(session: string): void {
+    const flight = inFlight.get(session);
+    if (!flight) return;
+    flight.timer = null;
+    while (flight.queue.length > 0 && flight.queue[0].at <= Date.now()) {
+      const { msg } = flight.queue.shift()!;
+      if (!stopped && subscribed.has(session)) handler?.message(msg);
+    }
+    if (flight.queue.length === 0) {
+      inFlight.delete(session);
+      return;
+    }
+    flight.timer = setTimeout(() => release(session), Math.max(0, flight.queue[0].at - Date.now()));
+  }
+
+  function later<T>(value: T): Promise<T> {
+    if (network === undefined || network.historyDelayMs === 0) return Promise.resolve(value);
+    return new Promise((resolve) => {
+      const fire = () => {
+        historyTimers.delete(timer);
+        resolve(value);
+      };
+      const timer = setTimeout(fire, random() * network.historyDelayMs);
+      historyTimers.set(timer, fire);
+    });
+  }
+
+  const broker = {
+    async start(h: BrokerHandler) {
+      handler = h;
+    },
+
+    async publish(req: PublishRequest): Promise<PublishResult> {
+      const state = stateOf(req.session);
+      if (req.id !== undefined) {
+        const seq = state.seen.get(req.id);
+        if (seq !== undefined) return { seq, epoch: state.epoch, duplicate: true };
+      }
+      const seq = ++state.seq;
+      const ts = now();
+      const template = eventTemplate({
+        s: req.session,
+        type: req.type,
+        data: req.data,
+        ts,
+        ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
+        ...(req.conflate ? { c: true as const } : {}),
+      });
+      const msg: StreamMessage = {
+        session: req.session,
+        epoch: state.epoch,
+        seq,
+        frame: assembleEvent(template, seq, state.epoch),
+        to: req.to,
+        conflateKey: req.conflate && req.snapshot !== undefined ? req.snapshot : undefined,
+      };
+      append(state, msg);
+      if (req.id !== undefined) remember(state, req.id, seq);
+      setSnapshot(state, req, { seq, type: req.type, data: req.data, ts });
+      deliver(msg);
+      return { seq, epoch: state.epoch, duplicate: false };
+    },
+
+    async notice(session: string, frame: Uint8Array) {
+      deliver({ session, epoch: sessions.get(session)?.epoch ?? '', seq: 0, frame });
+    },
+
+    async history(session: string, since: StreamPosition | null, user?: string): Promise<HistoryRead> {
+      const state = stateOf(session);
+      const head = state.seq;
+      const oldest = state.history.length === 0 ? head + 1 : state.history[state.historyStart].seq;
+      const complete = since !== null && since.epoch === state.epoch && since.seq <= head && since.seq >= oldest - 1;
+      if (!complete) {
+        const read: HistoryRead = { epoch: state.epoch, head, complete: false, entries: [] };
+        if (user !== undefined) read.snapshot = snapshotFor(state, user);
+        return later(read);
+      }
+      const entries: StreamMessage[] = [];
+      const n = state.history.length;
+      for (let i = 0; i < n; i++) {
+        const entry = state.history[(state.historyStart + i) % n];
+        if (entry.seq > since.seq) entries.push(entry);
+      }
+      return later({ epoch: state.epoch, head, complete: true, entries });
+    },
+
+    async position(session: string): Promise<ResumePoint> {
+      const state = stateOf(session);
+      return { s: session, ep: state.epoch, seq: state.seq };
+    },
+
+    async subscribe(session: string) {
+      subscribed.add(session);
+    },
+
+    async unsubscribe(session: string) {
+      subscribed.delete(session);
+    },
+
+    health() {
+      return { ok: !stopped, ...(stopped ? { detail: 'stopped' } : {}) };
+    },
+
+    async stop() {
+      stopped = true;
+      clearInterval(sweeper);
+      for (const flight of inFlight.values()) if (flight.timer !== null) clearTimeout(flight.timer);
+      inFlight.clear();
+      // Reads already made are answered now rather than never.
+      for (const [timer, fire] of [...historyTimers]) {
+        clearTimeout(timer);
+        fire();
+      }
+      sessions.clear();
+      subscribed.clear();
+    },
+
+    resetEpoch(session: string) {
+      sessions.delete(session);
+      stateOf(session);
+    },
+
+    get dropped() {
+      return dropped;
+    },
+  } satisfies MemoryBroker;
+  return broker;
+}

@@ -1,0 +1,381 @@
+/**
+ * Stream continuity, owned in one place. For every session this instance streams
+ * (some shard holds a subscriber, or did within the linger), the primary thread
+ * keeps a SessionStream: the session's epoch and the last seq it forwarded to the
+ * shards. Everything the broker delivers passes through it, and shards receive a
+ * session's frames only from it, so they get every seq once, in order, under one
+ * epoch — or an explicit resync, never a silent gap.
+ *
+ * The algorithm, per session:
+ * 1. Open: subscribe on the broker, then read the position (epoch, head): frames up
+ *    to the head are history, later ones arrive live. Messages that arrive before
+ *    the position is known wait in `pending`.
+ * 2. A live message of the current epoch with seq ≤ last is a duplicate: dropped.
+ *    seq = last + 1 is forwarded. seq > last + 1 (the broker lost messages) or
+ *    another epoch starts a heal; later messages wait in `pending` meanwhile.
+ * 3. Heal: read history after (epoch, last). Complete: forward the missing frames,
+ *    then the pending ones (deduped, gap-checked again). Not complete (trimmed past
+ *    `last`, or the epoch changed): forward a resync (epoch, head) so shards tell
+ *    their clients "not recovered" with the snapshot, and continue from the head.
+ *    Pending messages of another epoch that arrived before the read are stale:
+ *    dropped. One heal per session at a time (concurrent triggers share it); a
+ *    failed read is retried with backoff while the stream is open.
+ * 4. Join: a shard's history read for a joining client is made through the stream.
+ *    Before the reply leaves, the stream has forwarded everything up to the read's
+ *    head (healing if the broker is late), and the reply follows those frames on
+ *    the shard's port; the shard sends `joined`, the replay, then the frames it
+ *    buffered newer than the replay (shard/joins.ts). Any bus latency, loss or
+ *    reordering of the history reply against live frames is absorbed here.
+ * 5. After a broker reconnect every stream heals: messages may have been missed.
+ *    A lost message is otherwise noticed by the next one; when none follows (the
+ *    last events of a burst were lost), the position check notices it: every
+ *    `checkMs` each stream reads the session's position, and a stream still behind
+ *    a head it saw one check earlier (not merely late) heals.
+ * 6. Close: after the last subscriber left, wait `lingerMs`, then unsubscribe.
+ *
+ * Pinned by test/unit/session-streams.test.ts (duplicates, gaps, epoch changes,
+ * stale messages, coalesced heals, joins racing late frames) and by the e2e
+ * resume, fan-out and slow-reader tests on the network-like engine.
+ */
+import type { Broker, HistoryRead, StreamMessage, StreamPosition } from '../engine/broker.js';
+import type { Logger } from '../log.js';
+
+/** Where a stream's output goes: the shards that hold the session's subscribers. */
+export interface StreamSink {
+  /** Routes one frame, in order. */
+  forward(msg: StreamMessage): void;
+  /** The stream continues under (epoch, head) after frames it could not recover. */
+  resync(session: string, epoch: string, head: number): void;
+}
+
+/** Counters of what the streams did, for logs and metrics. */
+export interface StreamCounters {
+  duplicates: number;
+  stale: number;
+  gaps: number;
+  healedFrames: number;
+  resyncs: number;
+}
+
+interface SessionStream {
+  readonly session: string;
+  /** Null until the position is known. */
+  epoch: string | null;
+  last: number;
+  /** Subscribed and positioned; rejects when the subscription failed. */
+  ready: Promise<void>;
+  pending: StreamMessage[];
+  healing: Promise<void> | null;
+  /** Pending overflowed and was dropped: heal again once the current heal ends. */
+  healAgain: boolean;
+  linger: NodeJS.Timeout | null;
+  closed: boolean;
+  /** Head seen by the last position check while the stream was behind it (0: none). */
+  behindHead: number;
+}
+
+/** Most messages kept while a heal is under way; past it they are dropped and re-read from history. */
+const MAX_PENDING = 10_000;
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 2000;
+const JOIN_ATTEMPTS = 4;
+
+/** The continuity owner of one instance; see the header comment. */
+export class SessionStreams {
+  private readonly streams = new Map<string, SessionStream>();
+  /** Unsubscribes in flight, so a quick re-open subscribes after them. */
+  private readonly unsubscribing = new Map<string, Promise<void>>();
+  private stopped = false;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private checking = false;
+  readonly counters: StreamCounters = { duplicates: 0, stale: 0, gaps: 0, healedFrames: 0, resyncs: 0 };
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly sink: StreamSink,
+    private readonly opts: { lingerMs: number; checkMs: number; log: Logger },
+  ) {
+    if (opts.checkMs > 0) {
+      this.checkTimer = setInterval(() => void this.checkPositions(), opts.checkMs);
+      this.checkTimer.unref();
+    }
+  }
+
+  /** True while the instance streams the session (it must not be forgotten). */
+  has(session: string): boolean {
+    return this.streams.has(session);
+  }
+
+  /** Number of sessions streamed. */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** A first local subscriber arrived: stream the session (or keep streaming it). */
+  open(session: string): void {
+    const existing = this.streams.get(session);
+    if (existing) {
+      if (existing.linger !== null) {
+        clearTimeout(existing.linger);
+        existing.linger = null;
+      }
+      return;
+    }
+    const stream: SessionStream = {
+      session,
+      epoch: null,
+      last: 0,
+      ready: Promise.resolve(),
+      pending: [],
+      healing: null,
+      healAgain: false,
+      linger: null,
+      closed: false,
+      behindHead: 0,
+    };
+    this.streams.set(session, stream);
+    stream.ready = this.position(stream);
+    // Joins await `ready` and see the failure; nothing else does.
+    stream.ready.catch(() => {});
+  }
+
+  /** The last local subscriber left: stop streaming after the linger. */
+  close(session: string): void {
+    const stream = this.streams.get(session);
+    if (!stream || stream.linger !== null) return;
+    stream.linger = setTimeout(() => this.end(stream), this.opts.lingerMs);
+    stream.linger.unref();
+  }
+
+  /** Messages of subscribed sessions, from the broker. */
+  onMessage(msg: StreamMessage): void {
+    const stream = this.streams.get(msg.session);
+    if (!stream) return;
+    if (stream.epoch === null || stream.healing !== null) {
+      this.hold(stream, msg);
+      return;
+    }
+    this.accept(stream, msg, false);
+  }
+
+  /** The broker reconnected: every stream may have missed messages. */
+  onResubscribed(): void {
+    for (const stream of this.streams.values()) {
+      if (stream.epoch === null) continue;
+      // A heal in flight read before the messages missed now: another must follow it.
+      if (stream.healing !== null) stream.healAgain = true;
+      else void this.heal(stream);
+    }
+  }
+
+  /**
+   * A joining client's history read, made through the stream: once it resolves,
+   * every frame up to the returned head has been forwarded to the shards.
+   */
+  async join(session: string, since: StreamPosition | null, user: string): Promise<HistoryRead> {
+    const stream = this.streams.get(session);
+    if (!stream) throw new Error(`session ${session} is not streamed on this instance`);
+    await stream.ready;
+    for (let attempt = 1; ; attempt++) {
+      const read = await this.broker.history(session, since, user);
+      if (this.streams.get(session) !== stream) throw new Error(`session ${session} stopped streaming during the join`);
+      if (read.epoch === stream.epoch && stream.last < read.head) await this.heal(stream);
+      if (read.epoch === stream.epoch && stream.last >= read.head) return read;
+      // The stream has not seen this epoch yet (or has moved past it): heal, read again.
+      if (read.epoch !== stream.epoch) await this.heal(stream);
+      if (attempt >= JOIN_ATTEMPTS) throw new Error(`session ${session} kept changing epoch during the join`);
+    }
+  }
+
+  /** Stops every stream (the instance is stopping); no unsubscribe is sent. */
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.checkTimer);
+    for (const stream of this.streams.values()) {
+      stream.closed = true;
+      if (stream.linger !== null) clearTimeout(stream.linger);
+    }
+    this.streams.clear();
+  }
+
+  /** One round of the position check (see the header, step 5); rounds never overlap. */
+  private async checkPositions(): Promise<void> {
+    if (this.checking || this.stopped) return;
+    this.checking = true;
+    try {
+      for (const stream of [...this.streams.values()]) {
+        if (stream.epoch === null || stream.healing !== null || stream.closed) continue;
+        let pos;
+        try {
+          pos = await this.broker.position(stream.session);
+        } catch (err) {
+          this.opts.log.warn({ err, session: stream.session }, 'position check failed');
+          continue;
+        }
+        if (stream.closed || stream.healing !== null) continue;
+        const behind = pos.ep !== stream.epoch || pos.seq > stream.last;
+        if (!behind) {
+          stream.behindHead = 0;
+        } else if (stream.behindHead > 0 && (pos.ep !== stream.epoch || stream.last < stream.behindHead)) {
+          stream.behindHead = 0;
+          this.counters.gaps++;
+          void this.heal(stream);
+        } else {
+          stream.behindHead = pos.seq;
+        }
+      }
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async position(stream: SessionStream): Promise<void> {
+    const { session } = stream;
+    await this.unsubscribing.get(session);
+    try {
+      await this.broker.subscribe(session);
+      const cutoff = stream.pending.length;
+      const pos = await this.broker.position(session);
+      if (stream.closed) return;
+      stream.epoch = pos.ep;
+      stream.last = pos.seq;
+      this.release(stream, cutoff);
+    } catch (err) {
+      // A subscribed-looking but deaf session would leave its clients silently
+      // without frames (centrifuge undoes a failed subscribe the same way).
+      this.opts.log.error({ err, session }, 'subscribing to a session failed');
+      if (this.streams.get(session) === stream) this.streams.delete(session);
+      stream.closed = true;
+      void this.broker.unsubscribe(session).catch(() => {});
+      throw err;
+    }
+  }
+
+  private end(stream: SessionStream): void {
+    if (this.streams.get(stream.session) !== stream) return;
+    this.streams.delete(stream.session);
+    stream.closed = true;
+    const done = this.broker.unsubscribe(stream.session).catch((err: unknown) => {
+      this.opts.log.error({ err, session: stream.session }, 'unsubscribing from a session failed');
+    });
+    this.unsubscribing.set(stream.session, done);
+    void done.then(() => {
+      if (this.unsubscribing.get(stream.session) === done) this.unsubscribing.delete(stream.session);
+    });
+  }
+
+  private hold(stream: SessionStream, msg: StreamMessage): void {
+    if (stream.pending.length >= MAX_PENDING) {
+      // Everything dropped here is in history: the next heal reads it back.
+      stream.pending = [];
+      stream.healAgain = true;
+      return;
+    }
+    stream.pending.push(msg);
+  }
+
+  /** Applies one message to a positioned stream that is not healing. */
+  private accept(stream: SessionStream, msg: StreamMessage, staleIfForeign: boolean): void {
+    if (msg.seq === 0) {
+      this.sink.forward(msg);
+      return;
+    }
+    if (msg.epoch === stream.epoch) {
+      if (msg.seq <= stream.last) {
+        this.counters.duplicates++;
+        return;
+      }
+      if (msg.seq === stream.last + 1) {
+        stream.last = msg.seq;
+        this.sink.forward(msg);
+        return;
+      }
+      this.counters.gaps++;
+    } else if (staleIfForeign) {
+      this.counters.stale++;
+      return;
+    }
+    stream.pending.push(msg);
+    void this.heal(stream);
+  }
+
+  /** Fills the stream up to the broker's head (or resyncs); concurrent calls share one heal. */
+  private heal(stream: SessionStream): Promise<void> {
+    if (stream.closed) return Promise.resolve();
+    if (stream.healing !== null) return stream.healing;
+    const cutoff = stream.pending.length;
+    const healing = this.fill(stream).then(
+      () => {
+        stream.healing = null;
+        // An ended stream reads nothing more and forwards nothing (a new one may exist).
+        if (stream.closed) {
+          stream.pending = [];
+          return;
+        }
+        if (stream.healAgain) {
+          stream.healAgain = false;
+          return this.heal(stream);
+        }
+        this.release(stream, cutoff);
+      },
+      (err: unknown) => {
+        stream.healing = null;
+        stream.pending = [];
+        if (stream.closed) return;
+        this.opts.log.error({ err, session: stream.session }, 'healing a session stream failed');
+      },
+    );
+    stream.healing = healing;
+    return healing;
+  }
+
+  private async fill(stream: SessionStream): Promise<void> {
+    const since = { epoch: stream.epoch ?? '', seq: stream.last };
+    let read: HistoryRead | undefined;
+    for (let delay = RETRY_MIN_MS; read === undefined; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      try {
+        read = await this.broker.history(stream.session, since);
+      } catch (err) {
+        if (stream.closed || this.stopped) return;
+        this.opts.log.warn({ err, session: stream.session, retryMs: delay }, 'reading history to heal a stream failed; retrying');
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)).unref());
+        if (stream.closed || this.stopped) return;
+      }
+    }
+    if (stream.closed) return;
+    if (read.complete) {
+      for (const entry of read.entries) {
+        if (entry.seq <= stream.last) continue;
+        stream.last = entry.seq;
+        this.counters.healedFrames++;
+        this.sink.forward(entry);
+      }
+      return;
+    }
+    this.counters.resyncs++;
+    this.opts.log.warn(
+      { session: stream.session, from: since, to: { epoch: read.epoch, seq: read.head } },
+      'session stream resynced: frames after its last position are no longer in history',
+    );
+    stream.epoch = read.epoch;
+    stream.last = read.head;
+    this.sink.resync(stream.session, read.epoch, read.head);
+  }
+
+  /** Applies the messages that waited; those before `cutoff` arrived before the last read. */
+  private release(stream: SessionStream, cutoff: number): void {
+    if (stream.closed) {
+      stream.pending = [];
+      return;
+    }
+    const waiting = stream.pending;
+    stream.pending = [];
+    for (let i = 0; i < waiting.length; i++) {
+      if (stream.healing !== null) {
+        this.hold(stream, waiting[i]);
+        continue;
+      }
+      this.accept(stream, waiting[i], i < cutoff);
+    }
+  }
+}
