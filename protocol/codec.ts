@@ -56,15 +56,18 @@ function rewrite(value: unknown): unknown {
     return copy ?? value;
   }
   const map = value as Record<string, unknown>;
-  let changed = false;
-  const entries = Object.keys(map).map((key): [string, unknown] => {
-    const item = map[key];
+  const keys = Object.keys(map);
+  let entries: Array<[string, unknown]> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const item = map[keys[i]];
     const next = rewrite(item);
-    if (next !== item) changed = true;
-    return [key, next];
-  });
+    // Containers are copied only on the way to a rewritten integer: the usual event
+    // (no such integer) costs one walk and no allocation beyond the key lists.
+    if (next !== item && entries === undefined) entries = keys.slice(0, i).map((k): [string, unknown] => [k, map[k]]);
+    entries?.push([keys[i], next]);
+  }
   // fromEntries defines own properties: a "__proto__" key stays a key.
-  return changed ? Object.fromEntries(entries) : value;
+  return entries === undefined ? value : Object.fromEntries(entries);
 }
 
 /**

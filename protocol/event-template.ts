@@ -4,7 +4,7 @@
  * Redis script atomically with the history append — assembles the exact bytes of
  * the frame without re-encoding its data. One encoding per event, cluster-wide.
  *
- * The assembled bytes are identical to `encode()` of the same EventFrame (SPEC §4:
+ * The assembled bytes are identical to `encodeServerFrame()` of the same EventFrame (SPEC §4:
  * map 16 header, keys in table order, integers below 2^32 in their smallest int
  * format and larger ones as float64); test/protocol/event-template.test.ts pins it.
  *
@@ -12,7 +12,7 @@
  *   then <seq> "ep" <epoch>
  *   tail = "type" <type> "data" <data> "ts" <ts> ["k" <key>] ["c" true]
  */
-import { encode } from './codec.js';
+import { encodeServerFrame } from './codec.js';
 import type { EventFrame } from './frames.js';
 
 /** Pre-encoded parts of an `ev` frame around its seq and epoch. */
@@ -42,7 +42,7 @@ export function eventTemplate(fields: Omit<EventFrame, 't' | 'seq' | 'ep'>): Eve
   const frame: EventFrame = { t: 'ev', s: fields.s, seq: 0, ep: '', type: fields.type, data: fields.data, ts: fields.ts };
   if (fields.k !== undefined) frame.k = fields.k;
   if (fields.c) frame.c = true;
-  const bytes = encode(frame);
+  const bytes = encodeServerFrame(frame);
   const sessionBytes = Buffer.byteLength(fields.s, 'utf8');
   // map16 (3) + "t" (2) + "ev" (3) + "s" (2) + session + "seq" (4)
   const headLength = 3 + 2 + 3 + 2 + strHeaderLength(sessionBytes) + sessionBytes + 4;

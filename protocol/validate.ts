@@ -12,7 +12,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { Unpackr } from 'msgpackr';
-import { CloseCode, ErrorCode } from './codes.js';
+import { CloseCode, ErrorCode, closeReason } from './codes.js';
 import { SESSION_ID_PATTERN, type ClientFrame } from './frames.js';
 
 /** Limits parseClientFrame enforces; the server fills them from its config (defaults: DEFAULT_LIMITS). */
@@ -203,14 +203,9 @@ function badRequest(id: number | undefined, msg: string): ParseResult {
   return { kind: 'error', id, code: ErrorCode.BadRequest, msg };
 }
 
-/** Longest close reason in UTF-8 bytes: a close frame's payload is 125 bytes, 2 of them the code. */
-export const MAX_CLOSE_REASON_BYTES = 123;
-
 /** Every protocol violation leaves through here, so the close code is decided once. */
 function violation(reason: string): ParseResult {
-  let r = reason;
-  while (Buffer.byteLength(r, 'utf8') > MAX_CLOSE_REASON_BYTES) r = r.slice(0, -1);
-  return { kind: 'close', code: CloseCode.ProtocolError, reason: r };
+  return { kind: 'close', code: CloseCode.ProtocolError, reason: closeReason(reason) };
 }
 
 function isRequestId(v: unknown): v is number {

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { encode } from '../../protocol/codec.js';
+import { encodeServerFrame } from '../../protocol/codec.js';
 import { namespaceFor } from '../config/namespaces.js';
 import type { Config } from '../config/schema.js';
 import { createEngine, type Engine } from '../engine/engine.js';
@@ -159,7 +159,7 @@ export class Primary {
   /** Publishes a pjoin/pleave notice where the namespace wants them (they cost one frame per member per join). */
   private announce(t: 'pjoin' | 'pleave', session: string, user: string): void {
     if (!namespaceFor(this.config, session).joinLeave) return;
-    this.engine.broker.notice(session, encode({ t, s: session, u: user })).catch((err: unknown) => {
+    this.engine.broker.notice(session, encodeServerFrame({ t, s: session, u: user })).catch((err: unknown) => {
       this.log.warn({ err, session }, 'presence notice not published');
     });
   }

@@ -111,10 +111,11 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
         return;
       }
       const principal = data.principal;
-      const conn = new Connection(`${instanceTag}.${ctx.shardId}.${(++seq).toString(36)}`, ws, principal, config.rateLimitBurst, Date.now());
+      const openedAt = Date.now();
+      const conn = new Connection(`${instanceTag}.${ctx.shardId}.${(++seq).toString(36)}`, ws, principal, config.rateLimitBurst, openedAt);
       data.conn = conn;
       registry.add(conn);
-      idle?.heard(conn, Date.now());
+      idle?.heard(conn, openedAt);
       // Connection caps hold for the whole instance, so the primary counts them;
       // `hello` tells the client it was admitted, and replies only ever follow it.
       ctx.primary.call('admit', { user: principal.user }).then(
@@ -141,7 +142,8 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
     message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) {
       const conn = ws.getUserData().conn;
       if (conn === null || conn.closed) return;
-      idle?.heard(conn, Date.now());
+      const now = Date.now();
+      idle?.heard(conn, now);
       if (!conn.admitted) {
         // Held (bounded like a burst) until the primary admits the connection.
         if (message.byteLength > config.maxFrameBytes) {
@@ -156,7 +158,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
         conn.early.push({ bytes: new Uint8Array(message).slice(), isBinary });
         return;
       }
-      handleMessage(ctx, ctx.limits, conn, new Uint8Array(message), isBinary, Date.now());
+      handleMessage(ctx, ctx.limits, conn, new Uint8Array(message), isBinary, now);
     },
 
     // WebSocket pings and pongs count as traffic (SPEC.md §13); uWS answers pings itself.

@@ -150,3 +150,20 @@ t.test('issuer and audience', async (t) => {
   failure(t, verifyJwt(tok({}), keys, { audience: 'shardcast' }), 'bad_audience');
   t.equal(verifyJwt(tok({ iss: 'any', aud: 'any' }), keys, {}).ok, true, 'unchecked when not configured');
 });
+
+t.test('kid: selects keys of a key set; falls back to keys without a kid; unknown otherwise', async (t) => {
+  const signed = (header: Record<string, unknown>, key: typeof rsa.privateKey) => {
+    const input = `${b64(header)}.${b64({ sub: 'u' })}`;
+    const sig = sign('sha256', Buffer.from(input), header.alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+    return `${input}.${sig.toString('base64url')}`;
+  };
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const keySet = [{ kid: 'a', key: rsa.publicKey }, { kid: 'b', key: other.publicKey }];
+  t.equal(verifyJwt(signed({ alg: 'RS256', kid: 'a' }, rsa.privateKey), { publicKeys: [], keySet }).ok, true, 'kid a → key a');
+  failure(t, verifyJwt(signed({ alg: 'RS256', kid: 'b' }, rsa.privateKey), { publicKeys: [], keySet }), 'bad_signature');
+  t.equal(verifyJwt(signed({ alg: 'RS256' }, other.privateKey), { publicKeys: [], keySet }).ok, true, 'no kid → every key of the algorithm');
+  failure(t, verifyJwt(signed({ alg: 'RS256', kid: 'zz' }, rsa.privateKey), { publicKeys: [], keySet }), 'unknown_kid');
+  t.equal(verifyJwt(signed({ alg: 'RS256', kid: 'zz' }, rsa.privateKey), { publicKeys: [rsa.publicKey], keySet }).ok, true, 'unknown kid → the keys without one');
+  failure(t, verifyJwt(signed({ alg: 'RS256', kid: 7 }, rsa.privateKey), { publicKeys: [rsa.publicKey] }), 'malformed');
+  t.equal(verifyJwt(signed({ alg: 'ES256', kid: 'e' }, ec.privateKey), { publicKeys: [], keySet: [{ kid: 'e', key: ec.publicKey }] }).ok, true, 'ES256 by kid');
+});

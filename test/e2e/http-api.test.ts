@@ -426,7 +426,6 @@ t.test('integers published as JSON reach joiners as msgpack integers (snapshot d
 
 t.test(
   'integers published as JSON reach clients as msgpack integers (ev data)',
-  { todo: 'until the ev template (protocol/event-template.ts) encodes through encodeServerFrame' },
   async (t) => {
     const s = 'quiz:ints-ev';
     const c = await connect('ivy');

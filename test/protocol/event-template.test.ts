@@ -3,7 +3,7 @@
 // and epochs of every str length class, and every optional field — so a broker
 // that sequences inside a script (Redis) and the memory broker send the same bytes.
 import t from 'tap';
-import { encode, decode } from '../../protocol/codec.js';
+import { decode, encodeServerFrame } from '../../protocol/codec.js';
 import { assembleEvent, eventTemplate } from '../../protocol/event-template.js';
 import type { EventFrame } from '../../protocol/frames.js';
 
@@ -18,7 +18,7 @@ const payloads: Array<Partial<EventFrame>> = [
   { type: 'x'.repeat(40), data: 'y'.repeat(300) },
 ];
 
-t.test('assembled bytes equal encode() of the whole frame', async (t) => {
+t.test('assembled bytes equal encodeServerFrame() of the whole frame', async (t) => {
   let checked = 0;
   for (const s of sessions) {
     for (const p of payloads) {
@@ -30,7 +30,7 @@ t.test('assembled bytes equal encode() of the whole frame', async (t) => {
           const frame: EventFrame = { t: 'ev', s, seq, ep, type: fields.type, data: fields.data, ts };
           if (fields.k !== undefined) frame.k = fields.k;
           if (fields.c) frame.c = true;
-          const want = encode(frame);
+          const want = encodeServerFrame(frame);
           const got = assembleEvent(tpl, seq, ep);
           if (Buffer.compare(Buffer.from(want), Buffer.from(got)) !== 0) {
             t.fail(`bytes differ for session ${s.length} chars, seq ${seq}, epoch ${ep.length} chars, ${JSON.stringify(p).slice(0, 60)}`);
