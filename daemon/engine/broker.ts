@@ -29,6 +29,7 @@
  *   when it was read, and `entries` hold every event in (since.seq, head] when
  *   `complete`; history reads may be served later than live messages published
  *   after them, and vice versa.
+ * - After `stop`, `publish`, `notice` and `history` reject.
  */
 import type { ResumePoint, SnapshotEntry, Value } from '../../protocol/frames.js';
 

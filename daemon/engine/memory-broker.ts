@@ -53,7 +53,7 @@ export interface MemoryBrokerOptions {
 export interface MemoryBroker extends Broker {
   /** Loses the session's history and snapshots: it continues under a new epoch from seq 1. */
   resetEpoch(session: string): void;
-  /** Messages the network dropped so far. */
+  /** Messages (events and notices) the network dropped so far. */
   readonly dropped: number;
 }
 
@@ -96,7 +96,10 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
   const sessions = new Map<string, SessionState>();
   const subscribed = new Set<string>();
   const network = opts.network;
+  // Separate sequences for the message faults and the history delays, so the drops
+  // and delays of a seed's messages do not depend on how many history reads ran.
   const random = seededRandom(network?.seed ?? 1);
+  const historyRandom = seededRandom((network?.seed ?? 1) ^ 0x5bd1e995);
   let handler: BrokerHandler | null = null;
   let dropped = 0;
   let stopped = false;
@@ -215,7 +218,7 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         historyTimers.delete(timer);
         resolve(value);
       };
-      const timer = setTimeout(fire, random() * network.historyDelayMs);
+      const timer = setTimeout(fire, historyRandom() * network.historyDelayMs);
       historyTimers.set(timer, fire);
     });
   }
@@ -226,6 +229,7 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
     },
 
     async publish(req: PublishRequest): Promise<PublishResult> {
+      if (stopped) throw new Error('the broker is stopped: nothing can be stored');
       const state = stateOf(req.session);
       if (req.id !== undefined) {
         const seq = state.seen.get(req.id);
@@ -257,10 +261,12 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
     },
 
     async notice(session: string, frame: Uint8Array) {
-      deliver({ session, epoch: sessions.get(session)?.epoch ?? '', seq: 0, frame });
+      if (stopped) throw new Error('the broker is stopped');
+      deliver({ session, epoch: stateOf(session).epoch, seq: 0, frame });
     },
 
     async history(session: string, since: StreamPosition | null, user?: string): Promise<HistoryRead> {
+      if (stopped) throw new Error('the broker is stopped');
       const state = stateOf(session);
       const head = state.seq;
       const oldest = state.history.length === 0 ? head + 1 : state.history[state.historyStart].seq;

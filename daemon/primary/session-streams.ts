@@ -25,7 +25,8 @@
  *    head (healing if the broker is late), and the reply follows those frames on
  *    the shard's port; the shard sends `joined`, the replay, then the frames it
  *    buffered newer than the replay (shard/joins.ts). Any bus latency, loss or
- *    reordering of the history reply against live frames is absorbed here.
+ *    reordering of the history reply against live frames is absorbed here. Joins
+ *    from the same position in the same turn share one read (readForJoin).
  * 5. After a broker reconnect every stream heals: messages may have been missed.
  *    A lost message is otherwise noticed by the next one; when none follows (the
  *    last events of a burst were lost), the position check notices it: every
@@ -55,6 +56,8 @@ export interface StreamCounters {
   gaps: number;
   healedFrames: number;
   resyncs: number;
+  /** Join history reads served by a read another join of the same turn made. */
+  sharedReads: number;
 }
 
 interface SessionStream {
@@ -72,6 +75,8 @@ interface SessionStream {
   closed: boolean;
   /** Head seen by the last position check while the stream was behind it (0: none). */
   behindHead: number;
+  /** Join reads about to start, by position, shared by the joins of one turn. */
+  reads: Map<string, Promise<HistoryRead>>;
 }
 
 /** Most messages kept while a heal is under way; past it they are dropped and re-read from history. */
@@ -88,7 +93,7 @@ export class SessionStreams {
   private stopped = false;
   private checkTimer: NodeJS.Timeout | undefined;
   private checking = false;
-  readonly counters: StreamCounters = { duplicates: 0, stale: 0, gaps: 0, healedFrames: 0, resyncs: 0 };
+  readonly counters: StreamCounters = { duplicates: 0, stale: 0, gaps: 0, healedFrames: 0, resyncs: 0, sharedReads: 0 };
 
   constructor(
     private readonly broker: Broker,
@@ -132,6 +137,7 @@ export class SessionStreams {
       linger: null,
       closed: false,
       behindHead: 0,
+      reads: new Map(),
     };
     this.streams.set(session, stream);
     stream.ready = this.position(stream);
@@ -177,7 +183,7 @@ export class SessionStreams {
     if (!stream) throw new Error(`session ${session} is not streamed on this instance`);
     await stream.ready;
     for (let attempt = 1; ; attempt++) {
-      const read = await this.broker.history(session, since, user);
+      const read = await this.readForJoin(stream, since, user);
       if (this.streams.get(session) !== stream) throw new Error(`session ${session} stopped streaming during the join`);
       if (read.epoch === stream.epoch && stream.last < read.head) await this.heal(stream);
       if (read.epoch === stream.epoch && stream.last >= read.head) return read;
@@ -185,6 +191,33 @@ export class SessionStreams {
       if (read.epoch !== stream.epoch) await this.heal(stream);
       if (attempt >= JOIN_ATTEMPTS) throw new Error(`session ${session} kept changing epoch during the join`);
     }
+  }
+
+  /**
+   * History for a join. Joins resuming from the same position (a go-away sends a
+   * whole shard's clients back at once) share one read, made once the turn they
+   * arrived in is over — never a read begun before a join asked, which could miss
+   * frames forwarded before its shard began buffering. A read that cannot replay
+   * is made again per user: snapshots differ per user.
+   */
+  private async readForJoin(stream: SessionStream, since: StreamPosition | null, user: string): Promise<HistoryRead> {
+    if (since === null) return this.broker.history(stream.session, null, user);
+    const key = `${since.epoch}\u0000${since.seq}`;
+    let shared = stream.reads.get(key);
+    if (shared === undefined) {
+      const read = new Promise<HistoryRead>((resolve, reject) => {
+        setImmediate(() => {
+          if (stream.reads.get(key) === read) stream.reads.delete(key);
+          this.broker.history(stream.session, since).then(resolve, reject);
+        });
+      });
+      stream.reads.set(key, read);
+      shared = read;
+    } else {
+      this.counters.sharedReads++;
+    }
+    const read = await shared;
+    return read.complete ? read : this.broker.history(stream.session, since, user);
   }
 
   /** Stops every stream (the instance is stopping); no unsubscribe is sent. */

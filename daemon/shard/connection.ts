@@ -89,15 +89,27 @@ export class Connection {
     this.ws.unsubscribe(topic);
   }
 
+  /**
+   * When the connection was cut off as a slow consumer (0: it was not). A cut
+   * connection gets nothing more; its 4001 close follows the frames uWS still holds
+   * for it, once it has read them (slow-consumers.ts).
+   */
+  cutAt = 0;
+
+  /** True while frames and replies may still be sent: not closed, not cut off. */
+  get active(): boolean {
+    return !this.closed && this.cutAt === 0;
+  }
+
   /** Sends a control frame (reply, error) right away, ahead of any lag queue. */
   sendNow(frame: Uint8Array): void {
-    if (this.closed) return;
+    if (!this.active) return;
     this.ws.cork(() => this.ws.send(frame, true));
   }
 
   /** Sends a session frame in order: through the queue while lagging. */
   deliver(frame: Uint8Array, session: string, seq: number, conflateKey?: string): void {
-    if (this.closed) return;
+    if (!this.active) return;
     if (this.queue !== null) {
       this.queue.push(frame, session, seq, conflateKey);
       return;

@@ -67,7 +67,7 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
  * they stay ahead of everything queued: no gap, order holds.
  */
 export function startLagging(conn: Connection): void {
-  if (conn.queue !== null || conn.closed) return;
+  if (conn.queue !== null || !conn.active) return;
   conn.queue = new OutboundQueue();
   for (const [id, m] of conn.memberships) {
     if (m.state !== 'joined') continue;
@@ -82,12 +82,26 @@ export function startLagging(conn: Connection): void {
 }
 
 /**
+ * Stops every frame for a connection being cut off: off its topics and lag
+ * paths, its queue dropped. Frames already handed to uWS still go out (the anchor
+ * topic keeps those published this turn), so what the client reads before its close
+ * is a gap-free prefix of the stream it can resume after.
+ */
+export function stopDelivery(conn: Connection): void {
+  conn.queue = null;
+  for (const [id, m] of conn.memberships) {
+    if (m.state !== 'joined') continue;
+    if (!m.session.lagging.delete(conn)) conn.unsubscribe(id);
+  }
+}
+
+/**
  * Writes queued frames to uWS while its buffer stays under `lowWater`; when the
  * queue empties, puts the connection back on its topics. Called on uWS `drain`.
  */
 export function pumpQueue(conn: Connection, lowWater: number): void {
   const queue = conn.queue;
-  if (queue === null || conn.closed) return;
+  if (queue === null || !conn.active) return;
   const ws = conn.ws;
   const now = Date.now();
   ws.cork(() => {

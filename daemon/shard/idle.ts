@@ -38,8 +38,9 @@ export class IdleWatch {
     this.nextCheckAt = now + IDLE_CHECK_MS;
     const timeoutMs = this.idleTimeoutS * 1000;
     for (const conn of connections) {
-      // A connection sent a go-away is closed by the drain, with 1001 (reconnect).
-      if (conn.closed || receivedGoAway(conn)) continue;
+      // A connection sent a go-away is closed by the drain, with 1001 (reconnect); one
+      // cut off as a slow consumer, by the buffer policy with 4001.
+      if (conn.closed || conn.cutAt > 0 || receivedGoAway(conn)) continue;
       const heardAt = this.heardAt.get(conn);
       if (heardAt === undefined) {
         this.heardAt.set(conn, now);

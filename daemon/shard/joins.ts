@@ -74,7 +74,7 @@ export function resyncSession(ctx: JoinContext, sessionId: string, epoch: string
   for (const conn of session.members) {
     const m = conn.memberships.get(sessionId);
     // Pending members compare their reply's epoch with the session's when it comes.
-    if (m === undefined || m.state !== 'joined' || conn.closed) continue;
+    if (m === undefined || m.state !== 'joined' || !conn.active) continue;
     m.state = 'pending';
     m.buffered = [];
     session.pending.add(m);
@@ -113,8 +113,8 @@ async function requestHistory(
       else conn.end(CloseCode.InternalError, `${message}; reconnect and resume`);
       return;
     }
-    // The client may have left or gone while the primary answered.
-    if (conn.closed || conn.memberships.get(sessionId) !== m) return;
+    // The client may have left, gone or been cut off while the primary answered.
+    if (!conn.active || conn.memberships.get(sessionId) !== m) return;
     const current = m.session.epoch;
     if (current === '' || history.epoch === current || attempt >= MAX_HISTORY_ATTEMPTS) {
       completeJoin(conn, m, history, purpose);

@@ -16,9 +16,14 @@
 import { CloseCode } from '../../protocol/codes.js';
 import type { Connection } from './connection.js';
 import type { IdleWatch } from './idle.js';
-import { pumpQueue, startLagging } from './delivery.js';
+import { pumpQueue, startLagging, stopDelivery } from './delivery.js';
 import type { Logger } from '../log.js';
 import type { LocalSession, Registry } from './registry.js';
+
+/** Longest a cut-off slow consumer is held open for its 4001 close to reach it. */
+export const SLOW_CLOSE_GRACE_MS = 30_000;
+/** A cut connection gets its close once uWS holds no more than this for it. */
+const CLOSE_WHEN_BUFFERED_BELOW = 64 * 1024;
 
 /** Sweep period. */
 export const SWEEP_INTERVAL_MS = 50;
@@ -48,12 +53,17 @@ export class BufferPolicy {
   check(conn: Connection): void {
     if (conn.closed) return;
     const buffered = conn.ws.getBufferedAmount();
+    if (conn.cutAt > 0) {
+      this.finishCut(conn, buffered);
+      return;
+    }
     const pending = buffered + (conn.queue?.bytes ?? 0);
     if (pending > this.maxBufferBytes) {
       this.slowClosed++;
       this.log.info({ conn: conn.id, user: conn.principal.user, pendingBytes: pending }, 'slow consumer disconnected');
-      conn.queue = null;
-      conn.end(CloseCode.SlowConsumer, 'slow consumer: outgoing buffer limit reached, reconnect and resume');
+      conn.cutAt = Date.now();
+      stopDelivery(conn);
+      this.finishCut(conn, buffered);
       return;
     }
     if (conn.queue === null) {
@@ -64,6 +74,19 @@ export class BufferPolicy {
       }
     } else if (buffered < this.lowWater) {
       pumpQueue(conn, this.lowWater);
+    }
+  }
+
+  /**
+   * Sends a cut connection its 4001 once uWS holds little for it. uWS gives a closing
+   * socket a few seconds to take its buffered data and close frame, then drops it
+   * without one (the client sees 1006), so the close waits until the client reads
+   * again, or SLOW_CLOSE_GRACE_MS at most: a client that never reads again holds at
+   * most the bound until then.
+   */
+  private finishCut(conn: Connection, buffered: number): void {
+    if (buffered <= CLOSE_WHEN_BUFFERED_BELOW || Date.now() - conn.cutAt >= SLOW_CLOSE_GRACE_MS) {
+      conn.end(CloseCode.SlowConsumer, 'slow consumer: outgoing buffer limit reached, reconnect and resume');
     }
   }
 

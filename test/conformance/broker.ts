@@ -557,5 +557,6 @@ export function brokerConformance(t: Test, name: string, factory: BrokerFactory)
     const started = Date.now();
     const outcome = await Promise.race([broker.stop(started + 500).then(() => 'stopped'), sleep(1000).then(() => 'still running')]);
     t.equal(outcome, 'stopped', `stop resolved after ${Date.now() - started} ms`);
+    await t.rejects(broker.publish(ev('s:stop', 2)), 'a stopped broker stores nothing: publish rejects');
   });
 }

@@ -54,15 +54,13 @@ for (const engine of engines(13)) {
     t.ok((cut.pendingBytes as number) <= CUT_BOUND * 1.5, `cut off with ${cut.pendingBytes} bytes pending, near the ${CUT_BOUND}-byte bound`);
     t.ok(growth < 160 * 1024 * 1024, `daemon memory did not follow the 320 MB sent to the stalled client (+${(growth / 1048576).toFixed(1)} MB)`);
 
+    // Read again only 5 s after the cut: uWS drops a closing socket that reads nothing
+    // for 4 s (the client would see 1006), so the close must have waited for it.
+    const stalledFor = (cut.time as number) + 5000 - Date.now();
+    if (stalledFor > 0) await new Promise((r) => setTimeout(r, stalledFor));
     slow.resumeReading();
     const closed = await slow.closed;
-    // Known defect (issue 7, item 6): the 4001 close frame queues behind the frames
-    // uWS already holds for the stalled socket, and uWS tears the socket down (1006)
-    // before it can arrive. Since sockets keep their queued topic frames (anchor
-    // topic), that buffer is fuller at the cut and the close frame no longer gets
-    // through here either; it stays a todo until the cut happens while the buffer
-    // is small.
-    t.equal(closed.code, 4001, 'the stalled client was closed as a slow consumer', { todo: 'issue 7 item 6: the close frame is lost behind a full buffer (client sees 1006)' });
+    t.equal(closed.code, 4001, 'the stalled client was closed as a slow consumer, whenever it read again');
     const seqs = slow.events(S).map((e) => e.seq);
     t.ok(seqs.length < EVENTS, `it got only part of the stream (${seqs.length})`);
     t.ok(seqs.every((s, k) => s === k + 1), 'what it got has no gap and no duplicate: it can resume from its last seq');

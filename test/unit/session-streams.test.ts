@@ -242,7 +242,7 @@ t.test('open, then live events: each seq once, in order; events before open are 
   t.same(f.sink.frames('s', pos.epoch), range(4, 23), 'all under the opening epoch');
   t.same(f.sink.resyncs('s'), [], 'no resync');
   t.same(f.sink.violations, []);
-  t.same(f.streams.counters, { duplicates: 0, stale: 0, gaps: 0, healedFrames: 0, resyncs: 0 });
+  t.same(f.streams.counters, { duplicates: 0, stale: 0, gaps: 0, healedFrames: 0, resyncs: 0, sharedReads: 0 });
 
   const read = await f.streams.join('s', { epoch: pos.epoch, seq: 0 }, 'u');
   t.ok(read.complete, 'a join from the start reads complete history');
@@ -725,4 +725,25 @@ t.test('stop() during a heal ends it: no more reads, nothing forwarded', async (
   await sleep(20);
   t.equal(f.calls.history, 1, 'the stopped stream read no more history');
   t.same(f.sink.frames('s'), [1], 'nothing forwarded after stop()');
+});
+
+t.test('joins from one position in one turn share one history read; a join in a later turn reads again', async (t) => {
+  const f = await fixture(t);
+  const pos = await opened(f, 's');
+  await publish(f, 's', 5);
+  await waitFor('5 forwarded', () => f.sink.last('s')?.seq === 5);
+  const before = f.calls.history;
+  const since = { epoch: pos.epoch, seq: 2 };
+  const reads = await Promise.all(Array.from({ length: 50 }, (_, i) => f.streams.join('s', since, `u${i}`)));
+  t.equal(f.calls.history - before, 1, '50 joins of one turn: one read');
+  t.equal(f.streams.counters.sharedReads, 49, 'counted as shared');
+  t.ok(reads.every((r) => r.complete && r.head === 5 && r.entries.map((e) => e.seq).join() === '3,4,5'), 'each got the replay');
+  // A read begun before a join asked must not serve it: the join below comes in a
+  // later turn, after seq 6, and must see it.
+  await publish(f, 's', 1);
+  const later = await f.streams.join('s', since, 'late');
+  t.same(later.entries.map((e) => e.seq), [3, 4, 5, 6], 'a later join reads anew');
+  const other = await Promise.all([f.streams.join('s', { epoch: pos.epoch, seq: 1 }, 'a'), f.streams.join('s', { epoch: 'gone', seq: 1 }, 'b')]);
+  t.same(other.map((r) => r.complete), [true, false], 'different positions do not share');
+  t.type(other[1].snapshot, 'object', 'a read that cannot replay is made per user, with the snapshot');
 });
