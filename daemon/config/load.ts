@@ -17,8 +17,7 @@
  *   connection.
  */
 import { readFileSync } from 'node:fs';
-import type { KeyObject } from 'node:crypto';
-import { parseJwks, parsePublicKeysPem, type KeyedPublicKey } from '../auth/public-keys.js';
+import { parseJwks, parsePublicKeysPem } from '../auth/public-keys.js';
 import {
   CONFIG_FILE_ENV,
   SCHEMA,
@@ -108,8 +107,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
 
   const s = settings as unknown as Settings;
   checkCrossField(s, invalid, env, problems, warnings);
-  const jwtPublicKeys = s.jwtPublicKeyFile === undefined ? [] : readPublicKeys(s.jwtPublicKeyFile, problems);
-  const jwtKeySet = s.jwtJwksFile === undefined ? [] : readKeySet(s.jwtJwksFile, problems);
+  const jwtPublicKeys = s.jwtPublicKeyFile === undefined ? [] : readKeyFile('jwtPublicKeyFile', s.jwtPublicKeyFile, parsePublicKeysPem, problems);
+  const jwtKeySet = s.jwtJwksFile === undefined ? [] : readKeyFile('jwtJwksFile', s.jwtJwksFile, parseJwks, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   const config: Config = Object.freeze({ ...s, jwtPublicKeys: Object.freeze(jwtPublicKeys), jwtKeySet: Object.freeze(jwtKeySet) });
@@ -150,25 +149,17 @@ function checkCrossField(s: Settings, invalid: ReadonlySet<keyof Settings>, env:
   }
 }
 
-function readPublicKeys(path: string, problems: string[]): KeyObject[] {
-  const at = `jwtPublicKeyFile (${SCHEMA.jwtPublicKeyFile.env})`;
-  let pem: string;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (err) {
-    problems.push(`${at}: cannot read ${JSON.stringify(path)}: ${(err as Error).message}`);
-    return [];
-  }
-  const parsed = parsePublicKeysPem(pem);
-  if (!parsed.ok) {
-    problems.push(`${at}: ${JSON.stringify(path)} ${parsed.message}`);
-    return [];
-  }
-  return parsed.keys;
-}
-
-function readKeySet(path: string, problems: string[]): KeyedPublicKey[] {
-  const at = `jwtJwksFile (${SCHEMA.jwtJwksFile.env})`;
+/**
+ * Reads and parses a key file named by `setting`; problems name the setting, its
+ * environment variable and the path.
+ */
+function readKeyFile<K>(
+  setting: 'jwtPublicKeyFile' | 'jwtJwksFile',
+  path: string,
+  parse: (text: string) => { ok: true; keys: K[] } | { ok: false; message: string },
+  problems: string[],
+): K[] {
+  const at = `${setting} (${SCHEMA[setting].env})`;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -176,7 +167,7 @@ function readKeySet(path: string, problems: string[]): KeyedPublicKey[] {
     problems.push(`${at}: cannot read ${JSON.stringify(path)}: ${(err as Error).message}`);
     return [];
   }
-  const parsed = parseJwks(text);
+  const parsed = parse(text);
   if (!parsed.ok) {
     problems.push(`${at}: ${JSON.stringify(path)} ${parsed.message}`);
     return [];

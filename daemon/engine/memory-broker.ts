@@ -22,6 +22,7 @@ import type {
   StreamMessage,
   StreamPosition,
 } from './broker.js';
+import { seededRandom } from './seeded-random.js';
 
 /** How the memory broker imitates a network (test hooks only). */
 export interface NetworkFaults {
@@ -78,17 +79,6 @@ export function newEpoch(): string {
   return randomBytes(6).toString('hex');
 }
 
-/** mulberry32: a small seeded PRNG, so fault runs are reproducible. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Creates the in-memory broker; stop() releases its timers. */
 export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {

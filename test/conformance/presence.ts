@@ -6,6 +6,7 @@
 import type { Test } from 'tap';
 import { presenceOwner, type Presence, type PresenceDeparture } from '../../daemon/engine/presence.js';
 import type { PresenceEntry } from '../../protocol/frames.js';
+import { seededRandom } from '../../daemon/engine/seeded-random.js';
 
 /** Builds a fresh, isolated presence table judging leases by `now` (closed by the suite). */
 export type PresenceFactory = (opts: { now: () => number }) => Promise<Presence>;
@@ -25,17 +26,6 @@ interface Fixture {
   advance(ms: number): void;
 }
 
-/** Deterministic PRNG (mulberry32), so a failing random run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs the shared Presence contract suite against `factory`. */
 export function presenceConformance(t: Test, name: string, factory: PresenceFactory): void {
@@ -244,7 +234,7 @@ export function presenceConformance(t: Test, name: string, factory: PresenceFact
 
   t.test(`${name}: random runs: notices alternate, list matches a model of live leases`, async (t) => {
     const { p, advance } = await fixture(t);
-    const random = prng(20240611);
+    const random = seededRandom(20240611);
     const TTL = 1000;
     const owners = [A0, A1, B0, presenceOwner('inst-b', 1, 1)];
     const users = ['u1', 'u2', 'u3', 'u4', 'u5'];

@@ -6,22 +6,12 @@ import { encode } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { DEFAULT_LIMITS } from '../../protocol/frames.js';
 import { parseClientFrame, type ClientLimits, type ParseResult } from '../../protocol/validate.js';
+import { seededRandom } from '../../daemon/engine/seeded-random.js';
 
 const limits: ClientLimits = { ...DEFAULT_LIMITS, maxFrameBytes: 2048 };
 const errorCodes = new Set<number>(Object.values(ErrorCode));
 const closeCodes = new Set<number>(Object.values(CloseCode));
 
-/** mulberry32: small, fast, and the same sequence on every machine. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const seedFrames: Array<Record<string, unknown>> = [
   { t: 'join', id: 1, s: 'quiz:42', ep: 'e7', seq: 120, pres: true },
@@ -106,7 +96,7 @@ function checkShape(tt: Test, res: ParseResult, input: Uint8Array): boolean {
 }
 
 t.test('random and mutated messages never throw and always classify', async (tt) => {
-  const r = rng(0x5eed);
+  const r = seededRandom(0x5eed);
   const started = Date.now();
   const seen = { frame: 0, error: 0, close: 0 };
   let bad = 0;
