@@ -185,11 +185,15 @@ export class SessionStreams {
     for (let attempt = 1; ; attempt++) {
       const read = await this.readForJoin(stream, since, user);
       if (this.streams.get(session) !== stream) throw new Error(`session ${session} stopped streaming during the join`);
-      if (read.epoch === stream.epoch && stream.last < read.head) await this.heal(stream);
+      // A heal already in flight may have read before this read did: the next heal,
+      // started after it, reads a head at least as far, so two rounds suffice.
+      for (let round = 0; round < 2 && read.epoch === stream.epoch && stream.last < read.head; round++) await this.heal(stream);
       if (read.epoch === stream.epoch && stream.last >= read.head) return read;
       // The stream has not seen this epoch yet (or has moved past it): heal, read again.
       if (read.epoch !== stream.epoch) await this.heal(stream);
-      if (attempt >= JOIN_ATTEMPTS) throw new Error(`session ${session} kept changing epoch during the join`);
+      if (attempt >= JOIN_ATTEMPTS) {
+        throw new Error(`session ${session}: the stream could not reach the join's position (epoch changing or history unreadable)`);
+      }
     }
   }
 

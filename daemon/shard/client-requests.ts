@@ -77,25 +77,36 @@ export function handleMessage(
   }
   switch (frame.t) {
     case 'join':
-      void join(ctx, conn, frame);
+      guard(conn, frame.id, 'join', join(ctx, conn, frame));
       return;
     case 'leave':
       if (leave(ctx, conn, frame.s)) conn.sendNow(encodeServerFrame({ t: 'left', id: frame.id, s: frame.s }));
       else replyError(conn, frame.id, ErrorCode.NotJoined, `not joined to session "${frame.s}"`);
       return;
     case 'pub':
-      void publish(ctx, conn, frame);
+      guard(conn, frame.id, 'publish', publish(ctx, conn, frame));
       return;
     case 'cmd':
-      void command(ctx, conn, frame, now);
+      guard(conn, frame.id, 'command', command(ctx, conn, frame, now));
       return;
     case 'presence':
-      void presence(ctx, conn, frame.id, frame.s);
+      guard(conn, frame.id, 'presence', presence(ctx, conn, frame.id, frame.s));
       return;
     case 'ping':
       conn.sendNow(encodeServerFrame({ t: 'pong', id: frame.id }));
       return;
   }
+}
+
+/**
+ * Awaits a request handler that answers for itself; if it throws anyway (a bug, a
+ * value that cannot be encoded), the request gets error 100 and the rejection never
+ * reaches the shard's crash handler: one request must not restart a shard.
+ */
+function guard(conn: Connection, id: number, what: string, work: Promise<void>): void {
+  work.catch((err: unknown) => {
+    replyError(conn, id, ErrorCode.Internal, `${what} failed on the server (${err instanceof Error ? err.message : String(err)}): retry`);
+  });
 }
 
 /** The connection's joined membership in `session`, or undefined after answering 104. */

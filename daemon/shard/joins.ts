@@ -79,7 +79,9 @@ export function resyncSession(ctx: JoinContext, sessionId: string, epoch: string
     m.buffered = [];
     session.pending.add(m);
     if (session.lagging.delete(conn) === false) conn.unsubscribe(sessionId);
-    void requestHistory(ctx, conn, m, { epoch: previous, seq: m.lastSeq }, { kind: 'resync' });
+    requestHistory(ctx, conn, m, { epoch: previous, seq: m.lastSeq }, { kind: 'resync' }).catch((err: unknown) => {
+      conn.end(CloseCode.InternalError, `resync failed (${err instanceof Error ? err.message : String(err)}); reconnect and resume`);
+    });
   }
 }
 
@@ -117,7 +119,16 @@ async function requestHistory(
     if (!conn.active || conn.memberships.get(sessionId) !== m) return;
     const current = m.session.epoch;
     if (current === '' || history.epoch === current || attempt >= MAX_HISTORY_ATTEMPTS) {
-      completeJoin(conn, m, history, purpose);
+      try {
+        completeJoin(conn, m, history, purpose);
+      } catch (err) {
+        // An answer that cannot be sent (e.g. a snapshot msgpack cannot encode) fails
+        // this join alone: the membership is undone, the shard and others carry on.
+        if (conn.memberships.get(sessionId) === m) ctx.registry.leave(conn, m);
+        const message = `could not send the ${purpose.kind === 'join' ? 'join' : 'resync'} answer: ${err instanceof Error ? err.message : String(err)}`;
+        if (purpose.kind === 'join') ctx.replyError(conn, purpose.frame.id, ErrorCode.Internal, message);
+        else conn.end(CloseCode.InternalError, `${message}; reconnect and resume`);
+      }
       return;
     }
     // Read before a resync the shard has already applied: the stream is elsewhere now.
