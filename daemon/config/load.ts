@@ -82,6 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
 
   const settings: Record<string, unknown> = {};
   const invalid = new Set<keyof Settings>();
+  const defaulted = new Set<keyof Settings>();
   for (const key of SETTING_KEYS) {
     const setting = SCHEMA[key] as Setting<unknown>;
     let raw: unknown;
@@ -94,6 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
       source = 'file';
     } else {
       settings[key] = setting.defaultValue();
+      defaulted.add(key);
       continue;
     }
     const parsed = setting.secret && typeof raw !== 'string' ? { ok: false as const, problems: ['must be a string'] } : setting.parse(raw, source);
@@ -105,6 +107,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
     }
   }
 
+  // Dev mode lets anyone connect as anyone: unless told where, it listens on loopback only.
+  if (defaulted.has('host') && settings.devMode === true) settings.host = '127.0.0.1';
   const s = settings as unknown as Settings;
   checkCrossField(s, invalid, env, problems, warnings);
   const jwtPublicKeys = s.jwtPublicKeyFile === undefined ? [] : readKeyFile('jwtPublicKeyFile', s.jwtPublicKeyFile, parsePublicKeysPem, problems);

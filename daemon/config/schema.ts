@@ -412,7 +412,9 @@ function formatDefault(value: unknown): string {
 /** The schema: one entry per setting, in the order the reference lists them. */
 export const SCHEMA = {
   port: define('port', integer(0, 65535), 8080, 'TCP port of the WebSocket listener (0 = pick a free port).'),
-  host: define('host', text(255, 'string (address)'), '0.0.0.0', 'Address the WebSocket listener binds.'),
+  host: define('host', text(255, 'string (address)'), '0.0.0.0', 'Address the WebSocket listener binds. In devMode, unless set, `127.0.0.1`: a dev-mode daemon accepts anyone as any user.', {
+    defaultDoc: '`"0.0.0.0"` (devMode: `"127.0.0.1"`)',
+  }),
   shards: define('shards', integer(1, 256), () => availableParallelism(), 'Shard worker threads, each running its own uWS App on the shared port.', {
     defaultDoc: 'CPU count (`os.availableParallelism()`)',
   }),

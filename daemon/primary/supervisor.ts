@@ -72,6 +72,9 @@ export class Supervisor {
     // uSockets sets SO_REUSEPORT only for a non-zero port, so shards cannot share a
     // kernel-chosen port: for port 0 we pick a free one first, then all bind it.
     const port = this.config.port === 0 ? await freePort(this.config.host) : this.config.port;
+    // uWS binds with SO_REUSEPORT, so a port another process holds the same way is
+    // taken silently and its traffic split between the two: check first.
+    if (this.config.port !== 0) await assertPortFree(this.config.host, port);
     this.port = await this.spawnAndListen(0, port);
     await Promise.all(
       Array.from({ length: this.config.shards - 1 }, (_, i) => this.spawnAndListen(i + 1, this.port)),
@@ -166,6 +169,21 @@ export class Supervisor {
 }
 
 /** Asks the kernel for a free TCP port on `host`. */
+/** Rejects with a ListenError when `port` is held by another socket (bound without SO_REUSEPORT, any holder makes it fail). */
+function assertPortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new ListenError(`port ${port} on ${host} is already in use by another process; stop it or set SHARDCAST_PORT to a free port (sharing it would split the traffic between the two)`)
+          : new ListenError(`cannot listen on ${host}:${port}: ${err.message}`),
+      );
+    });
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

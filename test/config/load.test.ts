@@ -333,3 +333,12 @@ t.test('config crosses to a worker thread by structured clone, keys included', a
   await worker.terminate();
   t.same(reply, { isKey: true, type: 'ec', ns: [{ prefix: 'chat:', clientPublish: ['host'] }] });
 });
+
+t.test('dev mode listens on loopback unless a host is set', async (t) => {
+  const dev = { SHARDCAST_DEV_MODE: 'true' };
+  t.equal(loadConfig(dev).config.host, '127.0.0.1', 'dev mode alone: 127.0.0.1 (anyone reaching the port could be anyone)');
+  t.equal(loadConfig({ ...dev, SHARDCAST_HOST: '0.0.0.0' }).config.host, '0.0.0.0', 'an explicit host wins');
+  const file = join(t.testdir({ 'c.json': JSON.stringify({ devMode: true, host: '::' }) }), 'c.json');
+  t.equal(loadConfig({ SHARDCAST_CONFIG: file }).config.host, '::', 'so does one from the config file');
+  t.equal(loadConfig({ ...BASE }).config.host, '0.0.0.0', 'outside dev mode: every interface');
+});

@@ -42,3 +42,32 @@ t.test('a join whose answer cannot be encoded gets error 100; the shard and othe
   t.notOk(daemon.lines.some((l) => l.msg === 'shard crashed'), 'no shard crashed');
   await Promise.all([canary.close(), victim.close()]);
 });
+
+t.test('a second daemon on a taken port refuses to start with a clear message; the first keeps serving', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const first = await startDaemon();
+  t.teardown(() => first.stop());
+  const main = fileURLToPath(new URL('../../dist/daemon/main.js', import.meta.url));
+  const second = spawn(process.execPath, [main], {
+    env: { PATH: process.env.PATH, SHARDCAST_PORT: String(first.port), SHARDCAST_HOST: '127.0.0.1', SHARDCAST_SHARDS: '2', SHARDCAST_DEV_MODE: 'true' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  second.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<number | null>((resolve) => second.on('exit', (c) => resolve(c)));
+  const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 10_000))]);
+  if (code === 'running') {
+    second.kill('SIGKILL');
+    await exited;
+  }
+  t.not(code, 'running', 'the second daemon does not run beside the first');
+  t.not(code, 0, 'it exits with an error');
+  t.match(out, new RegExp(`port ${first.port} on 127\\.0\\.0\\.1 is already in use by another process`), 'saying the port is taken');
+  t.notMatch(out, /"msg":"listening"/, 'it never listened');
+  const health = await fetch(`${first.http}/healthz`);
+  t.equal(health.status, 200, 'the first daemon still answers');
+  const c = await RawClient.connect(first.ws, { user: 'after' });
+  t.equal(c.frames[0]?.t, 'hello', 'and accepts connections');
+  await c.close();
+});
