@@ -56,7 +56,9 @@ t.test('a second daemon on a taken port refuses to start with a clear message; t
   let out = '';
   second.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<number | null>((resolve) => second.on('exit', (c) => resolve(c)));
-  const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 10_000))]);
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([exited, new Promise<'running'>((r) => (timer = setTimeout(() => r('running'), 10_000)))]);
+  clearTimeout(timer);
   if (code === 'running') {
     second.kill('SIGKILL');
     await exited;
