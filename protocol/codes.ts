@@ -144,6 +144,8 @@ export const HttpErrorCode = {
   Unauthorized: 'unauthorized',
   /** 404: no such route. */
   NotFound: 'not_found',
+  /** 405: the route exists but not for this method (the `Allow` header lists those it takes). */
+  MethodNotAllowed: 'method_not_allowed',
   /** 413: the body is larger than the API accepts. */
   TooLarge: 'too_large',
   /** 415: the content-type is neither JSON nor msgpack. */
@@ -156,7 +158,7 @@ export const HttpErrorCode = {
 export type HttpErrorCode = (typeof HttpErrorCode)[keyof typeof HttpErrorCode];
 
 /** The HTTP statuses the API's errors use. */
-export type HttpErrorStatus = 400 | 401 | 404 | 413 | 415 | 503 | 504;
+export type HttpErrorStatus = 400 | 401 | 404 | 405 | 413 | 415 | 503 | 504;
 
 /** The HTTP status and retry rule of each HTTP API error code. */
 export const HTTP_ERRORS: { readonly [C in HttpErrorCode]: { readonly status: HttpErrorStatus; readonly retry: boolean } } = {
@@ -164,6 +166,7 @@ export const HTTP_ERRORS: { readonly [C in HttpErrorCode]: { readonly status: Ht
   invalid_request: { status: 400, retry: false },
   unauthorized: { status: 401, retry: false },
   not_found: { status: 404, retry: false },
+  method_not_allowed: { status: 405, retry: false },
   too_large: { status: 413, retry: false },
   unsupported_media_type: { status: 415, retry: false },
   unavailable: { status: 503, retry: true },

@@ -27,13 +27,14 @@ export interface HttpContext {
   isReady(): boolean;
 }
 
-type Status = '200 OK' | '400 Bad Request' | '401 Unauthorized' | '404 Not Found' | '413 Payload Too Large' | '415 Unsupported Media Type' | '503 Service Unavailable' | '504 Gateway Timeout';
+type Status = '200 OK' | '400 Bad Request' | '401 Unauthorized' | '404 Not Found' | '405 Method Not Allowed' | '413 Payload Too Large' | '415 Unsupported Media Type' | '503 Service Unavailable' | '504 Gateway Timeout';
 
 /** Status lines of the statuses the HTTP error registry (protocol/codes.ts HTTP_ERRORS) uses. */
 const STATUS_LINE: Readonly<Record<HttpErrorStatus, Status>> = {
   400: '400 Bad Request',
   401: '401 Unauthorized',
   404: '404 Not Found',
+  405: '405 Method Not Allowed',
   413: '413 Payload Too Large',
   415: '415 Unsupported Media Type',
   503: '503 Service Unavailable',
@@ -49,15 +50,39 @@ function binAsBase64(this: Record<string, unknown>, key: string, value: unknown)
   return raw instanceof Uint8Array ? { $base64: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') } : value;
 }
 
-function sendJson(res: HttpResponse, status: Status, body: unknown): void {
+/** How a response ends besides its status and body. */
+interface ReplyOptions {
+  /** Close the connection after it: the rest of the request is not read (uWS would go on reading it). */
+  close?: boolean;
+  /** A HEAD request: status and headers, no body (never combined with `close`). */
+  head?: boolean;
+  /** More headers (e.g. `Allow`). */
+  headers?: ReadonlyArray<readonly [string, string]>;
+}
+
+function sendJson(res: HttpResponse, status: Status, body: unknown, opts: ReplyOptions = {}): void {
   res.cork(() => {
-    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body, binAsBase64));
+    res.writeStatus(status).writeHeader('content-type', 'application/json');
+    for (const [name, value] of opts.headers ?? []) res.writeHeader(name, value);
+    // endWithoutBody() takes no undefined arguments: a throw here, inside the request
+    // handler, would leave it unanswered, which aborts the whole process.
+    if (opts.head) res.endWithoutBody();
+    else res.end(JSON.stringify(body, binAsBase64), opts.close === true);
   });
 }
 
 /** Sends `{"error": {code, message}}` with the status the registry gives the code, so the two cannot disagree. */
-function sendError(res: HttpResponse, code: HttpErrorCode, message: string): void {
-  sendJson(res, STATUS_LINE[HTTP_ERRORS[code].status], { error: { code, message } });
+function sendError(res: HttpResponse, code: HttpErrorCode, message: string, opts: ReplyOptions = {}): void {
+  sendJson(res, STATUS_LINE[HTTP_ERRORS[code].status], { error: { code, message } }, opts);
+}
+
+/** Number of request headers named `name` (uWS's getHeader sees only the first). */
+function headerCount(req: HttpRequest, name: string): number {
+  let n = 0;
+  req.forEach((key) => {
+    if (key === name) n++;
+  });
+  return n;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -94,7 +119,8 @@ function readBody(res: HttpResponse, limit: number, done: (body: Buffer | 'too-l
 type DecodedBody = { ok: true; value: unknown } | { ok: false; code: HttpErrorCode; message: string };
 
 function decodeBody(contentType: string, body: Buffer): DecodedBody {
-  const type = contentType.split(';')[0].trim();
+  // Media types are case-insensitive (RFC 9110 §8.3.1).
+  const type = contentType.split(';')[0].trim().toLowerCase();
   if (type === 'application/msgpack' || type === 'application/x-msgpack') {
     const r = decode(body);
     return r.ok ? r : { ok: false, code: HttpErrorCode.InvalidBody, message: `body is not valid msgpack: ${r.reason}` };
@@ -159,14 +185,27 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
   app.post('/v1/publish', (res: HttpResponse, req: HttpRequest) => {
     const auth = req.getHeader('authorization');
     const contentType = req.getHeader('content-type');
+    const declaredLength = req.getHeader('content-length');
+    const lengthHeaders = headerCount(req, 'content-length');
     const open = watchAbort(res);
+    // Two Content-Length headers make the body's end ambiguous (request smuggling):
+    // refuse, and close rather than guess where the next request starts.
+    if (lengthHeaders > 1) {
+      sendError(res, HttpErrorCode.InvalidRequest, 'more than one Content-Length header', { close: true });
+      return;
+    }
     if (!authorized(config, auth)) {
       sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
       return;
     }
+    const tooLarge = () => sendError(res, HttpErrorCode.TooLarge, `publish bodies are limited to ${MAX_BODY_BYTES} bytes`, { close: true });
+    if (declaredLength !== '' && Number(declaredLength) > MAX_BODY_BYTES) {
+      tooLarge();
+      return;
+    }
     readBody(res, MAX_BODY_BYTES, (body) => {
       if (body === 'too-large') {
-        sendError(res, HttpErrorCode.TooLarge, `publish bodies are limited to ${MAX_BODY_BYTES} bytes`);
+        if (open()) tooLarge();
         return;
       }
       const decoded = decodeBody(contentType, body);
@@ -215,7 +254,22 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
     });
   }
 
+  // A known path with another method: 405 and the methods it takes.
+  const routes: ReadonlyArray<readonly [string, string]> = [
+    ['/healthz', 'GET, HEAD'],
+    ['/readyz', 'GET, HEAD'],
+    ['/v1/publish', 'POST'],
+    ['/v1/commands', 'GET'],
+  ];
+  for (const [path, allow] of routes) {
+    app.any(path, (res: HttpResponse, req: HttpRequest) => {
+      const method = req.getMethod().toUpperCase();
+      sendError(res, HttpErrorCode.MethodNotAllowed, `${path} takes ${allow}, not ${method}`, { headers: [['allow', allow]], head: method === 'HEAD' });
+    });
+  }
+
   app.any('/*', (res: HttpResponse, req: HttpRequest) => {
-    sendError(res, HttpErrorCode.NotFound, `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}`);
+    const method = req.getMethod().toUpperCase();
+    sendError(res, HttpErrorCode.NotFound, `no route for ${method} ${req.getUrl()}`, { head: method === 'HEAD' });
   });
 }

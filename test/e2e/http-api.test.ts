@@ -82,7 +82,7 @@ t.test('health, readiness and unknown routes', async (t) => {
     t.equal(head.status, 200, `HEAD ${path} → 200`);
     t.equal(await head.text(), '', 'without a body');
   }
-  for (const [method, path] of [['GET', '/nope'], ['POST', '/v1/nothing'], ['GET', '/v1/publish']]) {
+  for (const [method, path] of [['GET', '/nope'], ['POST', '/v1/nothing'], ['GET', '/v1/publishx']]) {
     const r = await call(method, path);
     t.equal(r.status, 404, `${method} ${path} → 404`);
     t.match(r.type, /application\/json/);
@@ -360,7 +360,8 @@ t.test('HTTP errors: every code is the registered one, with the status the regis
     ['a bad query parameter', () => call('GET', '/v1/commands?limit=0', { key: API_KEY }), HttpErrorCode.InvalidRequest],
     ['no API key (publish)', () => call('POST', '/v1/publish', { type: 'application/json', body: '{}' }), HttpErrorCode.Unauthorized],
     ['no API key (commands)', () => call('GET', '/v1/commands'), HttpErrorCode.Unauthorized],
-    ['no route', () => call('DELETE', '/v1/publish'), HttpErrorCode.NotFound],
+    ['no route', () => call('DELETE', '/v1/nothing'), HttpErrorCode.NotFound],
+    ['a known route, another method', () => call('DELETE', '/v1/publish'), HttpErrorCode.MethodNotAllowed],
     ['a body over 1 MiB', () => call('POST', '/v1/publish', { key: API_KEY, type: 'application/json', body: 'x'.repeat(1024 * 1024 + 1) }), HttpErrorCode.TooLarge],
     ['a form body', () => call('POST', '/v1/publish', { key: API_KEY, type: 'text/plain', body: 'hi' }), HttpErrorCode.UnsupportedMediaType],
   ];
@@ -439,6 +440,61 @@ t.test(
     for (const n of Object.values(LARGE)) t.ok(bytes.includes(int64Hex(n)), `${n} as int 64, not float64`);
   },
 );
+
+/** Sends raw bytes on a fresh TCP connection; resolves with everything the server sent until it closed (or `waitMs`). */
+async function rawHttp(bytes: string, waitMs = 3000): Promise<{ text: string; closed: boolean }> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = connect(daemon.port, '127.0.0.1');
+    let text = '';
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closed });
+    };
+    const timer = setTimeout(() => finish(false), waitMs);
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (text += d));
+    socket.on('end', () => finish(true));
+    socket.on('close', () => finish(true));
+    socket.on('error', () => finish(true));
+    socket.write(bytes);
+  });
+}
+
+t.test('HTTP framing: 405 with Allow, HEAD without a body, media types case-insensitive, one Content-Length, no reading past a 413', async (t) => {
+  for (const [method, path, allow] of [['GET', '/v1/publish', 'POST'], ['DELETE', '/healthz', 'GET, HEAD'], ['POST', '/v1/commands', 'GET']] as const) {
+    const r = await call(method, path, { key: API_KEY });
+    t.equal(r.status, 405, `${method} ${path} → 405`);
+    t.equal(r.body.error?.code, HttpErrorCode.MethodNotAllowed);
+    const res = await fetch(`${daemon.http}${path}`, { method, headers: { authorization: `Bearer ${API_KEY}` } });
+    t.equal(res.headers.get('allow'), allow, `Allow: ${allow}`);
+    await res.arrayBuffer();
+  }
+  const head = await rawHttp('HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n', 1500);
+  t.match(head.text, /^HTTP\/1\.1 404/, 'HEAD on an unknown path → 404');
+  t.notMatch(head.text, /not_found/, 'with no body');
+
+  const upper = await call('POST', '/v1/publish', { key: API_KEY, type: 'APPLICATION/JSON; Charset=UTF-8', body: JSON.stringify({ session: 'quiz:media', type: 't', data: 1 }) });
+  t.equal(upper.status, 200, 'APPLICATION/JSON is application/json');
+
+  const body = JSON.stringify({ session: 'quiz:smuggle', type: 't', data: 1 });
+  const twice = await rawHttp(
+    `POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nContent-Length: 5\r\n\r\n${body}`,
+  );
+  t.match(twice.text, /^HTTP\/1\.1 400/, 'two Content-Length headers → 400');
+  t.match(twice.text, /more than one Content-Length/);
+  t.ok(twice.closed, 'and the connection is closed');
+  const pos = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/json', body });
+  t.equal(pos.body.seq, 1, 'the ambiguous request was not applied');
+
+  const huge = await rawHttp(`POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n{`);
+  t.match(huge.text, /^HTTP\/1\.1 413/, 'a declared 100 MB body → 413 at once, before any of it is read');
+  t.ok(huge.closed, 'and the connection is closed instead of reading the rest');
+});
 
 t.test('goaway pos.seq is the head routed to the instance, even past the last event this client got', async (t) => {
   // SPEC §7/§14: the go-away is queued behind every frame routed so far, so the

@@ -136,6 +136,7 @@ const HTTP: Array<[string, string, number, boolean]> = [
   ['InvalidRequest', 'invalid_request', 400, false],
   ['Unauthorized', 'unauthorized', 401, false],
   ['NotFound', 'not_found', 404, false],
+  ['MethodNotAllowed', 'method_not_allowed', 405, false],
   ['TooLarge', 'too_large', 413, false],
   ['UnsupportedMediaType', 'unsupported_media_type', 415, false],
   ['Unavailable', 'unavailable', 503, true],
