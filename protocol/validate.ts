@@ -68,6 +68,24 @@ export function parseClientFrame(bytes: Uint8Array, limits: ClientLimits): Parse
 }
 
 /**
+ * Decodes untrusted msgpack bytes (an HTTP publish body) under the rules client
+ * frames follow: standard msgpack, no extension types, no `__proto__` key (msgpackr
+ * would rename it, silently changing the data), no repeated key, valid UTF-8,
+ * nesting within `nestingLimit`. Never throws.
+ */
+export function decodeUntrusted(bytes: Uint8Array, nestingLimit: number): { ok: true; value: unknown } | { ok: false; reason: string } {
+  try {
+    const scanned = scan(bytes, nestingLimit);
+    if (typeof scanned === 'string') return { ok: false, reason: scanned };
+    const value: unknown = unpackr.unpack(bytes);
+    if (countKeys(value) !== scanned) return { ok: false, reason: 'a map repeats a key' };
+    return { ok: true, value };
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
  * Checks an application value (event/command `data`): only nil, bool, finite numbers,
  * str, bin, arrays, plain maps; depth ≤ maxDepth. Returns null when fine, else a message
  * naming the problem and its path.
@@ -281,6 +299,9 @@ function inspectValue(v: unknown, maxDepth: number, depth: number): ValueProblem
   }
   const o = v as Record<string, unknown>;
   for (const key of Object.keys(o)) {
+    // SPEC §4: never a key. JSON.parse makes it an own property; a client that
+    // assigns it would change the object's prototype instead.
+    if (key === '__proto__') return { code: ErrorCode.BadRequest, msg: 'the map key "__proto__" is not allowed', path: [] };
     const p = inspectValue(o[key], maxDepth, depth + 1);
     if (p !== null) {
       p.path.unshift(/^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.slice(0, 32))}]`);

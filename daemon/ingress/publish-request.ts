@@ -62,6 +62,8 @@ function parseEvent(raw: unknown, path: string): PublishRequest | string {
   }
   if (snapshot !== undefined) {
     if (!shortString(snapshot, MAX_ID_LENGTH)) return `${at('snapshot')} must be a key of 1–${MAX_ID_LENGTH} characters`;
+    // It becomes a key of the `snap` map joiners get, where SPEC §4 forbids it.
+    if (snapshot === '__proto__') return `${at('snapshot')} may not be "__proto__"`;
     event.snapshot = snapshot;
   }
   if (conflate !== undefined) {

@@ -5,7 +5,8 @@
  * hooks. Publishing is validated here and sequenced by the primary.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { decode } from '../../protocol/codec.js';
+import { DEFAULT_LIMITS } from '../../protocol/frames.js';
+import { decodeUntrusted, hardNestingLimit } from '../../protocol/validate.js';
 import type { Config } from '../config/schema.js';
 import { parsePublishBody } from '../ingress/publish-request.js';
 import type { Logger } from '../log.js';
@@ -122,7 +123,7 @@ function decodeBody(contentType: string, body: Buffer): DecodedBody {
   // Media types are case-insensitive (RFC 9110 §8.3.1).
   const type = contentType.split(';')[0].trim().toLowerCase();
   if (type === 'application/msgpack' || type === 'application/x-msgpack') {
-    const r = decode(body);
+    const r = decodeUntrusted(body, hardNestingLimit(DEFAULT_LIMITS.maxDepth));
     return r.ok ? r : { ok: false, code: HttpErrorCode.InvalidBody, message: `body is not valid msgpack: ${r.reason}` };
   }
   if (type === '' || type === 'application/json') {

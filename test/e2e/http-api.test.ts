@@ -191,7 +191,7 @@ t.test('publish: invalid bodies are refused with a message naming the field', as
     body: Uint8Array.of(0x83, 0xa7, ...Buffer.from('session'), 0xa6, ...Buffer.from('quiz:v'), 0xa4, ...Buffer.from('type'), 0xa1, 0x74, 0xa4, ...Buffer.from('data'), 0xd6, 0xff, 0, 0, 0, 1),
   });
   t.equal(extPack.status, 400, 'a msgpack timestamp in data → 400');
-  t.match(extPack.body.error?.message, /data/);
+  t.match(extPack.body.error?.message, /extension type at byte 28/, 'naming the problem and where');
   const form = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/x-www-form-urlencoded', body: 'session=quiz:v' });
   t.equal(form.status, 415, 'unsupported content-type → 415');
   t.match(form.body.error?.message, /content-type/);
@@ -494,6 +494,25 @@ t.test('HTTP framing: 405 with Allow, HEAD without a body, media types case-inse
   const huge = await rawHttp(`POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n{`);
   t.match(huge.text, /^HTTP\/1\.1 413/, 'a declared 100 MB body → 413 at once, before any of it is read');
   t.ok(huge.closed, 'and the connection is closed instead of reading the rest');
+});
+
+t.test('__proto__ never reaches clients: refused in JSON and msgpack publish bodies', async (t) => {
+  const json = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/json', body: '{"session":"quiz:proto","type":"t","data":{"__proto__":{"admin":true}}}' });
+  t.equal(json.status, 400, 'JSON: 400');
+  t.equal(json.body.error?.code, HttpErrorCode.InvalidRequest);
+  t.match(json.body.error?.message, /__proto__/);
+  // msgpack of {session, type, data: {"__proto__": 1}} written by hand: fixmap 3.
+  const hex = '83' + 'a7' + Buffer.from('session').toString('hex') + 'aa' + Buffer.from('quiz:proto').toString('hex')
+    + 'a4' + Buffer.from('type').toString('hex') + 'a1' + Buffer.from('t').toString('hex')
+    + 'a4' + Buffer.from('data').toString('hex') + '81' + 'a9' + Buffer.from('__proto__').toString('hex') + '01';
+  const packed = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/msgpack', body: Buffer.from(hex, 'hex') });
+  t.equal(packed.status, 400, 'msgpack: 400 (msgpackr would have renamed the key)');
+  t.equal(packed.body.error?.code, HttpErrorCode.InvalidBody);
+  t.match(packed.body.error?.message, /__proto__/);
+  const snap = await publish({ session: 'quiz:proto', type: 't', data: 1, snapshot: '__proto__' });
+  t.equal(snap.status, 400, 'a snapshot key "__proto__": 400');
+  const pos = await publish({ session: 'quiz:proto', type: 't', data: 1 });
+  t.equal(pos.body.seq, 1, 'nothing refused took a seq');
 });
 
 t.test('goaway pos.seq is the head routed to the instance, even past the last event this client got', async (t) => {

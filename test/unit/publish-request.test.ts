@@ -74,3 +74,17 @@ t.test('each field problem names its path', async (t) => {
   ];
   for (const [name, body, pattern] of cases) t.match(refused(body), pattern, name);
 });
+
+t.test('__proto__ is refused as a data key (at any depth) and as a snapshot key', async (t) => {
+  const bad = [
+    JSON.parse('{"session":"q:1","type":"t","data":{"__proto__":{"admin":true}}}'),
+    JSON.parse('{"session":"q:1","type":"t","data":{"a":[{"__proto__":1}]}}'),
+    { session: 'q:1', type: 't', data: 1, snapshot: '__proto__' },
+  ];
+  for (const body of bad) {
+    const r = parsePublishBody(body);
+    t.equal(r.ok, false, JSON.stringify(body));
+    t.match(r.ok ? '' : r.message, /__proto__/, 'naming the key');
+  }
+  t.equal(parsePublishBody({ session: 'q:1', type: 't', data: { proto: 1, __proto: 2 } }).ok, true, 'look-alikes pass');
+});
