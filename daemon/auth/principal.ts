@@ -35,13 +35,17 @@ export const MAX_ROLE_LENGTH = 64;
 export const DEFAULT_ROLE = 'participant';
 
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Bidirectional overrides, embeddings and isolates: a user id holding them displays
+// as another (e.g. in an admin's table or a chat), so they are refused too.
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
 
 /** Checks a user id: non-empty, at most 128 characters, no control characters; returns the problem or undefined. */
 export function userIdProblem(user: unknown): string | undefined {
   if (typeof user !== 'string' || user.length === 0) return 'must be a non-empty string';
   if (user.length > MAX_USER_LENGTH) return `is longer than ${MAX_USER_LENGTH} characters`;
   if (CONTROL.test(user)) return 'contains control characters';
+  if (BIDI.test(user)) return 'contains bidirectional-override characters';
   return undefined;
 }
 
