@@ -139,7 +139,7 @@ export class Primary {
         if (this.router.removeInterest(msg.session, link.id)) this.streams.close(msg.session);
         return;
       case 'release':
-        this.admissions.release(link.id, msg.user);
+        this.admissions.release(msg.conn);
         return;
       case 'presence-join':
         void this.presence.join(msg.session, msg.user, link.id);

@@ -52,7 +52,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return primary.engine.journal.read(args.after, args.limit);
   },
   async admit(primary, args, link) {
-    return primary.admissions.admit(link.id, args.user);
+    return primary.admissions.admit(link.id, args.user, args.conn);
   },
   async crash(primary, args) {
     if (!primary.config.testHooks) throw new RequestError(ErrorCode.Forbidden, 'test hooks are disabled');

@@ -118,17 +118,15 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       idle?.heard(conn, openedAt);
       // Connection caps hold for the whole instance, so the primary counts them;
       // `hello` tells the client it was admitted, and replies only ever follow it.
-      ctx.primary.call('admit', { user: principal.user }).then(
+      ctx.primary.call('admit', { user: principal.user, conn: conn.id }).then(
         (admission) => {
           if (!admission.admitted) {
             conn.early = null;
             conn.end(CloseCode.ConnectionLimit, admission.reason ?? 'connection limit reached');
             return;
           }
-          if (conn.closed) {
-            ctx.primary.notify({ op: 'release', user: principal.user });
-            return;
-          }
+          // Closed meanwhile: its close already released it (after this admit, on the same port).
+          if (conn.closed) return;
           conn.admitted = true;
           conn.sendNow(encodeServerFrame({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
           const early = conn.early ?? [];
@@ -182,7 +180,9 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       if (conn === null) return;
       conn.closed = true;
       registry.remove(conn);
-      if (conn.admitted) ctx.primary.notify({ op: 'release', user: conn.principal.user });
+      // Always: an admission the shard gave up waiting for (timeout) may still have
+      // been counted; the primary releases only what it holds.
+      ctx.primary.notify({ op: 'release', conn: conn.id });
       log.debug({ conn: conn.id, code }, 'connection closed');
     },
   };

@@ -45,7 +45,7 @@ export interface ShardRequests {
   /** Read the standalone command journal (GET /v1/commands). */
   commands: { args: { after: number; limit: number }; result: JournalEntry[] };
   /** Count a new connection against the instance's caps. */
-  admit: { args: { user: string }; result: { admitted: boolean; reason?: string } };
+  admit: { args: { user: string; conn: string }; result: { admitted: boolean; reason?: string } };
   /** Test hook: crash the given shard. */
   crash: { args: { shard: number }; result: { crashed: boolean } };
   /** Test hook: the session's history is lost (new epoch). */
@@ -67,8 +67,8 @@ export type ShardToPrimary =
   | { op: 'interest'; session: string }
   /** The last local subscriber of a session left. */
   | { op: 'uninterest'; session: string }
-  /** An admitted connection closed. */
-  | { op: 'release'; user: string }
+  /** A connection the shard asked to admit closed (admitted or not: the primary knows). */
+  | { op: 'release'; conn: string }
   | { op: 'presence-join'; session: string; user: string }
   | { op: 'presence-leave'; session: string; user: string }
   | ShardRequest;
