@@ -298,7 +298,12 @@ function inspectValue(v: unknown, maxDepth: number, depth: number): ValueProblem
     return null;
   }
   const o = v as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
+  const keys = Object.keys(o);
+  // The server writes every map as map 16 (SPEC §4): more keys cannot be sent on.
+  if (keys.length > MAX_MAP_KEYS) {
+    return { code: ErrorCode.PayloadTooLarge, msg: `a map has ${keys.length} keys; at most ${MAX_MAP_KEYS}`, path: [] };
+  }
+  for (const key of keys) {
     // SPEC §4: never a key. JSON.parse makes it an own property; a client that
     // assigns it would change the object's prototype instead.
     if (key === '__proto__') return { code: ErrorCode.BadRequest, msg: 'the map key "__proto__" is not allowed', path: [] };
@@ -310,6 +315,9 @@ function inspectValue(v: unknown, maxDepth: number, depth: number): ValueProblem
   }
   return null;
 }
+
+/** Most keys of one map in an application value: the map 16 format's bound. */
+export const MAX_MAP_KEYS = 65_535;
 
 function describe(p: ValueProblem, root: string): string {
   return `${root}${p.path.join('')}: ${p.msg}`;

@@ -225,8 +225,9 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         const seq = state.seen.get(req.id);
         if (seq !== undefined) return { seq, epoch: state.epoch, duplicate: true };
       }
-      const seq = ++state.seq;
       const ts = now();
+      // Encoded before the seq is taken: an event that cannot be encoded must fail
+      // alone, not leave a seq nobody can ever receive.
       const template = eventTemplate({
         s: req.session,
         type: req.type,
@@ -235,6 +236,7 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
         ...(req.conflate ? { c: true as const } : {}),
       });
+      const seq = ++state.seq;
       const msg: StreamMessage = {
         session: req.session,
         epoch: state.epoch,

@@ -247,6 +247,18 @@ export function brokerConformance(t: Test, name: string, factory: BrokerFactory)
     t.equal(rec.messages.length, rec.of('s:c').length, 'nothing from other sessions');
   });
 
+  t.test(`${name}: an event that cannot be encoded is refused and takes no seq`, async (t) => {
+    const { broker } = await fixture(t);
+    const first = await broker.publish(ev('s:enc', 1));
+    const huge: Record<string, number> = {};
+    for (let i = 0; i <= 65_535; i++) huge[`k${i}`] = i;
+    await t.rejects(broker.publish({ session: 's:enc', type: 'big', data: huge }), 'a map past map 16 rejects');
+    const next = await broker.publish(ev('s:enc', 2));
+    t.equal(next.seq, first.seq + 1, 'the next event takes the next seq: no gap');
+    const read = await broker.history('s:enc', { epoch: first.epoch, seq: 0 });
+    t.same(read.entries.map((e) => e.seq), [1, 2], 'history has no hole');
+  });
+
   t.test(`${name}: the encoded frame carries the event`, async (t) => {
     const f = await fixture(t);
     const { broker } = f;

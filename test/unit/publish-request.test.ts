@@ -88,3 +88,11 @@ t.test('__proto__ is refused as a data key (at any depth) and as a snapshot key'
   }
   t.equal(parsePublishBody({ session: 'q:1', type: 't', data: { proto: 1, __proto: 2 } }).ok, true, 'look-alikes pass');
 });
+
+t.test('a map with more than 65,535 keys is refused before it is sequenced', async (t) => {
+  const data: Record<string, number> = {};
+  for (let i = 0; i <= 65_535; i++) data[`k${i}`] = i;
+  const r = parsePublishBody({ session: 'q:1', type: 't', data: { nested: data } });
+  t.equal(r.ok, false);
+  t.match(r.ok ? '' : r.message, /data: value\.nested: a map has 65536 keys; at most 65535/);
+});
