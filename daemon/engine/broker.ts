@@ -30,6 +30,9 @@
  *   `complete`; history reads may be served later than live messages published
  *   after them, and vice versa.
  * - After `stop`, `publish`, `notice` and `history` reject.
+ * - A session holds at most `maxSnapshotKeys` shared snapshot keys, and each user at
+ *   most as many of their own: an event that would add one more is refused with
+ *   PublishRefused (nothing stored, no seq taken); updating an existing key is not.
  */
 import type { ResumePoint, SnapshotEntry, Value } from '../../protocol/frames.js';
 
@@ -75,6 +78,9 @@ export interface StreamMessage {
   /** Snapshot key of a conflatable frame. */
   conflateKey?: string;
 }
+
+/** A publish refused for a reason a retry cannot fix (a limit); nothing was stored. */
+export class PublishRefused extends Error {}
 
 /** What a history read found. */
 export interface HistoryRead {

@@ -43,6 +43,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     historySizeFor: (session) => namespaceFor(config, session).historySize,
     sessionTtlMs: config.sessionTtlMs,
     isActive,
+    maxSnapshotKeys: config.maxSnapshotKeys,
     network: config.testHooks ? config.testNetwork : undefined,
   });
   const presence = createMemoryPresence({ leaseMs: config.presenceLeaseMs });

@@ -13,14 +13,15 @@
 import { randomBytes } from 'node:crypto';
 import type { ResumePoint, SnapshotEntry } from '../../protocol/frames.js';
 import { assembleEvent, eventTemplate } from '../../protocol/event-template.js';
-import type {
-  Broker,
-  BrokerHandler,
-  HistoryRead,
-  PublishRequest,
-  PublishResult,
-  StreamMessage,
-  StreamPosition,
+import {
+  PublishRefused,
+  type Broker,
+  type BrokerHandler,
+  type HistoryRead,
+  type PublishRequest,
+  type PublishResult,
+  type StreamMessage,
+  type StreamPosition,
 } from './broker.js';
 import { seededRandom } from './seeded-random.js';
 
@@ -46,6 +47,8 @@ export interface MemoryBrokerOptions {
   sessionTtlMs: number;
   /** Sessions that must not be forgotten (this instance streams them). */
   isActive(session: string): boolean;
+  /** Most shared snapshot keys per session, and own keys per user per session (default 65,535: what a `joined` frame can carry). */
+  maxSnapshotKeys?: number;
   network?: NetworkFaults;
   now?: () => number;
 }
@@ -161,6 +164,25 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
     }
   }
 
+  /** Throws PublishRefused when the event would add a snapshot key past the bound. */
+  function refuseNewSnapshotKey(state: SessionState, req: PublishRequest): void {
+    const key = req.snapshot;
+    if (key === undefined) return;
+    const max = opts.maxSnapshotKeys ?? 65_535;
+    if (req.to === undefined) {
+      if (!state.snapshot.has(key) && state.snapshot.size >= max) {
+        throw new PublishRefused(`session ${req.session} already has ${max} snapshot keys (maxSnapshotKeys): reuse a key`);
+      }
+      return;
+    }
+    for (const user of req.to) {
+      const own = state.userSnapshots.get(user);
+      if (own !== undefined && !own.has(key) && own.size >= max) {
+        throw new PublishRefused(`user ${user} already has ${max} own snapshot keys in session ${req.session} (maxSnapshotKeys): reuse a key`);
+      }
+    }
+  }
+
   function snapshotFor(state: SessionState, user: string): Record<string, SnapshotEntry> {
     const out: Record<string, SnapshotEntry> = {};
     for (const [key, entry] of state.snapshot) out[key] = entry;
@@ -225,6 +247,7 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         const seq = state.seen.get(req.id);
         if (seq !== undefined) return { seq, epoch: state.epoch, duplicate: true };
       }
+      refuseNewSnapshotKey(state, req);
       const ts = now();
       // Encoded before the seq is taken: an event that cannot be encoded must fail
       // alone, not leave a seq nobody can ever receive.

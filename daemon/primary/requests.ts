@@ -4,6 +4,7 @@
  */
 import { ErrorCode } from '../../protocol/codes.js';
 import { namespaceFor } from '../config/namespaces.js';
+import { PublishRefused } from '../engine/broker.js';
 import type { PrimaryToShard, RequestName, ShardRequest, ShardRequests } from '../threads/messages.js';
 import type { Primary } from './primary.js';
 import type { ShardLink } from './shard-link.js';
@@ -37,7 +38,12 @@ const handlers: { [K in RequestName]: Handler<K> } = {
       // Conflation is the namespace's call: elsewhere the flag is dropped and the
       // frame is delivered like any other.
       const allowed = !event.conflate || namespaceFor(primary.config, event.session).conflate;
-      results.push(await primary.engine.broker.publish(allowed ? event : { ...event, conflate: undefined }));
+      try {
+        results.push(await primary.engine.broker.publish(allowed ? event : { ...event, conflate: undefined }));
+      } catch (err) {
+        if (err instanceof PublishRefused) throw new RequestError(ErrorCode.PayloadTooLarge, err.message);
+        throw err;
+      }
     }
     return results;
   },

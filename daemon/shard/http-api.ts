@@ -138,6 +138,8 @@ function decodeBody(contentType: string, body: Buffer): DecodedBody {
 
 function codeOfCallError(err: unknown): HttpErrorCode {
   if (err instanceof PrimaryCallError && err.code === ErrorCode.Timeout) return HttpErrorCode.Timeout;
+  // Refused by a limit (e.g. maxSnapshotKeys): retrying the same request cannot help.
+  if (err instanceof PrimaryCallError && err.code === ErrorCode.PayloadTooLarge) return HttpErrorCode.InvalidRequest;
   return HttpErrorCode.Unavailable;
 }
 

@@ -5,7 +5,7 @@
 // the way a backend restarted empty does, and the network faults behave as set.
 import t, { type Test } from 'tap';
 import { createMemoryBroker, type MemoryBroker, type MemoryBrokerOptions, type NetworkFaults } from '../../daemon/engine/memory-broker.js';
-import type { PublishRequest } from '../../daemon/engine/broker.js';
+import { PublishRefused, type PublishRequest } from '../../daemon/engine/broker.js';
 import { brokerConformance, eventually, eventOf, recorder, sleep, type Recording } from './broker.js';
 
 const NETWORK: NetworkFaults = { delayMs: 2, jitterMs: 5, dropRate: 0.05, historyDelayMs: 10, seed: 7 };
@@ -220,4 +220,22 @@ t.test('memory over a network: stop answers history reads in flight', async (t) 
   t.not(reply, 'never', 'the read was answered');
   t.ok(Date.now() - started < 1000);
   t.equal(broker.health().ok, false, 'a stopped broker is not healthy');
+});
+
+t.test('memory: snapshot keys are bounded per session and per user; updates stay allowed', async (t) => {
+  const { broker } = await started(t, { maxSnapshotKeys: 3 });
+  for (const k of ['a', 'b', 'c']) await broker.publish({ session: 's:snap', type: 't', data: k, snapshot: k });
+  const first = await broker.position('s:snap');
+  const refused = (p: Promise<unknown>) => p.then(() => 'stored', (err: unknown) => (err instanceof PublishRefused ? err.message : `other error: ${String(err)}`));
+  t.match(await refused(broker.publish({ session: 's:snap', type: 't', data: 'd', snapshot: 'd' })), /already has 3 snapshot keys \(maxSnapshotKeys\)/, 'a 4th shared key is refused');
+  t.same(await broker.position('s:snap'), first, 'and took no seq');
+  const update = await broker.publish({ session: 's:snap', type: 't', data: 'a2', snapshot: 'a' });
+  t.equal(update.seq, first.seq + 1, 'updating an existing key is fine');
+  t.ok(await broker.publish({ session: 's:snap', type: 't', data: 'plain' }), 'events without a key are unaffected');
+  for (const k of ['x', 'y', 'z']) await broker.publish({ session: 's:snap', type: 't', data: k, snapshot: k, to: ['alice'] });
+  t.match(await refused(broker.publish({ session: 's:snap', type: 't', data: 'w', snapshot: 'w', to: ['bob', 'alice'] })), /user alice already has 3 own snapshot keys/, "a 4th own key of alice's is refused, for every recipient");
+  const bob = await broker.history('s:snap', null, 'bob');
+  t.notOk('w' in (bob.snapshot ?? {}), 'nothing of the refused event was stored for bob either');
+  const alice = await broker.history('s:snap', null, 'alice');
+  t.same(Object.keys(alice.snapshot ?? {}).sort(), ['a', 'b', 'c', 'x', 'y', 'z'], "alice's snapshot: 3 shared and 3 own keys");
 });

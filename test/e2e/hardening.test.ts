@@ -7,18 +7,21 @@ import { RawClient } from '../support/raw-client.js';
 import { startDaemon } from '../support/daemon-process.js';
 
 t.test('a join whose answer cannot be encoded gets error 100; the shard and other clients carry on', async (t) => {
-  const daemon = await startDaemon({ SHARDCAST_SHARDS: '1' });
+  // The highest snapshot-key bound, plus one key of the victim's own: 65,536 keys in
+  // its joined.snap, one more than a msgpack map 16 holds.
+  const daemon = await startDaemon({ SHARDCAST_SHARDS: '1', SHARDCAST_MAX_SNAPSHOT_KEYS: '65535' });
   t.teardown(() => daemon.stop());
   const canary = await RawClient.connect(daemon.ws, { user: 'canary' });
   await canary.join('quiz:canary');
 
   const BIG = 'quiz:many-keys';
-  const KEYS = 65_536;
+  const KEYS = 65_535;
   for (let from = 0; from < KEYS; from += 1000) {
-    const events = Array.from({ length: 1000 }, (_, i) => ({ session: BIG, type: 'k', data: 0, snapshot: `k${from + i}` }));
+    const events = Array.from({ length: Math.min(1000, KEYS - from) }, (_, i) => ({ session: BIG, type: 'k', data: 0, snapshot: `k${from + i}` }));
     const res = await daemon.publish({ events });
     t.equal(res.status, 200, 'published', { diagnostic: false });
   }
+  t.equal((await daemon.publish({ session: BIG, type: 'k', data: 0, snapshot: 'mine', to: ['victim'] })).status, 200);
   await daemon.publish({ session: 'quiz:canary', type: 'before', data: 1 });
 
   const victim = await RawClient.connect(daemon.ws, { user: 'victim' });
@@ -71,5 +74,24 @@ t.test('a second daemon on a taken port refuses to start with a clear message; t
   t.equal(health.status, 200, 'the first daemon still answers');
   const c = await RawClient.connect(first.ws, { user: 'after' });
   t.equal(c.frames[0]?.t, 'hello', 'and accepts connections');
+  await c.close();
+});
+
+t.test('snapshot keys are bounded per session and per user (maxSnapshotKeys): a new key past it gets 400, updates pass', async (t) => {
+  const daemon = await startDaemon({ SHARDCAST_MAX_SNAPSHOT_KEYS: '5' });
+  t.teardown(() => daemon.stop());
+  const S = 'quiz:keys';
+  const ok = await daemon.publish({ events: Array.from({ length: 5 }, (_, i) => ({ session: S, type: 'k', data: i, snapshot: `k${i}` })) });
+  t.equal(ok.status, 200, '5 keys');
+  const sixth = await daemon.publish({ session: S, type: 'k', data: 5, snapshot: 'k5' });
+  t.equal(sixth.status, 400, 'a 6th key: 400');
+  t.equal(sixth.body.error?.code, 'invalid_request', 'not retryable');
+  t.match(sixth.body.error?.message, /already has 5 snapshot keys \(maxSnapshotKeys\)/);
+  const update = await daemon.publish({ session: S, type: 'k', data: 'new', snapshot: 'k0' });
+  t.equal(update.status, 200, 'updating a key passes');
+  t.equal(update.body.seq, 6, 'the refused event took no seq');
+  const c = await RawClient.connect(daemon.ws, { user: 'late' });
+  const joined = await c.join(S);
+  t.equal(joined.t === 'joined' && Object.keys(joined.snap ?? {}).length, 5, 'joiners get the 5 keys');
   await c.close();
 });
