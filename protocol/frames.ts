@@ -201,6 +201,8 @@ export interface PresenceFrame {
   id: number;
   s: string;
   users: PresenceEntry[];
+  /** Users present, when `users` was cut to the server's limit (absent when it holds them all). */
+  total?: number;
 }
 
 /** A user's first connection joined the session. */

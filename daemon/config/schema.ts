@@ -72,6 +72,7 @@ export interface Settings {
   readonly maxSessionsPerConnection: number;
   readonly commandJournalSize: number;
   readonly maxSnapshotKeys: number;
+  readonly maxPresenceList: number;
   readonly presenceLeaseMs: number;
   readonly shardYoungGenerationMb: number;
   readonly logLevel: LogLevel;
@@ -453,6 +454,7 @@ export const SCHEMA = {
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
   maxSnapshotKeys: define('maxSnapshotKeys', integer(1, 65_535), 1000, 'Snapshot keys a session may hold, and each user of it for their own keys; an event that would add one more is refused (400), updating a key is not. Bounds what every join sends.'),
+  maxPresenceList: define('maxPresenceList', integer(1, 100_000), 1000, 'Most users in a `presence` answer or a `joined.pres` list; a `presence` answer cut to it carries the total.'),
   presenceLeaseMs: define('presenceLeaseMs', integer(3000, 600_000), 30_000, "Lease of each shard's presence entries, refreshed every third of it: when an instance dies without cleaning up, its users stop counting as present after this long."),
   shardYoungGenerationMb: define('shardYoungGenerationMb', integer(0, 1024), 4, "Cap of each shard thread's V8 young generation in MB (0 = V8's default, which grows to tens of MB under connection storms and shows up as memory per connection; see bench/RESULTS.md)."),
   logLevel: define('logLevel', oneOf(LOG_LEVELS), 'info', 'Lowest pino level written to stdout.'),

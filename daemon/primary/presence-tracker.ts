@@ -45,6 +45,8 @@ export class PresenceTracker {
   /** Owners whose lease was established: a refresh finding one lapsed means lost presence. */
   private readonly leased = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** Presence lists read this turn, by session (see list). */
+  private readonly lists = new Map<string, Promise<PresenceEntry[]>>();
   private round: Promise<void> | undefined;
 
   constructor(
@@ -79,6 +81,7 @@ export class PresenceTracker {
     if (owner === undefined) return;
     try {
       const arrived = await this.presence.join(session, user, owner);
+      this.lists.delete(session);
       this.markLeased(owner);
       if (arrived) this.say('pjoin', session, user);
     } catch (err) {
@@ -91,7 +94,9 @@ export class PresenceTracker {
     const owner = this.liveOwner(shard, session, 'leave');
     if (owner === undefined) return;
     try {
-      if (await this.presence.leave(session, user, owner)) this.say('pleave', session, user);
+      const departed = await this.presence.leave(session, user, owner);
+      this.lists.delete(session);
+      if (departed) this.say('pleave', session, user);
     } catch (err) {
       this.opts.log.error({ err, session, shard, owner }, 'presence leave failed; the connection stays counted until its shard goes or its lease lapses');
     }
@@ -109,9 +114,27 @@ export class PresenceTracker {
     }
   }
 
-  /** Users present in the session; rejects when the backend fails (the caller answers the request). */
-  list(session: string): Promise<PresenceEntry[]> {
-    return this.presence.list(session);
+  /**
+   * Users present in the session, at most `max` of them, and how many there are;
+   * rejects when the backend fails (the caller answers the request). Lists asked for
+   * in the same turn share one read: a flood of presence requests for a big room
+   * costs one list per turn, not one per request. A join or leave of the session
+   * drops the shared read, so no answer misses a change that happened before it.
+   */
+  async list(session: string, max: number): Promise<{ users: PresenceEntry[]; total: number }> {
+    let read = this.lists.get(session);
+    if (read === undefined) {
+      read = this.presence.list(session);
+      this.lists.set(session, read);
+      // Cleared after this turn whether it succeeded or not; a rejection is the caller's.
+      const clear = () => {
+        if (this.lists.get(session) === read) this.lists.delete(session);
+      };
+      setImmediate(clear);
+      read.catch(() => {});
+    }
+    const all = await read;
+    return { users: all.length > max ? all.slice(0, max) : all, total: all.length };
   }
 
   /** Starts the lease refresh (every leaseMs/3) and expiry sweep timers. */
@@ -184,7 +207,10 @@ export class PresenceTracker {
   }
 
   private sayDepartures(gone: PresenceDeparture[]): void {
-    for (const { session, user } of gone) this.say('pleave', session, user);
+    for (const { session, user } of gone) {
+      this.lists.delete(session);
+      this.say('pleave', session, user);
+    }
   }
 
   /** Announces one notice; a throwing announcer must not cost the other notices. */

@@ -29,7 +29,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
       frames: read.entries.filter((e) => e.to === undefined || e.to.includes(user)).map((e) => e.frame),
     };
     if (read.snapshot !== undefined) result.snapshot = read.snapshot;
-    if (args.listPresence) result.presence = await primary.presence.list(args.session);
+    if (args.listPresence) result.presence = (await primary.presence.list(args.session, primary.config.maxPresenceList)).users;
     return result;
   },
   async publish(primary, args) {
@@ -52,7 +52,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return { duplicate };
   },
   async presence(primary, args) {
-    return primary.presence.list(args.session);
+    return primary.presence.list(args.session, primary.config.maxPresenceList);
   },
   async commands(primary, args) {
     return primary.engine.journal.read(args.after, args.limit);

@@ -177,8 +177,8 @@ async function presence(ctx: RequestContext, conn: Connection, id: number, sessi
     return;
   }
   try {
-    const users = await ctx.primary.call('presence', { session });
-    conn.sendNow(encodeServerFrame({ t: 'presence', id, s: session, users }));
+    const { users, total } = await ctx.primary.call('presence', { session });
+    conn.sendNow(encodeServerFrame(total > users.length ? { t: 'presence', id, s: session, users, total } : { t: 'presence', id, s: session, users }));
   } catch (err) {
     replyFailure(conn, id, 'presence', err);
   }

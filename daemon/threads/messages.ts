@@ -41,7 +41,7 @@ export interface ShardRequests {
   /** Journal a participant's command. */
   command: { args: { command: Command }; result: { duplicate: boolean } };
   /** List the users present in a session. */
-  presence: { args: { session: string }; result: PresenceEntry[] };
+  presence: { args: { session: string }; result: { users: PresenceEntry[]; total: number } };
   /** Read the standalone command journal (GET /v1/commands). */
   commands: { args: { after: number; limit: number }; result: JournalEntry[] };
   /** Count a new connection against the instance's caps. */

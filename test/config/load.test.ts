@@ -116,6 +116,7 @@ t.test('every validation error names its key and env var', async (t) => {
     maxSessionsPerConnection: '0',
     commandJournalSize: '0',
     maxSnapshotKeys: '65536',
+    maxPresenceList: '0',
     presenceLeaseMs: '2999',
     testNetwork: '{"bogus":1}',
     subscriptionLingerMs: '600001',

@@ -95,3 +95,23 @@ t.test('snapshot keys are bounded per session and per user (maxSnapshotKeys): a 
   t.equal(joined.t === 'joined' && Object.keys(joined.snap ?? {}).length, 5, 'joiners get the 5 keys');
   await c.close();
 });
+
+t.test('presence answers are cut to maxPresenceList and carry the total', async (t) => {
+  const daemon = await startDaemon({ SHARDCAST_MAX_PRESENCE_LIST: '5' });
+  t.teardown(() => daemon.stop());
+  const S = 'quiz:crowd';
+  const members = await Promise.all(Array.from({ length: 8 }, (_, i) => RawClient.connect(daemon.ws, { user: `m${i}` })));
+  t.teardown(() => Promise.all(members.map((c) => c.close())));
+  for (const c of members) await c.join(S);
+  const asker = members[0];
+  const id = asker.id();
+  asker.send({ t: 'presence', id, s: S });
+  const reply = await asker.next((f) => f.t === 'presence' && f.id === id);
+  if (reply.t !== 'presence') throw new Error('unreachable');
+  t.equal(reply.users.length, 5, 'cut to 5 users');
+  t.equal(reply.total, 8, 'with the total');
+  const late = await RawClient.connect(daemon.ws, { user: 'late' });
+  t.teardown(() => late.close());
+  const joined = await late.join(S, { pres: true });
+  t.ok(joined.t === 'joined' && (joined.pres?.length ?? 0) <= 5, 'joined.pres is cut to the limit as well');
+});

@@ -49,7 +49,7 @@ t.test('pjoin on the first connection only, pleave on the last only', async (t) 
   t.same(notices, ['pjoin s:1 alice', 'pleave s:1 alice'], 'the last leave');
   await tr.leave('s:1', 'alice', 0);
   t.equal(notices.length, 2, 'a duplicate leave announces nothing');
-  t.same(await tr.list('s:1'), []);
+  t.same(await tr.list('s:1', 1000).then((l) => l.users), []);
 });
 
 t.test('each (re)start of a shard is a new owner', async (t) => {
@@ -64,7 +64,7 @@ t.test('each (re)start of a shard is a new owner', async (t) => {
   t.equal(tr.ownerOf(3), 'inst-x/3/2', 'the restarted thread is the next incarnation');
   await tr.join('s:1', 'alice', 3);
   t.same(notices.slice(2), ['pjoin s:1 alice'], 'she arrives again through the new incarnation');
-  t.same(await tr.list('s:1'), [{ u: 'alice', n: 1 }]);
+  t.same(await tr.list('s:1', 1000).then((l) => l.users), [{ u: 'alice', n: 1 }]);
 });
 
 t.test('a restart without shardGone still drops the previous incarnation', async (t) => {
@@ -75,7 +75,7 @@ t.test('a restart without shardGone still drops the previous incarnation', async
   tr.shardStarted(0);
   await tr.tick(); // lets the drop of the old incarnation finish
   t.same(notices.slice(2).sort(), ['pleave s:1 alice', 'pleave s:1 bob']);
-  t.same(await tr.list('s:1'), []);
+  t.same(await tr.list('s:1', 1000).then((l) => l.users), []);
 });
 
 t.test('shardGone announces departures once; changes from a gone shard are ignored', async (t) => {
@@ -94,10 +94,10 @@ t.test('shardGone announces departures once; changes from a gone shard are ignor
   await tr.join('s:1', 'dave', 0);
   await tr.leave('s:1', 'bob', 0);
   t.equal(notices.length, 2, 'a late join or leave of the dead shard changes nothing');
-  t.same(await tr.list('s:1'), [{ u: 'bob', n: 1 }]);
+  t.same(await tr.list('s:1', 1000).then((l) => l.users), [{ u: 'bob', n: 1 }]);
   t.ok(lines.some((l) => l.level === 40 && /no live incarnation/.test(l.msg)), 'and is logged as a warning');
   await tr.join('s:1', 'erin', 7);
-  t.same(await tr.list('s:1'), [{ u: 'bob', n: 1 }], 'a shard never started counts nothing');
+  t.same(await tr.list('s:1', 1000).then((l) => l.users), [{ u: 'bob', n: 1 }], 'a shard never started counts nothing');
 });
 
 t.test('lease expiry: a crashed instance\'s users leave once, announced by a live instance', async (t) => {
@@ -122,7 +122,7 @@ t.test('lease expiry: a crashed instance\'s users leave once, announced by a liv
   await b.tr.tick();
   t.equal(b.notices.length, 2, 'the departure is announced once');
   t.same(
-    (await b.tr.list('s:1')).map((e) => `${e.u}:${e.n}`).sort(),
+    (await b.tr.list('s:1', 1000).then((l) => l.users)).map((e) => `${e.u}:${e.n}`).sort(),
     ['bob:1', 'carol:1'],
     'B\'s own users survive: its rounds refreshed its lease',
   );
@@ -157,7 +157,7 @@ t.test('the timers refresh and sweep on their own; stop() ends them', async (t) 
   const deadline = Date.now() + 5000;
   while (!a.notices.includes('pleave s:1 bob') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   t.ok(a.notices.includes('pleave s:1 bob'), 'A\'s sweep announced B\'s user once B\'s lease lapsed');
-  t.same(await a.tr.list('s:1'), [{ u: 'alice', n: 1 }], 'A\'s refreshes kept alice');
+  t.same(await a.tr.list('s:1', 1000).then((l) => l.users), [{ u: 'alice', n: 1 }], 'A\'s refreshes kept alice');
   a.tr.stop();
   a.tr.stop();
   const after = refreshes;
@@ -179,7 +179,7 @@ t.test('backend failures are logged, never thrown nor left unhandled', async (t)
   await tr.leave('s:1', 'alice', 0);
   await tr.tick();
   await tr.shardGone(0);
-  await t.rejects(tr.list('s:1'), /backend down/, 'list rejects: its caller answers the request with an error');
+  await t.rejects(tr.list('s:1', 1000).then((l) => l.users), /backend down/, 'list rejects: its caller answers the request with an error');
   await new Promise((r) => setImmediate(r));
   t.same(notices, [], 'nothing announced');
   t.same(unhandled, [], 'no unhandled rejection');
@@ -217,4 +217,22 @@ t.test('the constructor refuses a bad lease or instance id', async (t) => {
   const announce = () => {};
   t.throws(() => new PresenceTracker(presence, { instanceId: 'a/b', leaseMs: 3000, log, announce }), /must be non-empty and contain no "\/"/);
   t.throws(() => new PresenceTracker(presence, { instanceId: 'a', leaseMs: 0, log, announce }), RangeError);
+});
+
+t.test('lists: cut to the limit with the total; one read per session per turn; a change in between is seen', async (t) => {
+  const presence = createMemoryPresence();
+  let reads = 0;
+  const counting = { ...presence, list: (s: string) => ((reads += 1), presence.list(s)) };
+  const tr = new PresenceTracker(counting, { instanceId: 'i1', leaseMs: 30_000, log: createLogger({ level: 'silent', destination: { write: () => {} } }), announce: () => {} });
+  tr.shardStarted(0);
+  for (let i = 0; i < 30; i++) await tr.join('s:big', `u${i}`, 0);
+  const lists = await Promise.all(Array.from({ length: 100 }, () => tr.list('s:big', 10)));
+  t.equal(reads, 1, '100 requests in one turn: one read');
+  t.ok(lists.every((l) => l.users.length === 10 && l.total === 30), 'each cut to 10 users, with the total of 30');
+  await tr.join('s:big', 'late', 0);
+  t.equal((await tr.list('s:big', 100)).total, 31, 'a join drops the shared read: the next list sees it');
+  await new Promise((r) => setImmediate(r));
+  await tr.list('s:big', 100);
+  t.equal(reads, 3, 'a later turn reads again');
+  tr.stop();
 });
