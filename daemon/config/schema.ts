@@ -71,6 +71,7 @@ export interface Settings {
   readonly rateLimitBurst: number;
   readonly maxSessionsPerConnection: number;
   readonly commandJournalSize: number;
+  readonly commandJournalBytes: number;
   readonly maxSnapshotKeys: number;
   readonly maxPresenceList: number;
   readonly presenceLeaseMs: number;
@@ -453,6 +454,7 @@ export const SCHEMA = {
   rateLimitBurst: define('rateLimitBurst', integer(1, 1_000_000), 100, 'Frames a connection may send in a burst (token bucket size).'),
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
+  commandJournalBytes: define('commandJournalBytes', integer(1024 * 1024, 2 ** 40), 64 * 1024 * 1024, 'Bytes of commands the standalone (in-memory) journal keeps (data as msgpack plus 256 per command); the oldest go first.'),
   maxSnapshotKeys: define('maxSnapshotKeys', integer(1, 65_535), 1000, 'Snapshot keys a session may hold, and each user of it for their own keys; an event that would add one more is refused (400), updating a key is not. Bounds what every join sends.'),
   maxPresenceList: define('maxPresenceList', integer(1, 100_000), 1000, 'Most users in a `presence` answer or a `joined.pres` list; a `presence` answer cut to it carries the total.'),
   presenceLeaseMs: define('presenceLeaseMs', integer(3000, 600_000), 30_000, "Lease of each shard's presence entries, refreshed every third of it: when an instance dies without cleaning up, its users stop counting as present after this long."),

@@ -11,8 +11,9 @@
  *
  * Contract for readers (GET /v1/commands, the relay in daemon/egress/):
  * - Positions increase: a command recorded after another one resolved has a higher
- *   position; `read(after, limit)` returns entries with positions above `after`,
- *   in increasing order, at most `limit`.
+ *   position; `read(after, limit, maxBytes)` returns entries with positions above
+ *   `after`, in increasing order, at most `limit`, and stops before passing about
+ *   `maxBytes` of command data (but returns at least one entry when there is one).
  * - Visibility: once a `read` returned an entry at position p (or a read after p
  *   returned entries), no entry at or below p may appear in a later read. So a
  *   reader paging by `after` (the last position it got) never skips a command.
@@ -65,6 +66,6 @@ export interface RecordResult {
 export interface CommandJournal {
   record(cmd: Command): Promise<RecordResult>;
   /** Entries after position `after`, oldest first, at most `limit`; see the visibility rule above. */
-  read(after: number, limit: number): Promise<JournalEntry[]>;
+  read(after: number, limit: number, maxBytes?: number): Promise<JournalEntry[]>;
   close(): Promise<void>;
 }

@@ -47,7 +47,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     network: config.testHooks ? config.testNetwork : undefined,
   });
   const presence = createMemoryPresence({ leaseMs: config.presenceLeaseMs });
-  const journal = createMemoryCommandJournal(config.commandJournalSize);
+  const journal = createMemoryCommandJournal({ capacity: config.commandJournalSize, maxBytes: config.commandJournalBytes });
   return {
     kind: config.testNetwork !== undefined && config.testHooks ? 'memory (network-like, test hooks)' : 'memory',
     broker,

@@ -55,7 +55,9 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return primary.presence.list(args.session, primary.config.maxPresenceList);
   },
   async commands(primary, args) {
-    return primary.engine.journal.read(args.after, args.limit);
+    // Bounded by bytes too: a page of a thousand large commands must not stall the
+    // primary (or every publish behind it) while it is copied and turned into JSON.
+    return primary.engine.journal.read(args.after, args.limit, MAX_COMMANDS_PAGE_BYTES);
   },
   async admit(primary, args, link) {
     return primary.admissions.admit(link.id, args.user, args.conn);
@@ -78,6 +80,9 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return { reset: true };
   },
 };
+
+/** About the most command data one GET /v1/commands page carries (at least one command). */
+export const MAX_COMMANDS_PAGE_BYTES = 1024 * 1024;
 
 /** A request failure with the protocol error code to report. */
 export class RequestError extends Error {

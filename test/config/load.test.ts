@@ -115,6 +115,7 @@ t.test('every validation error names its key and env var', async (t) => {
     rateLimitBurst: '0',
     maxSessionsPerConnection: '0',
     commandJournalSize: '0',
+    commandJournalBytes: '1000',
     maxSnapshotKeys: '65536',
     maxPresenceList: '0',
     presenceLeaseMs: '2999',

@@ -5,12 +5,13 @@
 import t from 'tap';
 import type { Command, CommandJournal, JournalEntry } from '../../daemon/engine/command-journal.js';
 import { createMemoryCommandJournal } from '../../daemon/engine/memory-command-journal.js';
+import { encode } from '../../protocol/codec.js';
 import { command, commandJournalConformance, visibilityProblems, writeWhileReading } from './command-journal.js';
 
-commandJournalConformance(t, 'memory', async () => createMemoryCommandJournal(10_000));
+commandJournalConformance(t, 'memory', async () => createMemoryCommandJournal({ capacity: 10_000, maxBytes: 2 ** 40 }));
 
 t.test('memory: bounded to the newest `capacity` commands', async (t) => {
-  const j = createMemoryCommandJournal(5);
+  const j = createMemoryCommandJournal({ capacity: 5, maxBytes: 2 ** 40 });
   t.teardown(() => j.close());
   const pos: number[] = [];
   for (let i = 1; i <= 12; i++) pos.push((await j.record(command({ cid: `c${i}` }))).pos);
@@ -20,6 +21,28 @@ t.test('memory: bounded to the newest `capacity` commands', async (t) => {
   t.equal((await j.record(command({ cid: 'c12' }))).duplicate, true, 'kept keys still dedupe');
   t.equal((await j.record(command({ cid: 'c1' }))).duplicate, false, 'an evicted key is new again');
   t.same((await j.read(0, 100)).map((e) => e.cid), ['c9', 'c10', 'c11', 'c12', 'c1']);
+});
+
+t.test('memory: bounded by bytes too, data kept encoded; reads stop at maxBytes', async (t) => {
+  // 16,300 empty maps: 16 KB on a client's wire (fixmaps), 49 KB as the server
+  // writes them (map 16), about 1 MB of objects once decoded.
+  const bomb = Array.from({ length: 16_300 }, () => ({}));
+  const each = encode(bomb).length + 256;
+  const j = createMemoryCommandJournal({ capacity: 1_000_000, maxBytes: 20 * each + 100 });
+  t.teardown(() => j.close());
+  for (let i = 1; i <= 100; i++) await j.record(command({ cid: `b${i}`, data: bomb }));
+  const all = await j.read(0, 1000);
+  t.equal(all.length, 20, `the byte bound holds the newest 20 of 100 commands of ${each} bytes`);
+  t.equal(all.at(-1)?.cid, 'b100', 'the newest is kept, the oldest went');
+  t.same(all[0].data, bomb, 'data comes back as it was recorded');
+  const page = await j.read(0, 1000, 3 * each + 10);
+  t.equal(page.length, 3, 'a read stops before passing its byte budget');
+  const one = await j.read(0, 1000, 10);
+  t.equal(one.length, 1, 'but returns at least one entry, so a reader advances');
+  const memory = process.memoryUsage().heapUsed;
+  for (let i = 101; i <= 2000; i++) await j.record(command({ cid: `b${i}`, data: bomb }));
+  const grown = process.memoryUsage().heapUsed - memory;
+  t.ok(grown < 64 * 1024 * 1024, `1,900 more such commands do not pile up (+${(grown / 1048576).toFixed(1)} MB heap)`);
 });
 
 /** Takes a position at once but makes the entry readable only after a random delay: breaks visibility. */

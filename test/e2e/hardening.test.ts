@@ -115,3 +115,36 @@ t.test('presence answers are cut to maxPresenceList and carry the total', async 
   const joined = await late.join(S, { pres: true });
   t.ok(joined.t === 'joined' && (joined.pres?.length ?? 0) <= 5, 'joined.pres is cut to the limit as well');
 });
+
+t.test('large commands cannot poison the command feed: pages stop at about 1 MiB and stay fast', async (t) => {
+  const daemon = await startDaemon({ SHARDCAST_COMMAND_JOURNAL_BYTES: String(8 * 1024 * 1024), SHARDCAST_RATE_LIMIT_PER_S: '100000', SHARDCAST_RATE_LIMIT_BURST: '100000' });
+  t.teardown(() => daemon.stop());
+  const S = 'quiz:feed';
+  const c = await RawClient.connect(daemon.ws, { user: 'bomber' });
+  t.teardown(() => c.close());
+  await c.join(S);
+  // 15 KB frames of nested arrays: small on the wire, large once decoded.
+  const data = Array.from({ length: 1900 }, () => [1, [2], 'x']);
+  const COMMANDS = 300;
+  for (let i = 0; i < COMMANDS; i++) {
+    const id = c.id();
+    c.send({ t: 'cmd', id, s: S, cid: `c${i}`, type: 'answer', data });
+    await c.next((f) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id);
+  }
+  let after = 0;
+  let pages = 0;
+  let seen = 0;
+  for (;;) {
+    const started = Date.now();
+    const res = await fetch(`${daemon.http}/v1/commands?after=${after}&limit=1000`);
+    const body = (await res.json()) as { commands: Array<{ pos: number; cid: string }>; next: number };
+    t.equal(res.status, 200, 'page answered', { diagnostic: false });
+    t.ok(Date.now() - started < 2000, 'within 2 s', { diagnostic: false });
+    if (body.commands.length === 0) break;
+    pages++;
+    seen += body.commands.length;
+    after = body.next;
+  }
+  t.ok(pages > 1, `the feed came in ${pages} pages, not one of ${COMMANDS} large commands`);
+  t.ok(seen > 0 && seen <= COMMANDS, `${seen} commands read, the newest within the journal's 8 MiB`);
+});

@@ -51,7 +51,7 @@ async function recordMany(j: CommandJournal, from: number, to: number): Promise<
 const FAST = { batch: 7, idleMs: 10, retryMs: { min: 1, max: 4 } };
 
 t.test('every command is delivered once, in journal order, through sink failures', async (t) => {
-  const journal = createMemoryCommandJournal(10_000);
+  const journal = createMemoryCommandJournal({ capacity: 10_000, maxBytes: 2 ** 40 });
   const sink = new TestSink({ failOn: new Set([1, 3, 4, 7, 12]) });
   const cursor = new MemoryCursorStore();
   const { log, lines } = logger();
@@ -82,7 +82,7 @@ t.test('every command is delivered once, in journal order, through sink failures
 });
 
 t.test('notify() cuts the idle wait short', async (t) => {
-  const journal = createMemoryCommandJournal(100);
+  const journal = createMemoryCommandJournal({ capacity: 100, maxBytes: 2 ** 40 });
   const sink = new TestSink();
   const relay = new CommandRelay(journal, sink, { batch: 10, idleMs: 60_000, retryMs: { min: 1, max: 4 }, log: logger().log });
   t.teardown(() => relay.stop());
@@ -97,7 +97,7 @@ t.test('notify() cuts the idle wait short', async (t) => {
 });
 
 t.test('a restarted relay resumes from the saved cursor', async (t) => {
-  const journal = createMemoryCommandJournal(1000);
+  const journal = createMemoryCommandJournal({ capacity: 1000, maxBytes: 2 ** 40 });
   const cursor = new MemoryCursorStore();
   const first = new TestSink();
   const relay1 = new CommandRelay(journal, first, { ...FAST, log: logger().log, cursor });
@@ -118,7 +118,7 @@ t.test('a restarted relay resumes from the saved cursor', async (t) => {
 });
 
 t.test('a lost cursor save means redelivery after a restart, never a skip', async (t) => {
-  const journal = createMemoryCommandJournal(1000);
+  const journal = createMemoryCommandJournal({ capacity: 1000, maxBytes: 2 ** 40 });
   // The process "crashes" after every delivery, before the cursor is saved.
   let saved = 0;
   const neverSaves: CursorStore = { load: async () => saved, save: () => Promise.reject(new Error('disk full')) };
@@ -141,7 +141,7 @@ t.test('a lost cursor save means redelivery after a restart, never a skip', asyn
 });
 
 t.test('stop() resolves while the sink keeps failing, and skips nothing', async (t) => {
-  const journal = createMemoryCommandJournal(100);
+  const journal = createMemoryCommandJournal({ capacity: 100, maxBytes: 2 ** 40 });
   await recordMany(journal, 1, 3);
   const quick = new TestSink({ always: true });
   const relay = new CommandRelay(journal, quick, { ...FAST, log: logger().log });
@@ -162,7 +162,7 @@ t.test('stop() resolves while the sink keeps failing, and skips nothing', async 
 });
 
 t.test('retries back off instead of hammering a failing sink', async (t) => {
-  const journal = createMemoryCommandJournal(100);
+  const journal = createMemoryCommandJournal({ capacity: 100, maxBytes: 2 ** 40 });
   await recordMany(journal, 1, 1);
   const sink = new TestSink({ always: true });
   const relay = new CommandRelay(journal, sink, { batch: 10, idleMs: 10, retryMs: { min: 40, max: 80 }, log: logger().log });
@@ -174,7 +174,7 @@ t.test('retries back off instead of hammering a failing sink', async (t) => {
 });
 
 t.test('a failing journal read is retried from the same cursor', async (t) => {
-  const inner = createMemoryCommandJournal(100);
+  const inner = createMemoryCommandJournal({ capacity: 100, maxBytes: 2 ** 40 });
   let readFailures = 2;
   const journal: CommandJournal = {
     record: (cmd) => inner.record(cmd),
@@ -193,7 +193,7 @@ t.test('a failing journal read is retried from the same cursor', async (t) => {
 });
 
 t.test('entries at or below the cursor are refused, not delivered', async (t) => {
-  const inner = createMemoryCommandJournal(100);
+  const inner = createMemoryCommandJournal({ capacity: 100, maxBytes: 2 ** 40 });
   await recordMany(inner, 1, 2);
   // A journal that ignores `after`: delivering would repeat the same batch forever.
   const journal: CommandJournal = { ...inner, read: (_after, limit) => inner.read(0, limit) };
@@ -214,7 +214,7 @@ t.test('backoffDelay: the cap doubles from min to max, jittered into [cap/2, cap
 });
 
 t.test('the constructor refuses nonsensical settings', async (t) => {
-  const journal = createMemoryCommandJournal(10);
+  const journal = createMemoryCommandJournal({ capacity: 10, maxBytes: 2 ** 40 });
   const sink = new TestSink();
   const log = logger().log;
   t.throws(() => new CommandRelay(journal, sink, { ...FAST, batch: 0, log }), /batch must be an integer ≥ 1/);
