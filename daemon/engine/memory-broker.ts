@@ -77,6 +77,12 @@ interface SessionState {
 
 const SWEEP_INTERVAL_MS = 60_000;
 
+// Shared and never written (every write site swaps in the session's own map first):
+// typed as Map only so reads need no branch.
+const NO_SNAPSHOT = new Map<string, SnapshotEntry>();
+const NO_USER_SNAPSHOTS = new Map<string, Map<string, SnapshotEntry>>();
+const NO_IDS = new Map<string, number>();
+
 /** A new epoch: hex, so it never starts with '-' (command-line tools take it as an option). */
 export function newEpoch(): string {
   return randomBytes(6).toString('hex');
@@ -119,9 +125,11 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         historySize: opts.historySizeFor(session),
         history: [],
         historyStart: 0,
-        snapshot: new Map(),
-        userSnapshots: new Map(),
-        seen: new Map(),
+        // Shared empty maps until the first write: a session only read (a join to an
+        // empty session) costs a few hundred bytes, not three maps' worth.
+        snapshot: NO_SNAPSHOT,
+        userSnapshots: NO_USER_SNAPSHOTS,
+        seen: NO_IDS,
         lastActive: now(),
       };
       sessions.set(session, state);
@@ -141,6 +149,7 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
   }
 
   function remember(state: SessionState, id: string, seq: number): void {
+    if (state.seen === NO_IDS) state.seen = new Map();
     state.seen.set(id, seq);
     // Redelivery happens soon after the first delivery: keep as many ids as events
     // in history, with a floor so sessions without history still dedupe.
@@ -154,11 +163,13 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
   function setSnapshot(state: SessionState, req: PublishRequest, entry: SnapshotEntry): void {
     if (req.snapshot === undefined) return;
     if (req.to === undefined) {
+      if (state.snapshot === NO_SNAPSHOT) state.snapshot = new Map();
       state.snapshot.set(req.snapshot, entry);
       return;
     }
     for (const user of req.to) {
       let own = state.userSnapshots.get(user);
+      if (state.userSnapshots === NO_USER_SNAPSHOTS) state.userSnapshots = new Map();
       if (!own) state.userSnapshots.set(user, (own = new Map()));
       own.set(req.snapshot, entry);
     }

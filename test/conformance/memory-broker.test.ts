@@ -239,3 +239,24 @@ t.test('memory: snapshot keys are bounded per session and per user; updates stay
   const alice = await broker.history('s:snap', null, 'alice');
   t.same(Object.keys(alice.snapshot ?? {}).sort(), ['a', 'b', 'c', 'x', 'y', 'z'], "alice's snapshot: 3 shared and 3 own keys");
 });
+
+t.test('memory: sessions that are only read cost little, and never share what others write', async (t) => {
+  const { broker } = await started(t);
+  const read = await broker.history('s:quiet', null, 'u');
+  t.same(read.snapshot, {}, 'an unknown session reads empty');
+  await broker.publish({ session: 's:busy', type: 't', data: 1, snapshot: 'k', id: 'e1' });
+  await broker.publish({ session: 's:busy', type: 't', data: 2, snapshot: 'mine', to: ['u'] });
+  t.same((await broker.history('s:quiet', null, 'u')).snapshot, {}, "another session's writes do not show up in it");
+  const again = await broker.publish({ session: 's:quiet', type: 't', data: 1, id: 'e1' });
+  t.equal(again.duplicate, false, "nor do another session's event ids");
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 20_000; i++) await broker.position(`s:idle-${i}`);
+  gc();
+  const perSession = (process.memoryUsage().heapUsed - before) / 20_000;
+  t.ok(perSession < 600, `a session only read costs ~${Math.round(perSession)} bytes (~970 with its own three maps)`);
+});
