@@ -73,6 +73,8 @@ export interface Settings {
   readonly commandJournalSize: number;
   readonly commandJournalBytes: number;
   readonly maxSnapshotKeys: number;
+  readonly maxReplayBytes: number;
+  readonly replayBytesPerS: number;
   readonly maxPresenceList: number;
   readonly presenceLeaseMs: number;
   readonly shardYoungGenerationMb: number;
@@ -455,6 +457,8 @@ export const SCHEMA = {
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
   commandJournalBytes: define('commandJournalBytes', integer(1024 * 1024, 2 ** 40), 64 * 1024 * 1024, 'Bytes of commands the standalone (in-memory) journal keeps (data as msgpack plus 256 per command); the oldest go first.'),
+  maxReplayBytes: define('maxReplayBytes', integer(1024, 2 ** 31), 4 * 1024 * 1024, 'Most history bytes one join replays; a join whose missed events come to more gets the snapshot instead (rec: false).'),
+  replayBytesPerS: define('replayBytesPerS', integer(1024, 2 ** 31), 8 * 1024 * 1024, 'History replay bytes a connection may take per second (bucket of max(this, maxReplayBytes)); past it, joins get the snapshot instead of a replay.'),
   maxSnapshotKeys: define('maxSnapshotKeys', integer(1, 65_535), 1000, 'Snapshot keys a session may hold, and each user of it for their own keys; an event that would add one more is refused (400), updating a key is not. Bounds what every join sends.'),
   maxPresenceList: define('maxPresenceList', integer(1, 100_000), 1000, 'Most users in a `presence` answer or a `joined.pres` list; a `presence` answer cut to it carries the total.'),
   presenceLeaseMs: define('presenceLeaseMs', integer(3000, 600_000), 30_000, "Lease of each shard's presence entries, refreshed every third of it: when an instance dies without cleaning up, its users stop counting as present after this long."),

@@ -20,13 +20,21 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     if (args.trackPresence) await primary.presence.join(args.session, args.user, link.id);
     // Through the session's stream: every frame up to the head is forwarded to the
     // shards before this reply, which follows them on the port (session-streams.ts).
-    const read = await primary.streams.join(args.session, args.since, args.user);
+    let read = await primary.streams.join(args.session, args.since, args.user);
     const user = args.user;
+    let frames = read.entries.filter((e) => e.to === undefined || e.to.includes(user)).map((e) => e.frame);
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    if (read.complete && bytes > args.maxReplayBytes) {
+      // A replay past the joining connection's budget: the latest state instead (SPEC §8).
+      read = await primary.streams.join(args.session, null, args.user);
+      frames = [];
+    }
     const result: ShardRequests['history']['result'] = {
       epoch: read.epoch,
       head: read.head,
       recovered: read.complete,
-      frames: read.entries.filter((e) => e.to === undefined || e.to.includes(user)).map((e) => e.frame),
+      frames,
     };
     if (read.snapshot !== undefined) result.snapshot = read.snapshot;
     if (args.listPresence) result.presence = (await primary.presence.list(args.session, primary.config.maxPresenceList)).users;

@@ -9,6 +9,7 @@ import type { Principal } from '../auth/principal.js';
 import type { WebSocket } from '../uws.js';
 import { closeReason } from '../../protocol/codes.js';
 import { OutboundQueue } from './outbound-queue.js';
+import type { ReplayBudget } from './replay-budget.js';
 import type { LocalSession } from './registry.js';
 
 /** What uWS carries from the upgrade to the open handler. */
@@ -54,6 +55,8 @@ export class Connection {
   refilledAt: number;
   /** Frames refused by the rate limiter since the last refill to full. */
   strikes = 0;
+  /** History replay bytes this connection may still take (created on its first join). */
+  replay: ReplayBudget | null = null;
   /** True once the socket holds the anchor topic (see subscribe). */
   private anchored = false;
 

@@ -33,7 +33,15 @@ export interface ShardInit {
 export interface ShardRequests {
   /** Read what a joining client needs (subscribes the shard to the session first). */
   history: {
-    args: { session: string; since: StreamPosition | null; user: string; trackPresence: boolean; listPresence: boolean };
+    args: {
+      session: string;
+      since: StreamPosition | null;
+      user: string;
+      trackPresence: boolean;
+      listPresence: boolean;
+      /** A replay of more bytes than this is answered with the snapshot instead. */
+      maxReplayBytes: number;
+    };
     result: HistoryResult;
   };
   /** Sequence upstream or client-published events. */

@@ -117,6 +117,8 @@ t.test('every validation error names its key and env var', async (t) => {
     commandJournalSize: '0',
     commandJournalBytes: '1000',
     maxSnapshotKeys: '65536',
+    maxReplayBytes: '1023',
+    replayBytesPerS: 'lots',
     maxPresenceList: '0',
     presenceLeaseMs: '2999',
     testNetwork: '{"bogus":1}',

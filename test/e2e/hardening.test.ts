@@ -148,3 +148,35 @@ t.test('large commands cannot poison the command feed: pages stop at about 1 MiB
   t.ok(pages > 1, `the feed came in ${pages} pages, not one of ${COMMANDS} large commands`);
   t.ok(seen > 0 && seen <= COMMANDS, `${seen} commands read, the newest within the journal's 8 MiB`);
 });
+
+t.test('history replay is bounded per join and per connection: past it, the join gets the snapshot', async (t) => {
+  // A 64 KB bucket that refills at 1 KB/s: spent for the rest of the test once used.
+  const daemon = await startDaemon({ SHARDCAST_MAX_REPLAY_BYTES: String(64 * 1024), SHARDCAST_REPLAY_BYTES_PER_S: '1024' });
+  t.teardown(() => daemon.stop());
+  const S = 'quiz:replay';
+  const first = await daemon.publish({ session: S, type: 'e', data: 'x'.repeat(2000), snapshot: 'last' });
+  const ep = first.body.epoch as string;
+  for (let i = 2; i <= 100; i++) await daemon.publish({ session: S, type: 'e', data: 'x'.repeat(2000), snapshot: 'last' });
+  const c = await RawClient.connect(daemon.ws, { user: 'looper' });
+  t.teardown(() => c.close());
+  const all = await c.join(S, { ep, seq: 0 });
+  t.ok(all.t === 'joined' && all.rec === false, '200 KB of missed events, past the 64 KB per join: not recovered');
+  t.ok(all.t === 'joined' && all.snap?.last?.seq === 100, 'with the snapshot instead');
+  t.equal(c.events(S).length, 0, 'and no replay');
+  const leave = (id: number) => {
+    c.send({ t: 'leave', id, s: S });
+    return c.next((f) => f.t === 'left' && f.id === id);
+  };
+  await leave(c.id());
+  const some = await c.join(S, { ep, seq: 80 });
+  t.ok(some.t === 'joined' && some.rec === true, '20 events (40 KB) are replayed');
+  await c.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === 100));
+  t.equal(c.events(S).length, 20);
+  await leave(c.id());
+  const again = await c.join(S, { ep, seq: 80 });
+  t.ok(again.t === 'joined' && again.rec === false, 'at once again: the connection spent its replay budget, the snapshot comes instead');
+  const id = c.id();
+  c.send({ t: 'ping', id });
+  await c.next((f) => f.t === 'pong' && f.id === id);
+  t.equal(c.events(S).length, 20, 'nothing replayed the second time');
+});
