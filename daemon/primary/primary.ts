@@ -36,6 +36,8 @@ export class Primary {
   private ready = false;
   private started = false;
   private draining = false;
+  /** Connections the shards had to close at the drain deadline, still behind. */
+  private drainForced = 0;
   private healthTimer: NodeJS.Timeout | undefined;
   private shutdownPromise: Promise<number> | undefined;
 
@@ -115,8 +117,9 @@ export class Primary {
     this.presence.stop();
     await this.engine.stop(Math.max(deadline, Date.now() + 1000));
     const tookMs = Date.now() - started;
-    const late = Date.now() > deadline + 1000;
-    this.log.info({ tookMs, late, streams: this.streams.counters }, 'stopped');
+    // Overran: past the deadline, or clients closed at it while still behind.
+    const late = Date.now() > deadline + 1000 || this.drainForced > 0;
+    this.log[late ? 'warn' : 'info']({ tookMs, late, forced: this.drainForced, streams: this.streams.counters }, 'stopped');
     return late ? 1 : 0;
   }
 
@@ -149,6 +152,9 @@ export class Primary {
         return;
       case 'request':
         void handleShardRequest(this, link, msg);
+        return;
+      case 'drained':
+        this.drainForced += msg.forced;
         return;
       case 'listening':
       case 'listen-failed':

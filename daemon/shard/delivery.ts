@@ -82,8 +82,8 @@ export function startLagging(conn: Connection): void {
 }
 
 /**
- * Stops every frame for a connection being cut off: off its topics and lag
- * paths, its queue dropped. Frames already handed to uWS still go out (the anchor
+ * Stops every frame for a connection being cut off (slow consumer) or sent its
+ * go-away while lagging (drain): off its topics and lag paths, its queue dropped. Frames already handed to uWS still go out (the anchor
  * topic keeps those published this turn), so what the client reads before its close
  * is a gap-free prefix of the stream it can resume after.
  */

@@ -1,14 +1,16 @@
 /**
  * A shard's part of a graceful shutdown (docs/architecture.md, "Drain and shutdown"):
  * stop accepting, send every client a go-away with its resume points and a
- * jittered reconnect delay, let each socket's buffered frames drain, close it with
- * 1001, and at the deadline close whatever is left. The caller closes the App.
+ * jittered reconnect delay (a lagging client at once, ahead of its backlog), let
+ * each socket's buffered frames drain, close it with 1001, and at the deadline close
+ * whatever is left and report how many (the primary then exits non-zero). The
+ * caller closes the App.
  */
 import { encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode } from '../../protocol/codes.js';
 import type { GoAwayFrame, ResumePoint } from '../../protocol/frames.js';
 import type { Connection } from './connection.js';
-import { pumpQueue } from './delivery.js';
+import { pumpQueue, stopDelivery } from './delivery.js';
 import type { Registry } from './registry.js';
 
 const POLL_MS = 20;
@@ -30,11 +32,11 @@ export function receivedGoAway(conn: Connection): boolean {
  * holds every event up to that seq it is entitled to, and resuming from it skips
  * nothing. Sessions still joining are left out (no `joined` yet, nothing to resume).
  */
-export function resumePoints(conn: Connection): ResumePoint[] {
+export function resumePoints(conn: Connection, handedOnly = false): ResumePoint[] {
   const out: ResumePoint[] = [];
   for (const [s, m] of conn.memberships) {
     if (m.state !== 'joined') continue;
-    out.push({ s, ep: m.session.epoch, seq: Math.max(m.lastSeq, m.session.lastSeq) });
+    out.push({ s, ep: m.session.epoch, seq: handedOnly ? m.lastSeq : Math.max(m.lastSeq, m.session.lastSeq) });
   }
   return out;
 }
@@ -55,16 +57,20 @@ export async function drainConnections(registry: Registry, deadline: number, goA
       conn.end(CloseCode.GoingAway, 'going away');
       continue;
     }
+    // A lagging connection would read a go-away at the end of its queue only after
+    // the whole backlog, likely past the deadline: it gets it now, right behind what
+    // uWS already holds, with the position of the last frame handed to uWS; its
+    // queue is dropped and it resumes the rest from history.
+    const lagging = conn.queue !== null;
     const goaway: GoAwayFrame = {
       t: 'goaway',
       reason: 'server shutting down',
       delay: Math.floor(Math.random() * (goAwayMaxDelayMs + 1)),
-      pos: resumePoints(conn),
+      pos: resumePoints(conn, lagging),
     };
     sentGoAway.add(conn);
-    // Behind everything already queued for the socket, so no frame is cut off.
-    if (conn.queue !== null) conn.queue.push(encodeServerFrame(goaway), '', 0);
-    else conn.sendNow(encodeServerFrame(goaway));
+    if (lagging) stopDelivery(conn);
+    conn.sendNow(encodeServerFrame(goaway));
   }
   let open = conns.filter((c) => !c.closed);
   while (open.length > 0 && Date.now() < deadline) {

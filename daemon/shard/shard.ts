@@ -110,6 +110,7 @@ export class Shard {
     this.closeListenSocket();
     const outcome = await drainConnections(this.registry, deadline, goAwayMaxDelayMs, this.policy.lowWater);
     this.log.info({ ...outcome, slowClosed: this.policy.slowClosed, lagStarted: this.policy.lagStarted, expiredClosed: this.policy.expiredClosed }, 'shard drained');
+    this.primary.notify({ op: 'drained', connections: outcome.connections, forced: outcome.forced });
     this.stop();
   }
 

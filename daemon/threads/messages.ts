@@ -71,6 +71,8 @@ export type ShardRequest = {
 export type ShardToPrimary =
   | { op: 'listening'; port: number }
   | { op: 'listen-failed'; port: number; message: string }
+  /** The shard finished its drain; `forced` connections were still behind at the deadline. */
+  | { op: 'drained'; connections: number; forced: number }
   /** The first local subscriber of a session arrived (route its frames here). */
   | { op: 'interest'; session: string }
   /** The last local subscriber of a session left. */

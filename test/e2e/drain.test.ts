@@ -60,6 +60,65 @@ t.test('SIGTERM drains buffered frames, sends go-away, closes 1001, exits 0 in t
   t.ok(daemon.lines.some((l) => l.msg === 'stopped' && l.late === false), 'daemon logged a timely stop');
 });
 
+t.test('a client behind on reading gets its go-away right away, with the position of what it was sent', async (t) => {
+  const daemon = await startDaemon({
+    SHARDCAST_DRAIN_TIMEOUT_MS: '6000',
+    SHARDCAST_GO_AWAY_MAX_DELAY_MS: '0',
+    // A quarter of it (4 MB) past the kernel's buffers moves a paused reader to its
+    // own queue; the whole of it is never reached, so it is not cut off.
+    SHARDCAST_MAX_BUFFER_BYTES: String(16 * 1024 * 1024),
+    SHARDCAST_LOG_LEVEL: 'debug',
+  });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  const S = 'quiz:drain-lagging';
+  const reader = await RawClient.connect(daemon.ws, { user: 'behind' });
+  await reader.join(S);
+  reader.pauseReading();
+  const payload = 'x'.repeat(8 * 1024);
+  const TOTAL = 1700;
+  for (let b = 0; b < TOTAL / 100; b++) {
+    const events = Array.from({ length: 100 }, (_, i) => ({ session: S, type: 'big', data: { n: b * 100 + i + 1, payload } }));
+    t.equal((await daemon.publish({ events })).status, 200, 'published', { diagnostic: false });
+  }
+  await daemon.waitForLine((l) => typeof l.msg === 'string' && l.msg.startsWith('lagging:'));
+  const stopping = daemon.stop('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  reader.resumeReading();
+  const { code } = await stopping;
+  t.equal(code, 0, 'the drain finished in time: exit 0');
+  const closed = await reader.closed;
+  t.equal(closed.code, 1001, 'closed with 1001');
+  const at = reader.frames.findIndex((f) => f.t === 'goaway');
+  t.ok(at >= 0, 'the lagging client got its go-away');
+  const g = reader.frames[at] as GoAwayFrame;
+  const before = reader.frames.slice(0, at).filter((f) => f.t === 'ev').map((f) => (f as { seq: number }).seq);
+  t.ok(g.pos[0].seq < TOTAL, `ahead of its backlog (at ${g.pos[0].seq} of ${TOTAL})`);
+  t.same(before, range(1, g.pos[0].seq), 'everything up to the go-away position came before it, once, in order: resuming there loses nothing');
+});
+
+t.test('a drain that has to close clients still behind at its deadline says so and exits non-zero', async (t) => {
+  const daemon = await startDaemon({
+    SHARDCAST_DRAIN_TIMEOUT_MS: '1000',
+    SHARDCAST_MAX_BUFFER_BYTES: String(32 * 1024 * 1024),
+  });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  const S = 'quiz:drain-stalled';
+  const stalled = await RawClient.connect(daemon.ws, { user: 'stalled' });
+  await stalled.join(S);
+  stalled.pauseReading();
+  const payload = 'x'.repeat(8 * 1024);
+  for (let b = 0; b < 12; b++) {
+    const events = Array.from({ length: 100 }, (_, i) => ({ session: S, type: 'big', data: { n: b * 100 + i + 1, payload } }));
+    await daemon.publish({ events });
+  }
+  const { code } = await daemon.stop('SIGTERM');
+  t.not(code, 0, 'exit code non-zero: the drain overran');
+  const stopped = daemon.lines.find((l) => l.msg === 'stopped');
+  t.equal(stopped?.late, true, 'logged as late');
+  t.ok((stopped?.forced as number) >= 1, `with the clients it had to force (${String(stopped?.forced)})`);
+  stalled.terminate();
+});
+
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
