@@ -247,11 +247,19 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
 
   if (config.testHooks) {
     app.post('/v1/test/crash', (res: HttpResponse, req: HttpRequest) => {
+      if (!authorized(config, req.getHeader('authorization'))) {
+        sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
+        return;
+      }
       const shard = Number(req.getQuery('shard'));
       replyWhenSettled(res, watchAbort(res), ctx.primary.call('crash', { shard }), 'crash', (r) => r);
     });
     // The session's history is lost, as when a backend restarts empty: its stream continues under a new epoch.
     app.post('/v1/test/reset-epoch', (res: HttpResponse, req: HttpRequest) => {
+      if (!authorized(config, req.getHeader('authorization'))) {
+        sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
+        return;
+      }
       const session = req.getQuery('session') ?? '';
       replyWhenSettled(res, watchAbort(res), ctx.primary.call('resetEpoch', { session }), 'reset-epoch', (r) => r);
     });

@@ -50,7 +50,9 @@ export class IdleWatch {
       if (silentMs >= timeoutMs) {
         this.idleClosed++;
         conn.end(CloseCode.Normal, `idle for ${this.idleTimeoutS} s: send a frame (or answer pings) more often to stay connected`);
-      } else if (silentMs >= timeoutMs / 2 && (this.pingedAt.get(conn) ?? 0) < heardAt) {
+      } else if (silentMs >= timeoutMs / 2 && (this.pingedAt.get(conn) ?? -1) <= heardAt) {
+        // `<=`: a pong heard in the very millisecond of its ping (loopback) still counts;
+        // with `<` the connection was never pinged again and closed as idle.
         this.pingedAt.set(conn, now);
         conn.ws.cork(() => conn.ws.ping());
       }

@@ -180,3 +180,18 @@ t.test('history replay is bounded per join and per connection: past it, the join
   await c.next((f) => f.t === 'pong' && f.id === id);
   t.equal(c.events(S).length, 20, 'nothing replayed the second time');
 });
+
+t.test('test hooks need the API key when one is set', async (t) => {
+  const key = 'hardening-api-key-0123456789';
+  const daemon = await startDaemon({ SHARDCAST_TEST_HOOKS: 'true', SHARDCAST_API_KEY: key });
+  t.teardown(() => daemon.stop());
+  for (const path of ['/v1/test/crash?shard=0', '/v1/test/reset-epoch?session=quiz:x']) {
+    const res = await fetch(`${daemon.http}${path}`, { method: 'POST' });
+    t.equal(res.status, 401, `POST ${path} without the key: 401`);
+    await res.arrayBuffer();
+  }
+  const ok = await fetch(`${daemon.http}/v1/test/reset-epoch?session=quiz:x`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+  t.equal(ok.status, 200, 'with it: done');
+  await ok.arrayBuffer();
+  t.notOk(daemon.lines.some((l) => l.msg === 'shard crashed'), 'no shard was crashed by the unauthenticated call');
+});

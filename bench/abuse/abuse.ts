@@ -1,0 +1,406 @@
+/**
+ * The abuse run: hostile clients and upstreams hammer a live daemon while a canary
+ * client receives a steady stream and a probe times `/healthz`. Every attack shape
+ * of the hardening issue is here, chosen by a seeded generator so a run can be
+ * replayed: mutated protocol frames, decoded-size bombs in commands, presence,
+ * replay and join floods, snapshot-key floods, command-feed reads, admission churn,
+ * stalled readers, HTTP framing edge cases and raw WebSocket framing violations.
+ *
+ * It reports what the daemon did under it; the caller judges (a short run in
+ * `npm test`, test/e2e/abuse.test.ts; a long one from `bench/abuse/run.ts`).
+ * Loopback only: the URLs come from a daemon the caller started on this machine.
+ */
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import WebSocket from 'ws';
+import { decode, encode } from '../../protocol/codec.js';
+import { fromHex, loadFrameVectors, loadInvalidVectors } from '../../protocol/vectors/load.js';
+import { seededRandom } from '../../daemon/engine/seeded-random.js';
+
+/** What to attack and for how long. */
+export interface AbuseOptions {
+  /** ws://host:port/v1/ws of a dev-mode daemon. */
+  ws: string;
+  /** http://host:port of the same daemon. */
+  http: string;
+  /** Daemon process id, for its RSS (optional). */
+  pid?: number;
+  durationMs: number;
+  /** Concurrent attackers. */
+  attackers: number;
+  seed: number;
+  /** Canary events per second. */
+  canaryRate?: number;
+}
+
+/** Timing summary in ms. */
+export interface Timing {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** What happened during a run. */
+export interface AbuseReport {
+  seed: number;
+  durationMs: number;
+  hostileFrames: number;
+  hostileRequests: number;
+  /** Hostile units run per attack shape. */
+  shapes: Record<string, number>;
+  /** Close codes the attackers' sockets got, with counts. */
+  closeCodes: Record<string, number>;
+  canary: { published: number; received: number; inOrder: boolean; missing: number; duplicates: number; latency: Timing; closed?: { code: number; reason: string; afterMs: number } };
+  health: { latency: Timing; failures: number };
+  rss?: { baselineMb: number; peakMb: number; endMb: number };
+}
+
+const CANARY = 'quiz:canary';
+const BIG_ROOM = 'quiz:big-room';
+const HISTORY = 'quiz:history';
+
+function timing(samples: number[]): Timing {
+  if (samples.length === 0) return { count: 0, p50: 0, p99: 0, max: 0 };
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { count: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1] };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs the abuse for `durationMs`; resolves with the report once everything it opened is closed. */
+export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
+  const random = seededRandom(opts.seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
+  const report: AbuseReport = {
+    seed: opts.seed,
+    durationMs: opts.durationMs,
+    hostileFrames: 0,
+    hostileRequests: 0,
+    shapes: {},
+    closeCodes: {},
+    canary: { published: 0, received: 0, inOrder: true, missing: 0, duplicates: 0, latency: timing([]) },
+    health: { latency: timing([]), failures: 0 },
+  };
+  const sockets = new Set<WebSocket>();
+  const url = (user: string) => `${opts.ws}?user=${encodeURIComponent(user)}`;
+  const host = new URL(opts.http);
+  const port = Number(host.port);
+
+  /** Opens a dev-mode client; resolves once it got `hello` (or undefined when refused). */
+  const open = (user: string): Promise<WebSocket | undefined> =>
+    new Promise((resolve) => {
+      const ws = new WebSocket(url(user), ['shardcast.v1']);
+      sockets.add(ws);
+      ws.binaryType = 'nodebuffer';
+      const timer = setTimeout(() => resolve(undefined), 5000);
+      ws.once('message', () => {
+        clearTimeout(timer);
+        resolve(ws);
+      });
+      ws.on('error', () => {});
+      ws.on('close', (code) => {
+        clearTimeout(timer);
+        sockets.delete(ws);
+        report.closeCodes[code] = (report.closeCodes[code] ?? 0) + 1;
+        resolve(undefined);
+      });
+    });
+  const send = (ws: WebSocket, data: Uint8Array | string) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(data);
+    report.hostileFrames++;
+  };
+  const frame = (value: unknown) => encode(value);
+  const post = async (path: string, body: string, type = 'application/json') => {
+    report.hostileRequests++;
+    try {
+      const res = await fetch(`${opts.http}${path}`, { method: 'POST', headers: { 'content-type': type }, body, signal: AbortSignal.timeout(5000) });
+      await res.arrayBuffer();
+    } catch {
+      // refused or reset: what the attack is about
+    }
+  };
+  const rawTcp = (bytes: string | Buffer, waitMs = 1000) =>
+    new Promise<void>((resolve) => {
+      report.hostileRequests++;
+      const socket = tcpConnect(port, host.hostname);
+      socket.on('error', () => {});
+      socket.on('data', () => {});
+      const done = () => {
+        socket.destroy();
+        resolve();
+      };
+      socket.setTimeout(waitMs, done);
+      socket.on('close', done);
+      socket.write(bytes);
+    });
+
+  // Protocol material to mutate.
+  const validFrames = loadFrameVectors('client').map((v) => fromHex(v.hex));
+  const invalidFrames = loadInvalidVectors().map((v) => fromHex(v.hex));
+  const mutate = (bytes: Uint8Array): Uint8Array => {
+    const out = Uint8Array.from(bytes);
+    const how = random();
+    if (how < 0.4 && out.length > 0) {
+      for (let i = 0; i < 1 + Math.floor(random() * 4); i++) out[Math.floor(random() * out.length)] ^= 1 << Math.floor(random() * 8);
+      return out;
+    }
+    if (how < 0.6) return out.subarray(0, Math.floor(random() * out.length));
+    if (how < 0.8) return Uint8Array.from([...out, ...Array.from({ length: 1 + Math.floor(random() * 8) }, () => Math.floor(random() * 256))]);
+    return Uint8Array.from(Array.from({ length: Math.floor(random() * 64) }, () => Math.floor(random() * 256)));
+  };
+
+  // The shapes. Each runs one bounded unit of hostility.
+  const shapes: Record<string, (n: number) => Promise<void>> = {
+    async mutatedFrames(n) {
+      const ws = await open(`fuzz${n}`);
+      if (!ws) return;
+      for (let i = 0; i < 40 && ws.readyState === WebSocket.OPEN; i++) {
+        const r = random();
+        if (r < 0.5) send(ws, mutate(pick(validFrames)));
+        else if (r < 0.8) send(ws, pick(invalidFrames));
+        else if (r < 0.9) send(ws, 'text is not the protocol');
+        else send(ws, frame({ t: 'pub', id: i, s: CANARY, type: 'x', data: JSON.parse('{"__proto__":{"admin":true}}') }));
+      }
+      await sleep(50);
+      ws.terminate();
+    },
+    async commandBombs(n) {
+      const ws = await open(`bomber${n}`);
+      if (!ws) return;
+      send(ws, frame({ t: 'join', id: 1, s: 'quiz:bombs' }));
+      await sleep(20);
+      const bomb = Array.from({ length: 5000 }, () => ({}));
+      for (let i = 0; i < 30; i++) send(ws, frame({ t: 'cmd', id: 10 + i, s: 'quiz:bombs', cid: `b${n}-${i}`, type: 'answer', data: bomb }));
+      await sleep(100);
+      ws.terminate();
+    },
+    async presenceFlood(n) {
+      const ws = await open(`curious${n}`);
+      if (!ws) return;
+      send(ws, frame({ t: 'join', id: 1, s: BIG_ROOM, pres: true }));
+      await sleep(20);
+      for (let i = 0; i < 60; i++) send(ws, frame({ t: 'presence', id: 10 + i, s: BIG_ROOM }));
+      await sleep(100);
+      ws.terminate();
+    },
+    async replayFlood(n) {
+      const ws = await open(`rewinder${n}`);
+      if (!ws) return;
+      const epoch = historyEpoch;
+      for (let i = 0; i < 10; i++) {
+        send(ws, frame({ t: 'join', id: 2 * i + 1, s: HISTORY, ep: epoch, seq: 0 }));
+        send(ws, frame({ t: 'leave', id: 2 * i + 2, s: HISTORY }));
+      }
+      await sleep(100);
+      ws.terminate();
+    },
+    async joinFlood(n) {
+      const ws = await open(`joiner${n}`);
+      if (!ws) return;
+      for (let i = 0; i < 80; i++) send(ws, frame({ t: 'join', id: i + 1, s: `quiz:many-${n}-${i}` }));
+      await sleep(100);
+      ws.terminate();
+    },
+    async snapshotKeys(n) {
+      const events = Array.from({ length: 200 }, (_, i) => ({ session: 'quiz:keys', type: 'k', data: i, snapshot: `k${n}-${i}` }));
+      await post('/v1/publish', JSON.stringify({ events }));
+    },
+    async feedReads() {
+      report.hostileRequests++;
+      try {
+        const res = await fetch(`${opts.http}/v1/commands?limit=1000`, { signal: AbortSignal.timeout(5000) });
+        await res.arrayBuffer();
+      } catch {
+        // a refusal is fine; a hang is what the report's health figures show
+      }
+    },
+    async badPublishes() {
+      const huge: Record<string, number> = {};
+      for (let i = 0; i <= 65_535; i++) huge[`k${i}`] = i;
+      await post('/v1/publish', JSON.stringify({ session: 'quiz:bad', type: 't', data: huge }));
+      await post('/v1/publish', '{"session":"quiz:bad","type":"t","data":{"__proto__":1}}');
+      await post('/v1/publish', '{"session":', 'APPLICATION/JSON');
+      await post('/v1/publish', 'x'.repeat(1024 * 1024 + 10));
+    },
+    async httpFraming() {
+      const body = '{"session":"quiz:smuggle","type":"t","data":1}';
+      await rawTcp(`POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nContent-Length: 3\r\n\r\n${body}`);
+      await rawTcp(`POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n{`);
+      await rawTcp('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
+      await rawTcp('GET /healthz HTTP/1.0\r\n\r\n', 300);
+      await rawTcp(`GET /healthz HTTP/1.1\r\n${Array.from({ length: 60 }, (_, i) => `X-H${i}: v`).join('\r\n')}\r\n\r\n`, 300);
+      await rawTcp('HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
+      await rawTcp(Buffer.from(Array.from({ length: 200 }, () => Math.floor(random() * 256))), 300);
+    },
+    async admissionChurn(n) {
+      const pending: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 20; i++) {
+        const ws = new WebSocket(url(`churn${n}`), ['shardcast.v1']);
+        ws.on('error', () => {});
+        report.hostileRequests++;
+        // Half are dropped before `hello` (admission in flight), half right after.
+        pending.push(
+          new Promise<void>((resolve) => {
+            ws.on('close', () => resolve());
+            if (i % 2 === 0) ws.on('open', () => ws.terminate());
+            else ws.once('message', () => ws.terminate());
+            setTimeout(() => {
+              ws.terminate();
+              resolve();
+            }, 3000);
+          }),
+        );
+      }
+      await Promise.all(pending);
+    },
+    async stalledReader(n) {
+      const ws = await open(`stalled${n}`);
+      if (!ws) return;
+      send(ws, frame({ t: 'join', id: 1, s: HISTORY }));
+      (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      await sleep(1500);
+      ws.terminate();
+    },
+    async wsFraming() {
+      // A raw upgrade, then frames a conforming client never sends.
+      const key = Buffer.from(Array.from({ length: 16 }, () => Math.floor(random() * 256))).toString('base64');
+      const upgrade = `GET /v1/ws?user=raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: shardcast.v1\r\n\r\n`;
+      const mask = [1, 2, 3, 4];
+      const masked = (first: number, payload: number[]) => Buffer.from([first, 0x80 | payload.length, ...mask, ...payload.map((b, i) => b ^ mask[i % 4])]);
+      const variants = [
+        Buffer.from([0xc2, 0x80 | 1, ...mask, 0x80 ^ 1]), // RSV1 set
+        masked(0x83, [1, 2]), // reserved opcode 3
+        Buffer.from([0x82, 0x01, 0x80]), // unmasked
+        masked(0x81, [0xff, 0xfe]), // text that is not UTF-8
+        Buffer.from([0x89, 0x80 | 126, 0, 200, ...mask, ...Array.from({ length: 200 }, () => 0)]), // ping over 125 bytes
+      ];
+      await rawTcp(Buffer.concat([Buffer.from(upgrade), pick(variants)]), 500);
+    },
+  };
+  const shapeNames = Object.keys(shapes);
+
+  // Set the scene: a big room with idle members, a session with history.
+  const members: WebSocket[] = [];
+  for (let i = 0; i < 50; i++) {
+    const ws = await open(`member${i}`);
+    if (!ws) continue;
+    ws.send(encode({ t: 'join', id: 1, s: BIG_ROOM }));
+    members.push(ws);
+  }
+  let historyEpoch = '';
+  for (let b = 0; b < 5; b++) {
+    const events = Array.from({ length: 200 }, (_, i) => ({ session: HISTORY, type: 'h', data: { n: b * 200 + i, pad: 'p'.repeat(500) } }));
+    const res = await fetch(`${opts.http}/v1/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events }) });
+    const body = (await res.json()) as { results?: Array<{ epoch: string }> };
+    historyEpoch = body.results?.[0]?.epoch ?? historyEpoch;
+  }
+
+  // The canary: a steady stream it must receive whole, in order.
+  const canary = await open('canary');
+  if (!canary) throw new Error('the canary could not connect');
+  const seen: number[] = [];
+  const latencies: number[] = [];
+  const startedAt = Date.now();
+  let canaryClosed: { code: number; reason: string; afterMs: number } | undefined;
+  canary.on('close', (code: number, reason: Buffer) => {
+    canaryClosed = { code, reason: reason.toString(), afterMs: Date.now() - startedAt };
+  });
+  canary.on('message', (data: Buffer) => {
+    const r = decode(data);
+    if (!r.ok) return;
+    const f = r.value as { t?: string; s?: string; seq?: number; data?: { at?: number } };
+    if (f.t !== 'ev' || f.s !== CANARY || typeof f.seq !== 'number') return;
+    seen.push(f.seq);
+    if (typeof f.data?.at === 'number') latencies.push(Date.now() - f.data.at);
+  });
+  canary.send(encode({ t: 'join', id: 1, s: CANARY }));
+  await sleep(200);
+
+  const baseline = opts.pid !== undefined ? rssMb(opts.pid) : 0;
+  let peak = baseline;
+  const deadline = Date.now() + opts.durationMs;
+  const healthMs: number[] = [];
+
+  const canaryLoop = (async () => {
+    const every = 1000 / (opts.canaryRate ?? 20);
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`${opts.http}/v1/publish`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ session: CANARY, type: 'tick', data: { at: Date.now() } }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        if (res.ok) report.canary.published++;
+        await res.arrayBuffer();
+      } catch {
+        // counted as not published; the receive check below judges delivery
+      }
+      await sleep(every);
+    }
+  })();
+  const healthLoop = (async () => {
+    while (Date.now() < deadline) {
+      const started = Date.now();
+      try {
+        const res = await fetch(`${opts.http}/healthz`, { signal: AbortSignal.timeout(5000) });
+        await res.arrayBuffer();
+        if (res.ok) healthMs.push(Date.now() - started);
+        else report.health.failures++;
+      } catch {
+        report.health.failures++;
+      }
+      if (opts.pid !== undefined) peak = Math.max(peak, rssMb(opts.pid));
+      await sleep(200);
+    }
+  })();
+  // Every attacker cycles through all shapes in one seeded order, each from its own
+  // place in it: every shape runs early, in a different mix at each moment.
+  const order = [...shapeNames].sort(() => random() - 0.5);
+  const attackers = Array.from({ length: opts.attackers }, async (_, a) => {
+    let n = a * 1_000_000;
+    for (let k = 0; Date.now() < deadline; k++) {
+      const name = order[(k + a * 3) % order.length];
+      report.shapes[name] = (report.shapes[name] ?? 0) + 1;
+      try {
+        await shapes[name](n++);
+      } catch {
+        // an attack that throws on our side is still an attack; keep going
+      }
+    }
+  });
+  await Promise.all([canaryLoop, healthLoop, ...attackers]);
+
+  // Let the canary's last events arrive, then settle and close everything.
+  const want = report.canary.published;
+  for (let i = 0; i < 100 && seen.length < want; i++) await sleep(50);
+  for (const ws of [...sockets]) ws.terminate();
+  await sleep(1000);
+  const end = opts.pid !== undefined ? rssMb(opts.pid) : 0;
+
+  const sorted = seen.every((s, i) => i === 0 || s > seen[i - 1]);
+  report.canary = {
+    published: want,
+    received: seen.length,
+    inOrder: sorted,
+    missing: Math.max(0, want - new Set(seen).size),
+    duplicates: seen.length - new Set(seen).size,
+    latency: timing(latencies),
+    ...(canaryClosed !== undefined && canaryClosed.afterMs < opts.durationMs ? { closed: canaryClosed } : {}),
+  };
+  report.health.latency = timing(healthMs);
+  if (opts.pid !== undefined) report.rss = { baselineMb: Math.round(baseline), peakMb: Math.round(peak), endMb: Math.round(end) };
+  return report;
+}

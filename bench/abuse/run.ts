@@ -1,0 +1,85 @@
+/**
+ * The long abuse run: `node dist/bench/abuse/run.js [--seconds S] [--attackers A]
+ * [--seed N] [--shards K] [--json]`. Starts the built daemon (dev mode, port 0,
+ * loopback), runs bench/abuse/abuse.ts against it, stops it (SIGTERM), and prints
+ * the report with a verdict on the hardening issue's bars: the daemon stayed up,
+ * `/healthz` always answered within 100 ms, the canary got every seq in order with
+ * p99 under 100 ms, and RSS came back within 20 % of its baseline. Exit 1 when a
+ * bar was missed, 2 on a bad command line.
+ */
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { runAbuse } from './abuse.js';
+
+function option(args: string[], name: string, fallback: number): number {
+  const at = args.indexOf(`--${name}`);
+  if (at < 0) return fallback;
+  const value = Number(args[at + 1]);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    process.stderr.write(`abuse: --${name} needs a non-negative integer, got ${args[at + 1]}\n`);
+    process.exit(2);
+  }
+  return value;
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const seconds = option(args, 'seconds', 120);
+  const attackers = option(args, 'attackers', 8);
+  const seed = option(args, 'seed', 1);
+  const shards = option(args, 'shards', availableParallelism());
+  const main = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
+  const daemon = spawn(process.execPath, [main], {
+    env: { PATH: process.env.PATH, SHARDCAST_DEV_MODE: 'true', SHARDCAST_HOST: '127.0.0.1', SHARDCAST_PORT: '0', SHARDCAST_SHARDS: String(shards), SHARDCAST_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  let crashes = 0;
+  const port = await new Promise<number>((resolve, reject) => {
+    daemon.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      crashes += (chunk.match(/"shard crashed"/g) ?? []).length;
+      const m = /"port":(\d+)[^\n]*"msg":"listening"/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    daemon.once('exit', (code) => reject(new Error(`the daemon exited (${code}) before listening`)));
+  });
+  process.stderr.write(`abuse: daemon on port ${port}, ${attackers} attackers for ${seconds} s, seed ${seed}\n`);
+  const report = await runAbuse({ ws: `ws://127.0.0.1:${port}/v1/ws`, http: `http://127.0.0.1:${port}`, pid: daemon.pid, durationMs: seconds * 1000, attackers, seed });
+  const alive = daemon.exitCode === null && daemon.signalCode === null;
+  daemon.kill('SIGTERM');
+  await new Promise((r) => daemon.once('exit', r));
+  const rss = report.rss;
+  const bars = {
+    'daemon stayed up, no shard crashed': alive && crashes === 0,
+    '/healthz always answered within 100 ms': report.health.failures === 0 && report.health.latency.max < 100,
+    'canary got every seq, in order, once': report.canary.inOrder && report.canary.missing === 0 && report.canary.duplicates === 0,
+    'canary p99 under 100 ms': report.canary.latency.p99 < 100,
+    'RSS back within 20 % of its baseline': rss === undefined || rss.endMb <= rss.baselineMb * 1.2,
+  };
+  if (args.includes('--json')) {
+    process.stdout.write(`${JSON.stringify({ ...report, shardCrashes: crashes, bars }, null, 2)}\n`);
+  } else {
+    const lines = [
+      `seed ${report.seed}, ${report.durationMs / 1000} s, ${attackers} attackers, ${shards} shards`,
+      `hostile frames ${report.hostileFrames}, hostile requests ${report.hostileRequests}`,
+      `shapes ${JSON.stringify(report.shapes)}`,
+      `attackers' closes ${JSON.stringify(report.closeCodes)}`,
+      `canary: published ${report.canary.published}, received ${report.canary.received}, missing ${report.canary.missing}, dup ${report.canary.duplicates}, in order ${report.canary.inOrder}, latency p50 ${report.canary.latency.p50} p99 ${report.canary.latency.p99} max ${report.canary.latency.max} ms`,
+      `/healthz: ${report.health.latency.count} probes, p50 ${report.health.latency.p50} p99 ${report.health.latency.p99} max ${report.health.latency.max} ms, failures ${report.health.failures}`,
+      rss ? `RSS MB: baseline ${rss.baselineMb}, peak ${rss.peakMb}, end ${rss.endMb}` : 'RSS: not measured',
+      ...Object.entries(bars).map(([bar, ok]) => `${ok ? 'met   ' : 'MISSED'} ${bar}`),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  }
+  return Object.values(bars).every(Boolean) ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`abuse: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
