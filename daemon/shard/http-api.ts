@@ -95,6 +95,13 @@ function authorized(config: Config, header: string): boolean {
   return timingSafeEqual(digest(header.slice(7).trim()), digest(config.apiKey));
 }
 
+/** Answers 401 and returns true when the request lacks the API key (see authorized). */
+function refusedWithoutKey(config: Config, res: HttpResponse, header: string): boolean {
+  if (authorized(config, header)) return false;
+  sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
+  return true;
+}
+
 /** Reads a request body up to `limit` bytes; calls back once with the bytes or 'too-large'. */
 function readBody(res: HttpResponse, limit: number, done: (body: Buffer | 'too-large') => void): void {
   const chunks: Buffer[] = [];
@@ -197,10 +204,7 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
       sendError(res, HttpErrorCode.InvalidRequest, 'more than one Content-Length header', { close: true });
       return;
     }
-    if (!authorized(config, auth)) {
-      sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
-      return;
-    }
+    if (refusedWithoutKey(config, res, auth)) return;
     const tooLarge = () => sendError(res, HttpErrorCode.TooLarge, `publish bodies are limited to ${MAX_BODY_BYTES} bytes`, { close: true });
     if (declaredLength !== '' && Number(declaredLength) > MAX_BODY_BYTES) {
       tooLarge();
@@ -231,10 +235,7 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
     const auth = req.getHeader('authorization');
     const after = Number(req.getQuery('after') || '0');
     const limit = Number(req.getQuery('limit') || '100');
-    if (!authorized(config, auth)) {
-      sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
-      return;
-    }
+    if (refusedWithoutKey(config, res, auth)) return;
     if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_COMMANDS_PER_READ) {
       sendError(res, HttpErrorCode.InvalidRequest, `after must be a position ≥ 0 and limit 1–${MAX_COMMANDS_PER_READ}`);
       return;
@@ -247,19 +248,13 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
 
   if (config.testHooks) {
     app.post('/v1/test/crash', (res: HttpResponse, req: HttpRequest) => {
-      if (!authorized(config, req.getHeader('authorization'))) {
-        sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
-        return;
-      }
+      if (refusedWithoutKey(config, res, req.getHeader('authorization'))) return;
       const shard = Number(req.getQuery('shard'));
       replyWhenSettled(res, watchAbort(res), ctx.primary.call('crash', { shard }), 'crash', (r) => r);
     });
     // The session's history is lost, as when a backend restarts empty: its stream continues under a new epoch.
     app.post('/v1/test/reset-epoch', (res: HttpResponse, req: HttpRequest) => {
-      if (!authorized(config, req.getHeader('authorization'))) {
-        sendError(res, HttpErrorCode.Unauthorized, 'send Authorization: Bearer <SHARDCAST_API_KEY>');
-        return;
-      }
+      if (refusedWithoutKey(config, res, req.getHeader('authorization'))) return;
       const session = req.getQuery('session') ?? '';
       replyWhenSettled(res, watchAbort(res), ctx.primary.call('resetEpoch', { session }), 'reset-epoch', (r) => r);
     });
