@@ -368,7 +368,11 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
   })();
   // Every attacker cycles through all shapes in one seeded order, each from its own
   // place in it: every shape runs early, in a different mix at each moment.
-  const order = [...shapeNames].sort(() => random() - 0.5);
+  const order = [...shapeNames];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
   const attackers = Array.from({ length: opts.attackers }, async (_, a) => {
     let n = a * 1_000_000;
     for (let k = 0; Date.now() < deadline; k++) {

@@ -57,6 +57,17 @@ export class Connection {
   strikes = 0;
   /** History replay bytes this connection may still take (created on its first join). */
   replay: ReplayBudget | null = null;
+  /**
+   * When the connection was cut off as a slow consumer (0: it was not). A cut
+   * connection gets nothing more; its 4001 close follows the frames uWS still holds
+   * for it, once it has read them (slow-consumers.ts).
+   */
+  cutAt = 0;
+  /** True once the drain sent it a go-away: from then on only the drain closes it (1001). */
+  goAwaySent = false;
+  /** When the client last sent anything (frame, ping or pong), and when it was last pinged (idle.ts). */
+  heardAt = 0;
+  pingedAt = -1;
   /** True once the socket holds the anchor topic (see subscribe). */
   private anchored = false;
 
@@ -91,13 +102,6 @@ export class Connection {
   unsubscribe(topic: string): void {
     this.ws.unsubscribe(topic);
   }
-
-  /**
-   * When the connection was cut off as a slow consumer (0: it was not). A cut
-   * connection gets nothing more; its 4001 close follows the frames uWS still holds
-   * for it, once it has read them (slow-consumers.ts).
-   */
-  cutAt = 0;
 
   /** True while frames and replies may still be sent: not closed, not cut off. */
   get active(): boolean {

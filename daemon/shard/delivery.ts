@@ -35,7 +35,7 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
     // The primary's stream never sends a seq twice; a shard that got one anyway
     // (a bug) drops it rather than deliver a duplicate to the whole topic.
     if (msg.seq <= session.lastSeq) {
-      session.duplicates++;
+      registry.duplicatesDropped++;
       return;
     }
     session.lastSeq = msg.seq;
@@ -83,9 +83,10 @@ export function startLagging(conn: Connection): void {
 
 /**
  * Stops every frame for a connection being cut off (slow consumer) or sent its
- * go-away while lagging (drain): off its topics and lag paths, its queue dropped. Frames already handed to uWS still go out (the anchor
- * topic keeps those published this turn), so what the client reads before its close
- * is a gap-free prefix of the stream it can resume after.
+ * go-away while lagging (drain): off its topics and lag paths, its queue dropped.
+ * Frames already handed to uWS still go out (the anchor topic keeps those published
+ * this turn), so what the client reads before its close is a gap-free prefix of the
+ * stream it can resume after.
  */
 export function stopDelivery(conn: Connection): void {
   conn.queue = null;

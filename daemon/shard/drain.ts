@@ -15,14 +15,6 @@ import type { Registry } from './registry.js';
 
 const POLL_MS = 20;
 
-/** Connections that were sent a go-away: from then on only the drain closes them (with 1001). */
-const sentGoAway = new WeakSet<Connection>();
-
-/** True once `conn` was sent a go-away. */
-export function receivedGoAway(conn: Connection): boolean {
-  return sentGoAway.has(conn);
-}
-
 /**
  * Where a connection is in each joined session, for its go-away frame (SPEC.md §14):
  * the highest seq routed to this shard for the session, or handed to this socket
@@ -68,7 +60,7 @@ export async function drainConnections(registry: Registry, deadline: number, goA
       delay: Math.floor(Math.random() * (goAwayMaxDelayMs + 1)),
       pos: resumePoints(conn, lagging),
     };
-    sentGoAway.add(conn);
+    conn.goAwaySent = true;
     if (lagging) stopDelivery(conn);
     conn.sendNow(encodeServerFrame(goaway));
   }

@@ -11,15 +11,12 @@
  */
 import { CloseCode } from '../../protocol/codes.js';
 import type { Connection } from './connection.js';
-import { receivedGoAway } from './drain.js';
 
 /** How often the watch looks at every connection: the precision of the idle close. */
 export const IDLE_CHECK_MS = 250;
 
 /** Tracks when each connection was last heard from; see the header comment. */
 export class IdleWatch {
-  private readonly heardAt = new WeakMap<Connection, number>();
-  private readonly pingedAt = new WeakMap<Connection, number>();
   private nextCheckAt = 0;
   /** Connections closed for idling, for the shard's counters. */
   idleClosed = 0;
@@ -29,7 +26,7 @@ export class IdleWatch {
 
   /** Records that the client sent something (a message, a ping or a pong) at `now` (ms). */
   heard(conn: Connection, now: number): void {
-    this.heardAt.set(conn, now);
+    conn.heardAt = now;
   }
 
   /** Pings connections silent for half the timeout and closes those silent for all of it; runs at most every IDLE_CHECK_MS. */
@@ -40,20 +37,20 @@ export class IdleWatch {
     for (const conn of connections) {
       // A connection sent a go-away is closed by the drain, with 1001 (reconnect); one
       // cut off as a slow consumer, by the buffer policy with 4001.
-      if (conn.closed || conn.cutAt > 0 || receivedGoAway(conn)) continue;
-      const heardAt = this.heardAt.get(conn);
-      if (heardAt === undefined) {
-        this.heardAt.set(conn, now);
+      if (conn.closed || conn.cutAt > 0 || conn.goAwaySent) continue;
+      const heardAt = conn.heardAt;
+      if (heardAt === 0) {
+        conn.heardAt = now;
         continue;
       }
       const silentMs = now - heardAt;
       if (silentMs >= timeoutMs) {
         this.idleClosed++;
         conn.end(CloseCode.Normal, `idle for ${this.idleTimeoutS} s: send a frame (or answer pings) more often to stay connected`);
-      } else if (silentMs >= timeoutMs / 2 && (this.pingedAt.get(conn) ?? -1) <= heardAt) {
+      } else if (silentMs >= timeoutMs / 2 && conn.pingedAt <= heardAt) {
         // `<=`: a pong heard in the very millisecond of its ping (loopback) still counts;
         // with `<` the connection was never pinged again and closed as idle.
-        this.pingedAt.set(conn, now);
+        conn.pingedAt = now;
         conn.ws.cork(() => conn.ws.ping());
       }
     }

@@ -80,8 +80,9 @@ export function resyncSession(ctx: JoinContext, sessionId: string, epoch: string
     m.buffered = [];
     session.pending.add(m);
     if (session.lagging.delete(conn) === false) conn.unsubscribe(sessionId);
+    // requestHistory answers its own failures; a throw past them must not reach the shard's crash handler.
     requestHistory(ctx, conn, m, { epoch: previous, seq: m.lastSeq }, { kind: 'resync' }).catch((err: unknown) => {
-      conn.end(CloseCode.InternalError, `resync failed (${err instanceof Error ? err.message : String(err)}); reconnect and resume`);
+      conn.end(CloseCode.InternalError, `resync failed (${messageOf(err)}); reconnect and resume`);
     });
   }
 }
@@ -111,13 +112,10 @@ async function requestHistory(
         listPresence: purpose.kind === 'join' && ns.presence && purpose.frame.pres === true,
       });
     } catch (err) {
+      // Gone or left meanwhile: nobody to tell.
       if (conn.memberships.get(sessionId) !== m) return;
-      ctx.registry.leave(conn, m);
       const code = err instanceof PrimaryCallError ? err.code : ErrorCode.Internal;
-      const message = `${purpose.kind === 'join' ? 'join' : 'resync'} failed: ${err instanceof Error ? err.message : String(err)}`;
-      if (purpose.kind === 'join') ctx.replyError(conn, purpose.frame.id, code, message);
-      // A member that cannot be resynced must not stay silently deaf: it reconnects and resumes.
-      else conn.end(CloseCode.InternalError, `${message}; reconnect and resume`);
+      failHistory(ctx, conn, m, purpose, code, `${purpose.kind} failed: ${messageOf(err)}`);
       return;
     }
     // The client may have left, gone or been cut off while the primary answered.
@@ -128,16 +126,28 @@ async function requestHistory(
         completeJoin(conn, m, history, purpose);
       } catch (err) {
         // An answer that cannot be sent (e.g. a snapshot msgpack cannot encode) fails
-        // this join alone: the membership is undone, the shard and others carry on.
-        if (conn.memberships.get(sessionId) === m) ctx.registry.leave(conn, m);
-        const message = `could not send the ${purpose.kind === 'join' ? 'join' : 'resync'} answer: ${err instanceof Error ? err.message : String(err)}`;
-        if (purpose.kind === 'join') ctx.replyError(conn, purpose.frame.id, ErrorCode.Internal, message);
-        else conn.end(CloseCode.InternalError, `${message}; reconnect and resume`);
+        // this request alone; the shard and the other clients carry on.
+        failHistory(ctx, conn, m, purpose, ErrorCode.Internal, `could not send the ${purpose.kind} answer: ${messageOf(err)}`);
       }
       return;
     }
     // Read before a resync the shard has already applied: the stream is elsewhere now.
   }
+}
+
+/**
+ * A join or resync that could not complete: the membership is undone; a join is
+ * answered with the error, a resynced member is closed with 4000 so it reconnects and
+ * resumes rather than stay silently deaf.
+ */
+function failHistory(ctx: JoinContext, conn: Connection, m: Membership, purpose: HistoryPurpose, code: number, message: string): void {
+  if (conn.memberships.get(m.session.id) === m) ctx.registry.leave(conn, m);
+  if (purpose.kind === 'join') ctx.replyError(conn, purpose.frame.id, code, message);
+  else conn.end(CloseCode.InternalError, `${message}; reconnect and resume`);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function completeJoin(conn: Connection, m: Membership, history: HistoryResult, purpose: HistoryPurpose): void {

@@ -19,8 +19,6 @@ export class LocalSession {
   lastSeq = 0;
   lastSeqAt = 0;
   epoch = '';
-  /** Frames the shard dropped as already routed (the primary's stream should make this 0). */
-  duplicates = 0;
   /** Bytes published to the session since its members' buffers were last checked. */
   bytesSinceCheck = 0;
 
@@ -32,6 +30,8 @@ export class Registry {
   readonly connections = new Map<string, Connection>();
   readonly sessions = new Map<string, LocalSession>();
   private readonly users = new Map<string, Set<Connection>>();
+  /** Frames dropped as already routed to this shard (the primary's session streams should keep this at 0). */
+  duplicatesDropped = 0;
 
   constructor(private readonly notify: (msg: ShardToPrimary) => void) {}
 

@@ -109,7 +109,11 @@ export class Shard {
     this.draining = true;
     this.closeListenSocket();
     const outcome = await drainConnections(this.registry, deadline, goAwayMaxDelayMs, this.policy.lowWater);
-    this.log.info({ ...outcome, slowClosed: this.policy.slowClosed, lagStarted: this.policy.lagStarted, expiredClosed: this.policy.expiredClosed }, 'shard drained');
+    const { policy } = this;
+    this.log.info(
+      { ...outcome, slowClosed: policy.slowClosed, lagStarted: policy.lagStarted, expiredClosed: policy.expiredClosed, idleClosed: policy.idleClosed, duplicatesDropped: this.registry.duplicatesDropped },
+      'shard drained',
+    );
     this.primary.notify({ op: 'drained', connections: outcome.connections, forced: outcome.forced });
     this.stop();
   }

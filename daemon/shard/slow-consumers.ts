@@ -1,8 +1,9 @@
 /**
  * Enforcement of the outgoing-buffer bound (docs/architecture.md, "Backpressure
  * and slow clients"). A connection's pending bytes are its uWS buffer plus its lag queue:
- * - past `maxBufferBytes`: close with 4001 SlowConsumer while uWS still has room
- *   for the close frame (its own hard limit, the backstop, is far above ours);
+ * - past `maxBufferBytes`: cut off — sent nothing more, and closed with 4001
+ *   SlowConsumer once uWS holds little for it (finishCut), so the close frame is not
+ *   lost behind a full buffer; uWS's own hard limit, the backstop, is far above ours;
  * - past a quarter of it: move the connection to the lagging path (delivery.ts),
  *   where conflatable frames replace older ones instead of piling up;
  * - a lagging connection whose uWS buffer emptied gets its queue pumped (uWS only
@@ -103,6 +104,11 @@ export class BufferPolicy {
   /** Lets the sweep also ping and close idle connections (the WebSocket endpoint owns the watch). */
   watchIdle(watch: IdleWatch): void {
     this.idle = watch;
+  }
+
+  /** Connections the idle watch closed. */
+  get idleClosed(): number {
+    return this.idle?.idleClosed ?? 0;
   }
 
   /** Starts the periodic sweep over every connection; returns its stop function. */

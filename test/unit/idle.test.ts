@@ -13,6 +13,9 @@ function fakeConnection() {
   const conn = {
     closed: false,
     cutAt: 0,
+    goAwaySent: false,
+    heardAt: 0,
+    pingedAt: -1,
     ws: { cork: (f: () => void) => f(), ping: () => log.push('ping') },
     end(code: number) {
       this.closed = true;

@@ -428,15 +428,21 @@ t.test('history trimmed past the gap: resync in the same epoch at the head, then
   t.same(f.sink.violations, []);
 });
 
-t.test('coalescing: gap-triggering messages during a heal share one history read', async (t) => {
-  const f = await fixture(t);
+/** Opens 's' at seq 1 and starts a heal (2 dropped, 3 arrives) whose history reply waits on the returned gate. */
+async function healInFlight(f: Fixture): Promise<{ promise: Promise<void>; resolve: () => void }> {
   await opened(f, 's');
   await publish(f, 's', 1);
   const gate = deferred();
   f.hooks.historyGate = gate.promise;
   f.drop = (m) => m.seq === 2;
-  await publish(f, 's', 2); // 2 dropped, 3 starts the heal
+  await publish(f, 's', 2);
   await waitFor('the heal read', () => f.calls.history === 1);
+  return gate;
+}
+
+t.test('coalescing: gap-triggering messages during a heal share one history read', async (t) => {
+  const f = await fixture(t);
+  const gate = await healInFlight(f);
   f.drop = () => false;
   for (let i = 0; i < 7; i++) {
     await publish(f, 's', 1); // 4..10, each past last + 1 while the heal is in flight
@@ -646,13 +652,7 @@ t.test('onResubscribed: every stream heals to the head', async (t) => {
 
 t.test('onResubscribed during a heal in flight still heals past what was missed after its read', async (t) => {
   const f = await fixture(t);
-  await opened(f, 's');
-  await publish(f, 's', 1);
-  const gate = deferred();
-  f.hooks.historyGate = gate.promise;
-  f.drop = (m) => m.seq === 2;
-  await publish(f, 's', 2); // 2 dropped, 3 starts a heal reading up to 3
-  await waitFor('the heal read', () => f.calls.history === 1);
+  const gate = await healInFlight(f); // its read reaches up to 3
   f.drop = () => true; // the connection drops: 4..6 are missed
   await publish(f, 's', 3);
   f.drop = () => false;
