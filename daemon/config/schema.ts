@@ -83,6 +83,9 @@ export interface Settings {
   readonly testNetwork: TestNetwork | undefined;
   readonly subscriptionLingerMs: number;
   readonly streamCheckMs: number;
+  readonly redisUrl: string | undefined;
+  readonly redisCluster: boolean;
+  readonly redisPrefix: string;
   readonly namespaces: readonly NamespaceConfig[];
 }
 
@@ -215,6 +218,42 @@ function text(maxLength: number, type = 'string'): Kind<string> {
       // eslint-disable-next-line no-control-regex
       if (/[\u0000-\u001f\u007f]/.test(raw)) return no('contains control characters (a stray newline?)');
       return { ok: true, value: raw };
+    },
+  };
+}
+
+/** Where Redis is: a redis:// (or rediss://) URL, or host:port items separated by commas (a cluster's nodes). */
+function redisTarget(): Kind<string> {
+  const base = text(4096, 'string (URL or node list)');
+  return {
+    type: base.type,
+    parse(raw, source) {
+      const r = base.parse(raw, source);
+      if (!r.ok) return r;
+      for (const item of r.value.split(',').map((x) => x.trim())) {
+        let url: URL;
+        try {
+          url = new URL(item.includes('://') ? item : `redis://${item}`);
+        } catch {
+          return no(`"${item.replace(/\/\/[^@/]*@/, '//…@')}" is not a redis://host:port URL or host:port`);
+        }
+        if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return no(`"${url.protocol}" is not redis: or rediss:`);
+        if (url.hostname === '') return no(`"${item.replace(/\/\/[^@/]*@/, '//…@')}" names no host`);
+      }
+      return r;
+    },
+  };
+}
+
+/** A key prefix for Redis: no braces (each session's id is its keys' hash tag). */
+function keyPrefix(): Kind<string> {
+  const base = text(256);
+  return {
+    type: base.type,
+    parse(raw, source) {
+      const r = base.parse(raw, source);
+      if (r.ok && /[{}]/.test(r.value)) return no(`${JSON.stringify(r.value)} contains { or }; they are reserved for the session hash tag`);
+      return r;
     },
   };
 }
@@ -441,7 +480,7 @@ export const SCHEMA = {
   drainTimeoutMs: define('drainTimeoutMs', integer(1000, 600_000), 30_000, 'On shutdown or drain, how long to wait for clients\' buffers to empty before closing.'),
   goAwayMaxDelayMs: define('goAwayMaxDelayMs', integer(0, 60_000), 5000, 'Window over which clients\' reconnects are spread on drain (jittered go-away delay).'),
   historySize: define('historySize', integer(0, MAX_HISTORY), 1000, 'Events kept per session for resume (namespaces may override).'),
-  sessionTtlMs: define('sessionTtlMs', integer(1000, 2_147_483_647), 3_600_000, 'Sessions idle this long with no subscribers are forgotten by the standalone (in-memory) engine.'),
+  sessionTtlMs: define('sessionTtlMs', integer(1000, 2_147_483_647), 3_600_000, 'Sessions idle this long (nothing published, no instance streaming them) are forgotten, with their history and snapshot; in Redis, between 0.9× and 1× this after their last activity.'),
   maxBufferBytes: define('maxBufferBytes', integer(16 * 1024, 64 * 1024 * 1024), 1024 * 1024, 'Bound of each socket\'s outgoing buffer; a client past it is disconnected as a slow consumer.'),
   maxFrameBytes: define('maxFrameBytes', integer(256, 1024 * 1024), 16 * 1024, 'Largest frame a client may send.'),
   idleTimeoutS: define(
@@ -468,6 +507,9 @@ export const SCHEMA = {
   testNetwork: define('testNetwork', testNetwork(), undefined, 'Test hooks only: the standalone engine delivers like a network (late, some messages dropped, history replies reordered against live frames), to test stream continuity. `{delayMs, jitterMs, dropRate, historyDelayMs, seed}`.'),
   streamCheckMs: define('streamCheckMs', integer(0, 3_600_000), 5000, 'How often each streamed session\'s position is compared with what the instance received, so events lost at the end of a burst are noticed and filled from history (0 = never).'),
   subscriptionLingerMs: define('subscriptionLingerMs', integer(0, 600_000), 2000, 'How long an instance stays subscribed to a session after its last local subscriber left, so a client that rejoins at once does not make it resubscribe.'),
+  redisUrl: define('redisUrl', optional(redisTarget()), undefined, 'Redis for many instances as one (sequencing, history, fan-out, presence): a `redis://[user:password@]host:port` URL, or with `redisCluster` a comma-separated list of cluster nodes (`host:port`). Unset: the standalone engine, in memory.', { secret: true }),
+  redisCluster: define('redisCluster', boolean(), false, 'Treat `redisUrl` as a Redis Cluster (sharded Pub/Sub, Redis ≥ 7): one session\'s keys share a hash slot, sessions spread over the masters.'),
+  redisPrefix: define('redisPrefix', keyPrefix(), 'shardcast:', 'Prefix of every Redis key and channel, so several deployments can share one Redis (no `{` or `}`).'),
   namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true) }]`; a session belongs to the namespace with the longest `prefix` its id starts with (plain text, no wildcards; none: the defaults); JSON text in the environment.', {
     defaultDoc: '`[]`',
   }),

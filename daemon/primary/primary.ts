@@ -43,7 +43,7 @@ export class Primary {
 
   constructor(readonly config: Config, readonly log: Logger) {
     this.admissions = new Admissions(config.maxConnections, config.maxConnectionsPerUser);
-    this.engine = createEngine(config, (session) => this.streams.has(session));
+    this.engine = createEngine(config, (session) => this.streams.has(session), { instanceId: this.instanceId, log });
     this.streams = new SessionStreams(
       this.engine.broker,
       {

@@ -41,17 +41,25 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return result;
   },
   async publish(primary, args) {
+    // All events are handed to the broker at once, in order: the Redis broker
+    // pipelines them (one round trip per batch) and sequences them in call order.
+    const settled = await Promise.allSettled(
+      args.events.map((event) => {
+        // Conflation is the namespace's call: elsewhere the flag is dropped and the
+        // frame is delivered like any other.
+        const allowed = !event.conflate || namespaceFor(primary.config, event.session).conflate;
+        return primary.engine.broker.publish(allowed ? event : { ...event, conflate: undefined });
+      }),
+    );
     const results = [];
-    for (const event of args.events) {
-      // Conflation is the namespace's call: elsewhere the flag is dropped and the
-      // frame is delivered like any other.
-      const allowed = !event.conflate || namespaceFor(primary.config, event.session).conflate;
-      try {
-        results.push(await primary.engine.broker.publish(allowed ? event : { ...event, conflate: undefined }));
-      } catch (err) {
-        if (err instanceof PublishRefused) throw new RequestError(ErrorCode.PayloadTooLarge, err.message);
-        throw err;
+    for (const outcome of settled) {
+      if (outcome.status === 'fulfilled') {
+        results.push(outcome.value);
+        continue;
       }
+      const err: unknown = outcome.reason;
+      if (err instanceof PublishRefused) throw new RequestError(ErrorCode.PayloadTooLarge, err.message);
+      throw err;
     }
     return results;
   },
@@ -84,7 +92,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
   async resetEpoch(primary, args) {
     const faults = primary.config.testHooks ? primary.engine.faults : undefined;
     if (!faults) throw new RequestError(ErrorCode.Forbidden, 'test hooks are disabled');
-    faults.resetEpoch(args.session);
+    await faults.resetEpoch(args.session);
     return { reset: true };
   },
 };

@@ -74,8 +74,14 @@ function sendJson(res: HttpResponse, status: Status, body: unknown, opts: ReplyO
 
 /** Sends `{"error": {code, message}}` with the status the registry gives the code, so the two cannot disagree. */
 function sendError(res: HttpResponse, code: HttpErrorCode, message: string, opts: ReplyOptions = {}): void {
-  sendJson(res, STATUS_LINE[HTTP_ERRORS[code].status], { error: { code, message } }, opts);
+  // A backend outage (Redis down) is retryable: say when, as HTTP does (RFC 9110 §10.2.3).
+  const status = HTTP_ERRORS[code].status;
+  if (status === 503) opts = { ...opts, headers: [...(opts.headers ?? []), ['retry-after', String(RETRY_AFTER_S)]] };
+  sendJson(res, STATUS_LINE[status], { error: { code, message } }, opts);
 }
+
+/** Seconds a 503 asks the caller to wait before retrying. */
+const RETRY_AFTER_S = 1;
 
 /** Number of request headers named `name` (uWS's getHeader sees only the first). */
 function headerCount(req: HttpRequest, name: string): number {
