@@ -1,19 +1,44 @@
 #!/usr/bin/env bash
 # Makes sure the services Shardcast's tests run against are up on this machine:
-#   PostgreSQL 127.0.0.1:5432 (trust auth, database `test`)
-#   Redis      127.0.0.1:6379 (nothing kept on disk)
-#   RabbitMQ   127.0.0.1:5672 (guest/guest, plugin rabbitmq_consistent_hash_exchange)
+#   PostgreSQL    127.0.0.1:5432 (trust auth, database `test`)
+#   Redis         127.0.0.1:6379 (nothing kept on disk)
+#   Redis Cluster 127.0.0.1:7001 7002 7003 (3 masters, no replicas, cluster bus on
+#                 17001-17003, nothing kept on disk): for the Redis Cluster tests
+#   RabbitMQ      127.0.0.1:5672 (guest/guest, plugin rabbitmq_consistent_hash_exchange)
 # A service that answers is left alone: it is never stopped, restarted or
 # reconfigured, because other people and test runs may be using it right now.
 # A service that does not answer is installed from Debian's packages if absent,
 # started, and waited for (bounded). Silent when everything is already up.
 #
+# The Redis Cluster is a test-only fixture that this script owns: three
+# `redis-server --cluster-enabled yes` processes (the standalone Redis's binary),
+# daemonized, running as the user who runs this script, with their cluster
+# configs (nodes-PORT.conf), logs (redis-PORT.log) and pid files in
+#   /var/lib/shardcast-redis-cluster                  when run as root (CI),
+#   $XDG_STATE_HOME (~/.local/state)/shardcast-redis-cluster  otherwise.
+# Nothing on these nodes is precious. When all three report cluster_state:ok the
+# cluster is left alone. Otherwise the nodes that do not answer are started (with
+# their nodes-PORT.conf, so a restarted node rejoins its cluster); fresh nodes are
+# joined with `redis-cli --cluster create`. A half-formed cluster (nodes that know
+# other nodes, or not all slots assigned) is reported, and repaired by restarting
+# its nodes empty and creating the cluster again -- but only if none of them holds
+# a working cluster (cluster_state:ok). A Redis without cluster support, or
+# anything else on one of these ports, is reported and never touched.
+# A node the others marked as failed is readmitted by them only 2 x
+# cluster-node-timeout (30 s) after it failed, so restarting one crashed node can
+# take that long; starting the cluster from nothing takes about 5 s.
+#
 # Usage: deploy/services.sh [--check] [--verbose]
 #   --check    only report; install and start nothing (exit 1 if something is down)
 #   --verbose  say what was found even when all is well
-# Environment: SHARDCAST_SERVICES_WAIT_S  seconds to wait for each service (default 60)
+# Environment:
+#   SHARDCAST_SERVICES_WAIT_S       seconds to wait for each service (default 60)
+#   SHARDCAST_REDIS_CLUSTER_PORTS   the cluster's ports, at least 3 (default "7001 7002 7003");
+#                                   each node's bus port is its port + 10000
+#   SHARDCAST_REDIS_CLUSTER_DIR     where the cluster nodes keep their files (default above)
 #
-# Exit status: 0 when all three answer, 1 otherwise (the messages say which and why).
+# Exit status: 0 when all four answer, 1 otherwise (the messages say which and why),
+# 2 on a usage error.
 set -euo pipefail
 
 readonly WAIT_S="${SHARDCAST_SERVICES_WAIT_S:-60}"
@@ -21,6 +46,9 @@ readonly PG_HOST=127.0.0.1 PG_PORT=5432 PG_DB=test PG_SUPERUSER=postgres
 readonly REDIS_HOST=127.0.0.1 REDIS_PORT=6379
 readonly AMQP_HOST=127.0.0.1 AMQP_PORT=5672
 readonly RABBIT_PLUGINS=(rabbitmq_consistent_hash_exchange)
+readonly CLUSTER_HOST=127.0.0.1
+read -r -a CLUSTER_PORTS <<<"$(tr ',' ' ' <<<"${SHARDCAST_REDIS_CLUSTER_PORTS:-7001 7002 7003}")"
+readonly CLUSTER_PORTS
 
 check_only=false
 verbose=false
@@ -35,6 +63,13 @@ done
 
 say() { printf 'services: %s\n' "$*" >&2; }
 note() { if $verbose; then say "$@"; fi; }
+
+# Bus ports are port + 10000, and `redis-cli --cluster create` needs 3 masters.
+if [ "$(printf '%s\n' "${CLUSTER_PORTS[@]}" | sort -u | grep -cE '^[1-9][0-9]{0,4}$')" -ne "${#CLUSTER_PORTS[@]}" ] ||
+   [ "${#CLUSTER_PORTS[@]}" -lt 3 ] || [ "$(printf '%s\n' "${CLUSTER_PORTS[@]}" | sort -n | tail -n 1)" -gt 55535 ]; then
+  say "SHARDCAST_REDIS_CLUSTER_PORTS must list at least 3 distinct ports up to 55535, got '${SHARDCAST_REDIS_CLUSTER_PORTS:-}'"
+  exit 2
+fi
 
 failures=()
 # fail_service NAME MESSAGE
@@ -51,12 +86,13 @@ as_root() {
   fi
 }
 
-# Polls a check function once a second until it succeeds or WAIT_S runs out.
+# Polls a check function every INTERVAL seconds (default 1) until it succeeds or
+# WAIT_S runs out.
 wait_for() {
-  local check="$1" deadline=$((SECONDS + WAIT_S))
+  local check="$1" interval="${2:-1}" deadline=$((SECONDS + WAIT_S))
   until "$check"; do
     if [ "$SECONDS" -ge "$deadline" ]; then return 1; fi
-    sleep 1
+    sleep "$interval"
   done
 }
 
@@ -235,6 +271,204 @@ ensure_redis() {
   wait_for redis_answers || fail_service redis "redis does not answer on $REDIS_HOST:$REDIS_PORT after ${WAIT_S}s (see /var/log/redis/ci.log)"
 }
 
+# ---------------------------------------------------------------- redis cluster
+
+# Where the nodes keep their files: root's in /var/lib, anyone else's in their
+# own state directory (a private directory in /tmp when there is no home).
+cluster_dir() {
+  if [ -n "${SHARDCAST_REDIS_CLUSTER_DIR:-}" ]; then printf '%s\n' "$SHARDCAST_REDIS_CLUSTER_DIR"
+  elif [ "$(id -u)" -eq 0 ] || [ -w /var/lib/shardcast-redis-cluster ]; then printf '%s\n' /var/lib/shardcast-redis-cluster
+  elif [ -n "${HOME:-}" ] && [ -d "$HOME" ] && [ -w "$HOME" ]; then printf '%s\n' "${XDG_STATE_HOME:-$HOME/.local/state}/shardcast-redis-cluster"
+  else printf '%s\n' "${TMPDIR:-/tmp}/shardcast-redis-cluster-$(id -u)"
+  fi
+}
+CLUSTER_DIR="$(cluster_dir)"
+readonly CLUSTER_DIR
+
+# redis-cli against one node; its reply with the CRs of bulk strings removed.
+# Fails when the node does not answer (redis-cli prints error replies and exits 0).
+cluster_cli() {
+  local port="$1" out; shift
+  out="$(timeout 3 redis-cli -h "$CLUSTER_HOST" -p "$port" "$@" </dev/null 2>/dev/null)" || return 1
+  printf '%s\n' "${out//$'\r'/}"
+}
+
+# info_field INFO NAME: the value of NAME in a CLUSTER INFO reply.
+info_field() { sed -n "s/^$2://p" <<<"$1"; }
+
+# What listens on PORT: down, cluster (a Redis cluster node), standalone (a Redis
+# without cluster support) or other.
+cluster_node_kind() {
+  local info
+  info="$(cluster_cli "$1" cluster info)" || info=""
+  case "$info" in
+    cluster_state:*) echo cluster ;;
+    *'cluster support disabled'*) echo standalone ;;
+    *) if tcp_open "$CLUSTER_HOST" "$1"; then echo other; else echo down; fi ;;
+  esac
+}
+
+# True when the ports' nodes form one cluster (each node knows the same set of
+# node ids, so each knows the others) with all 16384 slots assigned. With `ok`,
+# each node must also report cluster_state:ok.
+cluster_formed() {
+  local port info ids first=""
+  for port in "${CLUSTER_PORTS[@]}"; do
+    info="$(cluster_cli "$port" cluster info)" || return 1
+    [ "$(info_field "$info" cluster_slots_assigned)" = 16384 ] || return 1
+    if [ "${1:-}" = ok ] && [ "$(info_field "$info" cluster_state)" != ok ]; then return 1; fi
+    ids="$(cluster_cli "$port" cluster nodes | awk 'NF { print $1 }' | sort)" || return 1
+    if [ -z "$first" ]; then first="$ids"; elif [ "$ids" != "$first" ]; then return 1; fi
+  done
+}
+
+# True when some node has marked another as failed (flag `fail`, not `fail?`).
+cluster_has_failed_nodes() {
+  local port
+  for port in "${CLUSTER_PORTS[@]}"; do
+    cluster_cli "$port" cluster nodes | awk '$3 ~ /(^|,)fail(,|$)/ { found = 1 } END { exit !found }' && return 0
+  done
+  return 1
+}
+
+cluster_healthy() { have redis-cli && cluster_formed ok; }
+cluster_nodes_answer() {
+  local port
+  for port in "${CLUSTER_PORTS[@]}"; do [ "$(cluster_node_kind "$port")" = cluster ] || return 1; done
+}
+
+# A node `redis-cli --cluster create` accepts: knows only itself, no slots, no keys.
+cluster_node_empty() {
+  local info
+  info="$(cluster_cli "$1" cluster info)" || return 1
+  [ "$(info_field "$info" cluster_known_nodes)" = 1 ] && [ "$(info_field "$info" cluster_slots_assigned)" = 0 ] &&
+    [ "$(cluster_cli "$1" dbsize)" = 0 ]
+}
+
+# One line saying what each node is, for messages.
+cluster_describe() {
+  local port info what out=""
+  for port in "${CLUSTER_PORTS[@]}"; do
+    case "$(cluster_node_kind "$port")" in
+      down) what=down ;;
+      other) what="open, but no Redis answers there (another program, a password, or a hung node)" ;;
+      standalone) what="a Redis without cluster support" ;;
+      cluster)
+        info="$(cluster_cli "$port" cluster info)" || info=""
+        what="cluster_state:$(info_field "$info" cluster_state), knows $(info_field "$info" cluster_known_nodes) node(s), $(info_field "$info" cluster_slots_assigned)/16384 slots assigned" ;;
+    esac
+    out+="${out:+; }$port $what"
+  done
+  printf '%s\n' "$out"
+}
+
+# start_cluster_node PORT [fresh]: starts a daemonized node; `fresh` first removes
+# its cluster config, so it starts knowing no cluster. fd 9 (the lock) is closed
+# for it: a daemon holding it would block every later run.
+start_cluster_node() {
+  local port="$1"
+  if [ "${2:-}" = fresh ]; then rm -f "$CLUSTER_DIR/nodes-$port.conf"; fi
+  run_logged "redis-server on port $port" redis-server --daemonize yes --bind "$CLUSTER_HOST" --port "$port" \
+    --cluster-enabled yes --cluster-config-file "$CLUSTER_DIR/nodes-$port.conf" \
+    --save "" --appendonly no --dir "$CLUSTER_DIR" \
+    --pidfile "$CLUSTER_DIR/redis-$port.pid" --logfile "$CLUSTER_DIR/redis-$port.log" 9>&-
+}
+
+cluster_port_down() { ! tcp_open "$CLUSTER_HOST" "$stopping_port"; }
+stopping_port=""
+
+cluster_logs() {
+  local port logs=""
+  for port in "${CLUSTER_PORTS[@]}"; do logs+="${logs:+ }$CLUSTER_DIR/redis-$port.log"; done
+  printf '%s\n' "$logs"
+}
+
+ensure_redis_cluster() {
+  local addrs="${CLUSTER_PORTS[*]}"
+  if ! have redis-cli; then fail_service redis-cluster "redis-cli is not installed: cannot check the redis cluster on $CLUSTER_HOST:$addrs"; return; fi
+  if cluster_healthy; then note "redis cluster: up on $CLUSTER_HOST:$addrs"; return; fi
+  if $check_only; then fail_service redis-cluster "redis cluster on $CLUSTER_HOST:$addrs is not up: $(cluster_describe)"; return; fi
+  if ! have redis-server; then fail_service redis-cluster "redis-server is not installed (see above)"; return; fi
+
+  if ! { mkdir -p "$CLUSTER_DIR" && chmod 700 "$CLUSTER_DIR" && [ -O "$CLUSTER_DIR" ]; } 2>/dev/null; then
+    fail_service redis-cluster "cannot keep the redis cluster's files in $CLUSTER_DIR (not creatable or not ours): set SHARDCAST_REDIS_CLUSTER_DIR"
+    return
+  fi
+  # One run at a time repairs the cluster; a run that waited finds it up.
+  exec 9>"$CLUSTER_DIR/lock"
+  if have flock && ! flock -w "$WAIT_S" 9; then
+    exec 9>&-
+    fail_service redis-cluster "another run has been setting up the redis cluster for ${WAIT_S}s (lock $CLUSTER_DIR/lock)"
+    return
+  fi
+  repair_redis_cluster || true
+  exec 9>&-
+}
+
+repair_redis_cluster() {
+  local port kind addrs="${CLUSTER_PORTS[*]}" started=() foreign=()
+  if cluster_healthy; then return; fi
+
+  for port in "${CLUSTER_PORTS[@]}"; do
+    kind="$(cluster_node_kind "$port")"
+    case "$kind" in
+      down) started+=("$port") ;;
+      standalone|other) foreign+=("$port") ;;
+    esac
+  done
+  if [ "${#foreign[@]}" -gt 0 ]; then
+    fail_service redis-cluster "redis cluster: port(s) ${foreign[*]} taken by something this script did not start ($(cluster_describe)); stop it, e.g. redis-cli -p ${foreign[0]} shutdown nosave, and rerun"
+    return 1
+  fi
+
+  # Nodes that are down start with their cluster config: a node that crashed
+  # rejoins its cluster, and three restarted nodes form their cluster again.
+  if [ "${#started[@]}" -gt 0 ]; then
+    say "starting redis cluster node(s) $CLUSTER_HOST:${started[*]} (files in $CLUSTER_DIR)"
+    for port in "${started[@]}"; do start_cluster_node "$port" || true; done
+    wait_for cluster_nodes_answer 0.1 || {
+      fail_service redis-cluster "redis cluster nodes do not answer after ${WAIT_S}s: $(cluster_describe) (see $(cluster_logs))"
+      return 1
+    }
+  fi
+
+  if ! cluster_formed; then
+    local not_empty=()
+    for port in "${CLUSTER_PORTS[@]}"; do cluster_node_empty "$port" || not_empty+=("$port"); done
+    if [ "${#not_empty[@]}" -gt 0 ]; then
+      for port in "${CLUSTER_PORTS[@]}"; do
+        if [ "$(info_field "$(cluster_cli "$port" cluster info || true)" cluster_state)" = ok ]; then
+          fail_service redis-cluster "redis cluster on $CLUSTER_HOST:$addrs is half-formed and $port holds a working cluster, so it is left alone: $(cluster_describe). Stop the nodes by hand (redis-cli -p PORT shutdown nosave) and rerun"
+          return 1
+        fi
+      done
+      # Test-only nodes, nothing on them is kept: restart them empty.
+      say "redis cluster on $CLUSTER_HOST:$addrs is half-formed ($(cluster_describe)); restarting ${not_empty[*]} empty"
+      for port in "${not_empty[@]}"; do
+        cluster_cli "$port" shutdown nosave >/dev/null || true
+        stopping_port="$port"
+        wait_for cluster_port_down 0.1 || { fail_service redis-cluster "redis cluster node $port does not stop"; return 1; }
+        start_cluster_node "$port" fresh || true
+      done
+      wait_for cluster_nodes_answer 0.1 || {
+        fail_service redis-cluster "redis cluster nodes do not answer after ${WAIT_S}s: $(cluster_describe) (see $(cluster_logs))"
+        return 1
+      }
+    fi
+    say "creating redis cluster on $CLUSTER_HOST:$addrs"
+    local nodes=("${CLUSTER_PORTS[@]/#/$CLUSTER_HOST:}")
+    run_logged "redis-cli --cluster create" redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes </dev/null || {
+      fail_service redis-cluster "could not create the redis cluster on $CLUSTER_HOST:$addrs: $(cluster_describe)"
+      return 1
+    }
+  fi
+  if ! cluster_healthy && cluster_has_failed_nodes; then
+    say "redis cluster: nodes marked failed are readmitted 2 x cluster-node-timeout (30 s) after they failed: waiting up to ${WAIT_S}s"
+  fi
+  wait_for cluster_healthy 0.2 ||
+    fail_service redis-cluster "redis cluster on $CLUSTER_HOST:$addrs is not ok after ${WAIT_S}s: $(cluster_describe) (see $(cluster_logs))"
+}
+
 # ---------------------------------------------------------------- rabbitmq
 
 ensure_rabbitmq() {
@@ -279,7 +513,10 @@ install_missing() {
   if $check_only; then return; fi
   local pkgs=()
   if ! pg_answers && ! { have pg_ctlcluster && [ -n "$(pg_version)" ]; }; then pkgs+=(postgresql); fi
-  if ! redis_answers && ! have redis-server; then pkgs+=(redis-server); fi
+  # The cluster nodes run the standalone Redis's binary; redis-cli comes with it.
+  if ! have redis-server && { ! redis_answers || ! cluster_healthy; }; then pkgs+=(redis-server)
+  elif ! have redis-cli; then pkgs+=(redis-tools)
+  fi
   if ! amqp_answers && ! have rabbitmq-server; then pkgs+=(rabbitmq-server); fi
   if [ "${#pkgs[@]}" -gt 0 ]; then install_packages "${pkgs[@]}" || true; fi
 }
@@ -289,11 +526,12 @@ install_missing() {
 install_missing
 ensure_postgres
 ensure_redis
+ensure_redis_cluster
 ensure_rabbitmq
 
 if [ "${#installed_now[@]}" -gt 0 ]; then say "installed: ${installed_now[*]}"; fi
 if [ "${#failures[@]}" -gt 0 ]; then
-  say "FAILED: $(printf '%s\n' "${failures[@]}" | sort -u | tr '\n' ' ')(tests need all three services)"
+  say "FAILED: $(printf '%s\n' "${failures[@]}" | sort -u | tr '\n' ' ')(the tests need all of them)"
   exit 1
 fi
 note "all services up"

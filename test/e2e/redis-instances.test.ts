@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { PresenceFrame } from '../../protocol/frames.js';
 import { RawClient } from '../support/raw-client.js';
-import { Follower, range, redisEnv, startInstances } from '../support/instances.js';
+import { fanOut, Follower, range, redisEnv, startInstances } from '../support/instances.js';
 import { REDIS_URL, uniquePrefix } from '../support/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -14,37 +14,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 t.test('300 clients on 3 instances, joining while 200 events are published through one: every seq once, in order', async (t) => {
   const instances = await startInstances(3, redisEnv(REDIS_URL, uniquePrefix('fanout')));
   t.teardown(() => Promise.all(instances.map((d) => d.stop())));
-  const [a] = instances;
-  const S = 'quiz:fanout';
-  const first = await a.publish({ session: S, type: 'q', data: 1, id: 'e1' });
-  t.equal(first.status, 200);
-  const from = { ep: first.body.epoch as string, seq: 0 };
-  const TOTAL = 200;
-  const followers = range(1, 300).map((i) => new Follower(S, `p${i}`));
-  let published = 1;
-  const publishing = (async () => {
-    for (let n = 2; n <= TOTAL; n++) {
-      const r = await a.publish({ session: S, type: 'q', data: n, id: `e${n}` });
-      if (r.status !== 200) throw new Error(`publish ${n}: ${r.status} ${JSON.stringify(r.body)}`);
-      published = n;
-      await sleep(8);
-    }
-  })();
-  let joinedMidStream = 0;
-  // Joins spread over the instances while events are being published, 30 at a time.
-  for (let i = 0; i < followers.length; i += 30) {
-    await Promise.all(followers.slice(i, i + 30).map((f, j) => f.connect(instances[(i + j) % 3], from)));
-    if (published < TOTAL) joinedMidStream += 30;
-  }
-  await publishing;
-  t.ok(joinedMidStream >= 90, `${joinedMidStream} clients joined while events were being published`);
-  await Promise.all(followers.map((f) => f.reach(TOTAL)));
-  await sleep(200); // a duplicate would arrive now
-  for (const f of followers) f.collect();
-  const wrong = followers.filter((f) => f.seqs.join() !== range(1, TOTAL).join());
-  t.same(wrong.map((f) => `${f.user}: ${f.seqs.length} events`), [], 'every client got seqs 1..200 exactly once, in order');
-  t.ok(followers.every((f) => f.joins[0].rec), 'every join from seq 0 was recovered from history');
-  await Promise.all(followers.map((f) => f.client.close()));
+  await fanOut(t, instances, ['quiz:fanout'], 300, 200);
 });
 
 t.test('50 sessions published through all three instances at once: per-session order for every client', async (t) => {

@@ -3,6 +3,7 @@
  * end-to-end tests, and a client that follows a session across them: it keeps
  * (epoch, last seq) and, when its socket goes, resumes on another instance.
  */
+import type { Test } from 'tap';
 import { RawClient } from './raw-client.js';
 import { startDaemon, type DaemonProcess } from './daemon-process.js';
 import type { EventFrame, ServerFrame } from '../../protocol/frames.js';
@@ -72,4 +73,46 @@ export class Follower {
     await this.client.until((fs) => fs.some((f) => f.t === 'ev' && f.s === this.session && f.seq >= head), timeoutMs, `${this.user} at seq ${head}`);
     this.collect();
   }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The many-instances fan-out scenario: `clients` followers spread over the
+ * instances and over `sessions` join from seq 0 while `total` events per session
+ * are published through the first instance; each must end with 1..total once, in
+ * order. Joins run 30 at a time, so most happen while events are being published.
+ */
+export async function fanOut(t: Test, instances: DaemonProcess[], sessions: string[], clients: number, total: number): Promise<void> {
+  const [a] = instances;
+  const epochs = new Map<string, string>();
+  for (const s of sessions) {
+    const first = await a.publish({ session: s, type: 'q', data: 1, id: 'e1' });
+    if (first.status !== 200) throw new Error(`first publish: ${first.status} ${JSON.stringify(first.body)}`);
+    epochs.set(s, first.body.epoch as string);
+  }
+  const followers = range(1, clients).map((i) => new Follower(sessions[i % sessions.length], `p${i}`));
+  let published = 1;
+  const publishing = (async () => {
+    for (let n = 2; n <= total; n++) {
+      const r = await a.publish({ events: sessions.map((s) => ({ session: s, type: 'q', data: n, id: `e${n}` })) });
+      if (r.status !== 200) throw new Error(`publish ${n}: ${r.status} ${JSON.stringify(r.body)}`);
+      published = n;
+      await sleep(8);
+    }
+  })();
+  let joinedMidStream = 0;
+  for (let i = 0; i < followers.length; i += 30) {
+    await Promise.all(followers.slice(i, i + 30).map((f, j) => f.connect(instances[(i + j) % instances.length], { ep: epochs.get(f.session)!, seq: 0 })));
+    if (published < total) joinedMidStream += Math.min(30, followers.length - i);
+  }
+  await publishing;
+  t.ok(joinedMidStream >= clients / 3, `${joinedMidStream} of ${clients} clients joined while events were being published`);
+  await Promise.all(followers.map((f) => f.reach(total)));
+  await sleep(200); // a duplicate would arrive now
+  for (const f of followers) f.collect();
+  const wrong = followers.filter((f) => f.seqs.join() !== range(1, total).join());
+  t.same(wrong.map((f) => `${f.user} (${f.session}): ${f.seqs.length} events`), [], `every client got seqs 1..${total} exactly once, in order`);
+  t.ok(followers.every((f) => f.joins[0].rec), 'every join from seq 0 was recovered from history');
+  await Promise.all(followers.map((f) => f.client.close()));
 }
