@@ -41,6 +41,11 @@ function retryDelay(times: number): number {
   return Math.round(base * (0.75 + Math.random() * 0.5));
 }
 
+/** The URL(s) with any password replaced, for messages and logs. */
+export function redacted(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/g, '//$1:…@');
+}
+
 /** Parses the cluster node list of SHARDCAST_REDIS_URL. */
 export function clusterNodes(url: string): ClusterNode[] {
   return url.split(',').map((raw) => {
@@ -128,12 +133,28 @@ export function connectRedis(target: RedisTarget, instanceId: string, log: Logge
       return down.length === 0 ? undefined : `redis: ${down.join(', ')}`;
     },
     async ready(timeoutMs) {
+      // Waits for 'ready' rather than connect()'s promise, which rejects at the first
+      // refused attempt although the retry strategy goes on: a Redis that comes up
+      // a few seconds after the daemon (a pod starting with its backend) is fine.
+      const lastError = new Map<string, string>();
+      const waits = clients.map(
+        ({ role, client }) =>
+          new Promise<void>((resolve) => {
+            if (client.status === 'ready') return resolve();
+            client.once('ready', () => resolve());
+            client.on('error', (err: Error) => lastError.set(role, err.message));
+            client.connect().catch((err: Error) => lastError.set(role, err.message));
+          }),
+      );
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`redis at ${target.url} did not answer within ${timeoutMs} ms (SHARDCAST_REDIS_URL)`)), timeoutMs);
+        timer = setTimeout(() => {
+          const why = [...lastError].map(([role, message]) => `${role}: ${message}`).join('; ');
+          reject(new Error(`redis at ${redacted(target.url)} did not answer within ${timeoutMs} ms (SHARDCAST_REDIS_URL)${why === '' ? '' : `: ${why}`}`));
+        }, timeoutMs);
       });
       try {
-        await Promise.race([Promise.all(clients.map((c) => c.client.connect())), timeout]);
+        await Promise.race([Promise.all(waits), timeout]);
       } finally {
         clearTimeout(timer);
       }

@@ -4,6 +4,7 @@
 // between instances, and the loss of an instance (kill -9), whose users then leave
 // presence within the lease.
 import t from 'tap';
+import { Redis } from 'ioredis';
 import type { PresenceFrame } from '../../protocol/frames.js';
 import { RawClient } from '../support/raw-client.js';
 import { fanOut, Follower, range, redisEnv, startInstances } from '../support/instances.js';
@@ -18,7 +19,8 @@ t.test('300 clients on 3 instances, joining while 200 events are published throu
 });
 
 t.test('50 sessions published through all three instances at once: per-session order for every client', async (t) => {
-  const instances = await startInstances(3, redisEnv(REDIS_URL, uniquePrefix('orders')));
+  const prefix = uniquePrefix('orders');
+  const instances = await startInstances(3, redisEnv(REDIS_URL, prefix));
   t.teardown(() => Promise.all(instances.map((d) => d.stop())));
   const sessions = range(1, 50).map((i) => `room:${i}`);
   const clients = await Promise.all(range(0, 29).map((i) => RawClient.connect(instances[i % 3].ws, { user: `u${i}` })));
@@ -56,6 +58,12 @@ t.test('50 sessions published through all three instances at once: per-session o
     }
   }
   t.equal(checked, 30 * 50, 'all 1,500 (client, session) streams are complete and in seq order');
+  // One Redis delivery per (event, instance): each instance holds one subscription
+  // per session, whatever its number of shards and clients.
+  const redis = new Redis(REDIS_URL);
+  t.teardown(() => redis.quit());
+  const numsub = (await redis.pubsub('NUMSUB', ...sessions.slice(0, 5).map((s) => `${prefix}{${s}}:c`))) as Array<string | number>;
+  t.same(numsub.filter((_, i) => i % 2 === 1).map(Number), [3, 3, 3, 3, 3], 'each session channel has exactly 3 subscribers: one per instance');
   t.ok([...heads.values()].every((h) => h > PER_SESSION), 'each session got events from several instances');
 });
 
@@ -150,4 +158,29 @@ t.test('kill -9 of an instance mid-stream: its clients resume elsewhere with eve
   t.same(users, ['observer'], `C's users left presence ${Date.now() - killedAt} ms after the kill (lease ${LEASE_MS} ms)`);
   for (const x of onC) x.terminate();
   await Promise.all(followers.map((f) => f.client.close()));
+});
+
+t.test('presence and pjoin/pleave notices across instances', async (t) => {
+  const instances = await startInstances(2, {
+    ...redisEnv(REDIS_URL, uniquePrefix('notices')),
+    SHARDCAST_NAMESPACES: JSON.stringify([{ prefix: 'chat:', joinLeave: true }]),
+  });
+  t.teardown(() => Promise.all(instances.map((d) => d.stop())));
+  const [a, b] = instances;
+  const S = 'chat:lobby';
+  const alice = await RawClient.connect(a.ws, { user: 'alice' });
+  t.teardown(() => alice.close());
+  await alice.join(S);
+  const bob = await RawClient.connect(b.ws, { user: 'bob' });
+  const joined = await bob.join(S, { pres: true });
+  t.same(joined.t === 'joined' ? joined.pres?.map((p) => p.u).sort() : null, ['alice', 'bob'], "bob's joined lists alice, present through the other instance");
+  await alice.until((fs) => fs.some((f) => f.t === 'pjoin' && f.u === 'bob'), 5000, 'pjoin of bob');
+  t.pass('alice on A hears bob join on B');
+  await bob.close();
+  await alice.until((fs) => fs.some((f) => f.t === 'pleave' && f.u === 'bob'), 5000, 'pleave of bob');
+  t.pass('and leave');
+  const id = alice.id();
+  alice.send({ t: 'presence', id, s: S });
+  const list = (await alice.next((f) => f.t === 'presence' && f.id === id)) as PresenceFrame;
+  t.same(list.users.map((u) => u.u), ['alice'], 'presence is shared');
 });

@@ -2,8 +2,10 @@
 // (never the shared one): Redis restarted empty while clients are connected, and
 // the instances' Pub/Sub connections killed while events flow.
 import t from 'tap';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { ResyncFrame, ServerFrame } from '../../protocol/frames.js';
-import type { DaemonProcess } from '../support/daemon-process.js';
+import { DaemonProcess } from '../support/daemon-process.js';
 import { Follower, range, redisEnv, startInstances } from '../support/instances.js';
 import { RawClient } from '../support/raw-client.js';
 import { redisCommand, startRedisServer } from '../support/redis-server.js';
@@ -121,4 +123,31 @@ t.test('Pub/Sub connections killed while events flow: connected clients still ge
   t.same(followers.filter((f) => f.seqs.join() !== range(1, TOTAL).join()).map((f) => `${f.user}: ${f.seqs.length}`), [], 'every client got 1..300 once, in order');
   t.ok(followers.every((f) => f.joins.length === 1), 'nobody had to reconnect');
   await Promise.all(followers.map((f) => f.client.close()));
+});
+
+t.test('Redis unreachable at start: the daemon waits for it, and gives up with a message naming SHARDCAST_REDIS_URL', async (t) => {
+  const redis = await startRedisServer();
+  t.teardown(() => redis.close());
+  await redis.stop();
+  // Redis comes up 1.5 s after the daemon: it starts once Redis answers.
+  const late = startInstances(1, { ...redisEnv(redis.url, 'late:'), SHARDCAST_SHARDS: '1' });
+  await sleep(1500);
+  await redis.restart();
+  const [d] = await late;
+  t.teardown(() => d.stop());
+  t.equal(await readyStatus(d), 200, 'ready once Redis answered');
+  await d.stop();
+
+  await redis.stop();
+  const spawned = spawn(process.execPath, [fileURLToPath(new URL('../../dist/daemon/main.js', import.meta.url))], {
+    env: { PATH: process.env.PATH, SHARDCAST_PORT: '0', SHARDCAST_DEV_MODE: 'true', SHARDCAST_SHARDS: '1', SHARDCAST_REDIS_URL: `redis://user:hunter2@127.0.0.1:${redis.port}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const daemon = new DaemonProcess(spawned);
+  const exit = await daemon.exited;
+  t.equal(exit.code, 1, 'it exits 1 after the wait');
+  const fatal = daemon.lines.find((l) => l.level === 60);
+  const message = (fatal?.err as { message?: string } | undefined)?.message ?? '';
+  t.match(message, /did not answer within 10000 ms \(SHARDCAST_REDIS_URL\)/, `the error says what to fix: ${message}`);
+  t.notMatch(JSON.stringify(daemon.lines), /hunter2/, 'and never logs the password');
 });
