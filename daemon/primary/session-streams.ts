@@ -26,7 +26,7 @@
  *    the shard's port; the shard sends `joined`, the replay, then the frames it
  *    buffered newer than the replay (shard/joins.ts). Any bus latency, loss or
  *    reordering of the history reply against live frames is absorbed here. Joins
- *    from the same position in the same turn share one read (readForJoin).
+ *    from the same position share reads: at most one in flight per position (readForJoin).
  * 5. After a broker reconnect every stream heals: messages may have been missed.
  *    A lost message is otherwise noticed by the next one; when none follows (the
  *    last events of a burst were lost), the position check notices it: every
@@ -56,7 +56,7 @@ export interface StreamCounters {
   gaps: number;
   healedFrames: number;
   resyncs: number;
-  /** Join history reads served by a read another join of the same turn made. */
+  /** Join history reads served by a read another join made (joins from one position share reads). */
   sharedReads: number;
 }
 
@@ -75,8 +75,10 @@ interface SessionStream {
   closed: boolean;
   /** Head seen by the last position check while the stream was behind it (0: none). */
   behindHead: number;
-  /** Join reads about to start, by position, shared by the joins of one turn. */
+  /** Join reads about to start, by position, shared by the joins waiting for them. */
   reads: Map<string, Promise<HistoryRead>>;
+  /** Join reads under way, by position: a join arriving meanwhile waits for the next one. */
+  readsInFlight: Map<string, Promise<HistoryRead>>;
 }
 
 /** Most messages kept while a heal is under way; past it they are dropped and re-read from history. */
@@ -138,6 +140,7 @@ export class SessionStreams {
       closed: false,
       behindHead: 0,
       reads: new Map(),
+      readsInFlight: new Map(),
     };
     this.streams.set(session, stream);
     stream.ready = this.position(stream);
@@ -199,21 +202,32 @@ export class SessionStreams {
 
   /**
    * History for a join. Joins resuming from the same position (a go-away sends a
-   * whole shard's clients back at once) share one read, made once the turn they
-   * arrived in is over — never a read begun before a join asked, which could miss
-   * frames forwarded before its shard began buffering. A read that cannot replay
-   * is made again per user: snapshots differ per user.
+   * whole shard's clients back at once) share one read: it starts once the turn
+   * they arrived in is over, or, while a read of that position is in flight, once
+   * that read is done — so however many resume, there is at most one read in
+   * flight and one gathering joins per position. Never a read begun before a join
+   * asked, which could miss frames forwarded before its shard began buffering. A
+   * read that cannot replay is made again per user: snapshots differ per user.
    */
   private async readForJoin(stream: SessionStream, since: StreamPosition | null, user: string): Promise<HistoryRead> {
     if (since === null) return this.broker.history(stream.session, null, user);
     const key = `${since.epoch}\u0000${since.seq}`;
     let shared = stream.reads.get(key);
     if (shared === undefined) {
+      const inFlight = stream.readsInFlight.get(key);
       const read = new Promise<HistoryRead>((resolve, reject) => {
-        setImmediate(() => {
+        const begin = () => {
           if (stream.reads.get(key) === read) stream.reads.delete(key);
-          this.broker.history(stream.session, since).then(resolve, reject);
-        });
+          const made = this.broker.history(stream.session, since);
+          stream.readsInFlight.set(key, made);
+          const done = () => {
+            if (stream.readsInFlight.get(key) === made) stream.readsInFlight.delete(key);
+          };
+          made.then(done, done);
+          made.then(resolve, reject);
+        };
+        if (inFlight === undefined) setImmediate(begin);
+        else inFlight.then(begin, begin);
       });
       stream.reads.set(key, read);
       shared = read;

@@ -40,6 +40,16 @@ for (const engine of engines(13)) {
     await publish(10_000);
     const rssWarm = daemon.rssBytes();
 
+    // Read again only 5 s after the cut: uWS drops a closing socket that reads nothing
+    // for 4 s (the client would see 1006), so the close must have waited for it. Not
+    // later than that either, whatever the publishing below still does: a client cut
+    // off that reads nothing for 30 s is dropped without its 4001 (SLOW_CLOSE_GRACE_MS).
+    const cutSeen = daemon.waitForLine((l) => l.msg === 'slow consumer disconnected' && l.user === 'phone', 120_000);
+    const reading = cutSeen.then(async (cut) => {
+      const wait = (cut.time as number) + 5000 - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      slow.resumeReading();
+    });
     // 320 MB for the stalled client: far past the bound and loopback's socket
     // buffers. A server that kept buffering for it would grow by about that much.
     await publish(80_000);
@@ -50,15 +60,10 @@ for (const engine of engines(13)) {
       t.equal(seqs.length, EVENTS, `fast client ${i} got every frame`);
       t.ok(seqs.every((s, k) => s === k + 1), `fast client ${i} got them in order, once`);
     }
-    const cut = await daemon.waitForLine((l) => l.msg === 'slow consumer disconnected' && l.user === 'phone');
+    const cut = await cutSeen;
     t.ok((cut.pendingBytes as number) <= CUT_BOUND * 1.5, `cut off with ${cut.pendingBytes} bytes pending, near the ${CUT_BOUND}-byte bound`);
     t.ok(growth < 160 * 1024 * 1024, `daemon memory did not follow the 320 MB sent to the stalled client (+${(growth / 1048576).toFixed(1)} MB)`);
-
-    // Read again only 5 s after the cut: uWS drops a closing socket that reads nothing
-    // for 4 s (the client would see 1006), so the close must have waited for it.
-    const stalledFor = (cut.time as number) + 5000 - Date.now();
-    if (stalledFor > 0) await new Promise((r) => setTimeout(r, stalledFor));
-    slow.resumeReading();
+    await reading;
     const closed = await slow.closed;
     t.equal(closed.code, 4001, 'the stalled client was closed as a slow consumer, whenever it read again');
     const seqs = slow.events(S).map((e) => e.seq);

@@ -204,8 +204,12 @@ class ChildRedis implements RedisServer {
     const child = this.child;
     if (!child) return;
     this.child = null;
-    // Unreferenced, the child would not keep the loop alive while we wait for it.
+    // Unreferenced, the child and its pipes would not keep the loop alive while we
+    // wait for 'close' (which also waits for the pipes to end): a test process whose
+    // only pending work is this wait would exit in the middle of its teardown.
     child.ref();
+    (child.stdout as unknown as Socket | null)?.ref();
+    (child.stderr as unknown as Socket | null)?.ref();
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await this.exited;
   }

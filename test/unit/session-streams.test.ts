@@ -747,3 +747,30 @@ t.test('joins from one position in one turn share one history read; a join in a 
   t.same(other.map((r) => r.complete), [true, false], 'different positions do not share');
   t.type(other[1].snapshot, 'object', 'a read that cannot replay is made per user, with the snapshot');
 });
+
+t.test('joins from one position arriving while its read is in flight share the next read, which sees what came meanwhile', async (t) => {
+  const f = await fixture(t);
+  const pos = await opened(f, 's');
+  await publish(f, 's', 5);
+  await waitFor('5 forwarded', () => f.sink.last('s')?.seq === 5);
+  const before = f.calls.history;
+  const since = { epoch: pos.epoch, seq: 2 };
+  let open!: () => void;
+  f.hooks.historyGate = new Promise<void>((resolve) => (open = resolve));
+  const first = f.streams.join('s', since, 'first');
+  await waitFor('the first read', () => f.calls.history === before + 1);
+  await publish(f, 's', 1); // seq 6: after the first read, before the others asked
+  // A go-away storm: 20 joins from one position, each in its own turn.
+  const storm: Array<Promise<HistoryRead>> = [];
+  for (let i = 0; i < 20; i++) {
+    storm.push(f.streams.join('s', since, `u${i}`));
+    await new Promise((r) => setImmediate(r));
+  }
+  t.equal(f.calls.history, before + 1, 'no second read while the first is in flight');
+  f.hooks.historyGate = null;
+  open();
+  const [a, ...rest] = await Promise.all([first, ...storm]);
+  t.equal(f.calls.history, before + 2, '21 joins over 21 turns: two reads');
+  t.same(a.entries.map((e) => e.seq), [3, 4, 5], 'the first join got what its read saw');
+  t.ok(rest.every((r) => r.entries.map((e) => e.seq).join() === '3,4,5,6'), 'the later joins share a read begun after they asked: it has seq 6');
+});
