@@ -35,6 +35,8 @@ export interface PresenceTrackerOptions {
   log: Logger;
   /** Publishes a notice to the session (the primary filters by namespace). */
   announce(t: 'pjoin' | 'pleave', session: string, user: string): void;
+  /** Asks the shard to report (join) its present connections again: its lease was lost. */
+  recount(shard: number): void;
 }
 
 /** This instance's presence owners, leases and notices; see the header comment. */
@@ -165,7 +167,7 @@ export class PresenceTracker {
 
   private async runRound(): Promise<void> {
     // Refresh before sweeping, so a slow round cannot sweep our own owners first.
-    await Promise.all([...this.live].map((shard) => this.refreshOwner(this.ownerOf(shard))));
+    await Promise.all([...this.live].map((shard) => this.refreshOwner(this.ownerOf(shard), shard)));
     try {
       this.sayDepartures(await this.presence.expire());
     } catch (err) {
@@ -173,14 +175,20 @@ export class PresenceTracker {
     }
   }
 
-  private async refreshOwner(owner: string): Promise<void> {
+  private async refreshOwner(owner: string, shard?: number): Promise<void> {
     try {
       const wasLive = await this.presence.refresh(owner, this.opts.leaseMs);
-      if (!wasLive && this.leased.has(owner)) {
+      if (!wasLive && this.leased.has(owner) && shard !== undefined && this.ownerOf(shard) === owner) {
+        // Lost (the backend restarted empty, or this instance stalled past the lease
+        // and was swept): the shard starts over as a new owner and reports what it
+        // holds, so its users are present again without reconnecting.
         this.opts.log.error(
           { owner, leaseMs: this.opts.leaseMs },
-          'presence lease lapsed before it was refreshed (event loop stalled or backend unreachable for longer than presenceLeaseMs); the connections it held no longer count as present until they reconnect',
+          'presence lease lapsed before it was refreshed (event loop stalled or backend unreachable or emptied); the shard reports its connections again',
         );
+        this.shardStarted(shard);
+        this.opts.recount(shard);
+        return;
       }
       this.markLeased(owner);
     } catch (err) {

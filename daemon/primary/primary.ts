@@ -63,6 +63,7 @@ export class Primary {
       leaseMs: config.presenceLeaseMs,
       log,
       announce: (t, session, user) => this.announce(t, session, user),
+      recount: (shard) => this.supervisor.link(shard)?.send({ op: 'presence-report' }),
     });
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),

@@ -72,6 +72,19 @@ export class Registry {
     return m;
   }
 
+  /**
+   * Tells the primary again about every joined membership counted in presence (it
+   * lost them). Pending ones are counted by their own join request.
+   */
+  reportPresence(): void {
+    for (const session of this.sessions.values()) {
+      for (const conn of session.members) {
+        const m = conn.memberships.get(session.id);
+        if (m?.counted && m.state === 'joined') this.notify({ op: 'presence-join', session: session.id, user: conn.principal.user });
+      }
+    }
+  }
+
   /** Removes a membership; tells the primary when the session has no local member left. */
   leave(conn: Connection, m: Membership): void {
     const { session } = m;

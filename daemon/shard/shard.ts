@@ -95,6 +95,9 @@ export class Shard {
       case 'drain':
         void this.drain(msg.deadline, msg.goAwayMaxDelayMs);
         return;
+      case 'presence-report':
+        this.registry.reportPresence();
+        return;
       case 'crash':
         // Test hook: an uncaught exception, exactly like a real bug would raise.
         setImmediate(() => {

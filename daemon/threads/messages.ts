@@ -89,5 +89,7 @@ export type PrimaryToShard =
   | { op: 'ready'; ready: boolean }
   | { op: 'drain'; deadline: number; goAwayMaxDelayMs: number }
   | { op: 'crash' }
+  /** Send presence-join for every joined connection counted in presence (the primary lost them). */
+  | { op: 'presence-report' }
   | { op: 'reply'; req: number; ok: true; result: unknown }
   | { op: 'reply'; req: number; ok: false; code: number; message: string };

@@ -27,7 +27,7 @@ async function waitFor(pred: () => Promise<boolean>, timeoutMs: number, what: st
 t.test('Redis restarted empty: /readyz 503 meanwhile, publishes refused with 503, then a new epoch: resync for the connected, rec false for the resuming', async (t) => {
   const redis = await startRedisServer();
   t.teardown(() => redis.close());
-  const [a, b] = await startInstances(2, redisEnv(redis.url, 'outage:'));
+  const [a, b] = await startInstances(2, { ...redisEnv(redis.url, 'outage:'), SHARDCAST_PRESENCE_LEASE_MS: '3000' });
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   const S = 'quiz:restart';
   const connected = await Promise.all(range(1, 8).map((i) => RawClient.connect((i % 2 ? a : b).ws, { user: `c${i}` })));
@@ -83,6 +83,18 @@ t.test('Redis restarted empty: /readyz 503 meanwhile, publishes refused with 503
     t.same(after.map((e) => [e.ep, e.seq]), range(resync.seq + 1, 10).map((s) => [newEpoch, s]), `client ${i}: then every later seq of the new epoch once`);
     t.ok(resync.seq === 0 || resync.snap?.round !== undefined, `client ${i}: the snapshot covers what the resync skipped`);
   }
+  // Presence went with Redis; each shard reports its connections again within a round.
+  const everyone = range(1, 8).map((i) => `c${i}`).join();
+  let present = '';
+  const deadline = Date.now() + 5000;
+  while (present !== everyone && Date.now() < deadline) {
+    const id = connected[0].id();
+    connected[0].send({ t: 'presence', id, s: S });
+    const f = await connected[0].next((x) => x.t === 'presence' && x.id === id);
+    present = f.t === 'presence' ? f.users.map((u) => u.u).sort().join() : '';
+    if (present !== everyone) await sleep(200);
+  }
+  t.equal(present, everyone, 'the connected users are present again, on both instances, without reconnecting');
   for (const [i, f] of away.entries()) {
     await f.connect(i % 2 ? b : a);
     const joined = f.joins[1];

@@ -16,6 +16,7 @@ interface LogLine {
 /** A tracker on `presence` recording its notices and log lines. */
 function tracker(presence: Presence, opts: { instanceId?: string; leaseMs?: number } = {}) {
   const notices: string[] = [];
+  const recounts: number[] = [];
   const lines: LogLine[] = [];
   const log = createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) } });
   const tr = new PresenceTracker(presence, {
@@ -23,8 +24,9 @@ function tracker(presence: Presence, opts: { instanceId?: string; leaseMs?: numb
     leaseMs: opts.leaseMs ?? 3000,
     log,
     announce: (kind, session, user) => notices.push(`${kind} ${session} ${user}`),
+    recount: (shard) => recounts.push(shard),
   });
-  return { tr, notices, lines };
+  return { tr, notices, lines, recounts };
 }
 
 /** Memory presence on a clock the test moves. */
@@ -130,15 +132,21 @@ t.test('lease expiry: a crashed instance\'s users leave once, announced by a liv
 
 t.test('a lapse of our own lease is reported and its users announced gone', async (t) => {
   const { presence, advance } = clocked();
-  const { tr, notices, lines } = tracker(presence, { leaseMs: 3000 });
+  const { tr, notices, lines, recounts } = tracker(presence, { leaseMs: 3000 });
   tr.shardStarted(0);
+  const before = tr.ownerOf(0);
   await tr.join('s:1', 'alice', 0);
   advance(3000); // the event loop stalled for a whole lease
   await tr.tick();
+  await new Promise((r) => setImmediate(r));
   t.same(notices, ['pjoin s:1 alice', 'pleave s:1 alice']);
   t.ok(lines.some((l) => l.level === 50 && /lease lapsed/.test(l.msg)), 'logged as an error');
+  t.same(recounts, [0], 'the shard is asked to report its connections again');
+  t.not(tr.ownerOf(0), before, 'as a new owner: nothing of the lapsed one is revived');
+  await tr.join('s:1', 'alice', 0); // what the shard's report does
   await tr.join('s:1', 'bob', 0);
-  t.same(notices.slice(2), ['pjoin s:1 bob'], 'the renewed lease counts new connections');
+  t.same(notices.slice(2), ['pjoin s:1 alice', 'pjoin s:1 bob'], 'the renewed lease counts reported and new connections');
+  t.same((await tr.list('s:1', 10)).users.map((e) => `${e.u}:${e.n}`).sort(), ['alice:1', 'bob:1']);
 });
 
 t.test('the timers refresh and sweep on their own; stop() ends them', async (t) => {
@@ -201,6 +209,7 @@ t.test('a throwing announcer costs no other notice', async (t) => {
       seen.push(`${kind} ${user}`);
       if (user === 'alice') throw new Error('bus full');
     },
+    recount: () => {},
   });
   tr.shardStarted(0);
   await tr.join('s:1', 'alice', 0);
@@ -215,15 +224,16 @@ t.test('the constructor refuses a bad lease or instance id', async (t) => {
   const presence = createMemoryPresence();
   const log = createLogger({ level: 'silent' });
   const announce = () => {};
-  t.throws(() => new PresenceTracker(presence, { instanceId: 'a/b', leaseMs: 3000, log, announce }), /must be non-empty and contain no "\/"/);
-  t.throws(() => new PresenceTracker(presence, { instanceId: 'a', leaseMs: 0, log, announce }), RangeError);
+  const recount = () => {};
+  t.throws(() => new PresenceTracker(presence, { instanceId: 'a/b', leaseMs: 3000, log, announce, recount }), /must be non-empty and contain no "\/"/);
+  t.throws(() => new PresenceTracker(presence, { instanceId: 'a', leaseMs: 0, log, announce, recount }), RangeError);
 });
 
 t.test('lists: cut to the limit with the total; one read per session per turn; a change in between is seen', async (t) => {
   const presence = createMemoryPresence();
   let reads = 0;
   const counting = { ...presence, list: (s: string) => ((reads += 1), presence.list(s)) };
-  const tr = new PresenceTracker(counting, { instanceId: 'i1', leaseMs: 30_000, log: createLogger({ level: 'silent', destination: { write: () => {} } }), announce: () => {} });
+  const tr = new PresenceTracker(counting, { instanceId: 'i1', leaseMs: 30_000, log: createLogger({ level: 'silent', destination: { write: () => {} } }), announce: () => {}, recount: () => {} });
   tr.shardStarted(0);
   for (let i = 0; i < 30; i++) await tr.join('s:big', `u${i}`, 0);
   const lists = await Promise.all(Array.from({ length: 100 }, () => tr.list('s:big', 10)));
