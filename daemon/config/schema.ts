@@ -86,6 +86,11 @@ export interface Settings {
   readonly redisUrl: string | undefined;
   readonly redisCluster: boolean;
   readonly redisPrefix: string;
+  readonly amqpUrl: string | undefined;
+  readonly amqpExchange: string;
+  readonly amqpPartitions: number;
+  readonly amqpPrefetch: number;
+  readonly amqpDeliveryLimit: number;
   readonly namespaces: readonly NamespaceConfig[];
 }
 
@@ -241,6 +246,39 @@ function redisTarget(): Kind<string> {
         if (url.hostname === '') return no(`"${item.replace(/\/\/[^@/]*@/, '//…@')}" names no host`);
       }
       return r;
+    },
+  };
+}
+
+/** Where RabbitMQ is: an amqp:// or amqps:// URL. */
+function amqpTarget(): Kind<string> {
+  const base = text(4096, 'string (URL)');
+  return {
+    type: base.type,
+    parse(raw, source) {
+      const r = base.parse(raw, source);
+      if (!r.ok) return r;
+      let url: URL;
+      try {
+        url = new URL(r.value);
+      } catch {
+        return no('is not a URL: use amqp://user:password@host:5672/vhost');
+      }
+      if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') return no(`"${url.protocol}" is not amqp: or amqps:`);
+      if (url.hostname === '') return no('names no host');
+      return r;
+    },
+  };
+}
+
+/** An AMQP exchange name: 1–200 characters of letters, digits, `-`, `_`, `.`, `:` (queue names add a suffix). */
+function exchangeName(): Kind<string> {
+  return {
+    type: 'string',
+    parse(raw) {
+      if (typeof raw !== 'string' || !/^[A-Za-z0-9_.:-]{1,200}$/.test(raw)) return no(`got ${describe(raw)}; must be 1–200 of letters, digits, -, _, . and :`);
+      if (raw.startsWith('amq.')) return no('names starting with "amq." are reserved by RabbitMQ');
+      return { ok: true, value: raw };
     },
   };
 }
@@ -510,6 +548,11 @@ export const SCHEMA = {
   redisUrl: define('redisUrl', optional(redisTarget()), undefined, 'Redis for many instances as one (sequencing, history, fan-out, presence): a `redis://[user:password@]host:port` URL, or with `redisCluster` a comma-separated list of cluster nodes (`host:port`). Unset: the standalone engine, in memory.', { secret: true }),
   redisCluster: define('redisCluster', boolean(), false, 'Treat `redisUrl` as a Redis Cluster (sharded Pub/Sub, Redis ≥ 7): one session\'s keys share a hash slot, sessions spread over the masters.'),
   redisPrefix: define('redisPrefix', keyPrefix(), 'shardcast:', 'Prefix of every Redis key and channel, so several deployments can share one Redis (no `{` or `}`).'),
+  amqpUrl: define('amqpUrl', optional(amqpTarget()), undefined, 'RabbitMQ to take events in from (`amqp://user:password@host:port/vhost` or `amqps://`): the instance consumes the events exchange\'s partitions (docs/rabbitmq.md). Unset: events come through the HTTP API only.', { secret: true }),
+  amqpExchange: define('amqpExchange', exchangeName(), 'shardcast.events', 'Events exchange upstreams publish to (routing key: the session id); its partition queues are `<exchange>.p0…`, poison messages go to `<exchange>.dead`.'),
+  amqpPartitions: define('amqpPartitions', integer(1, 1024), 8, 'Partition queues of the events exchange (sessions spread over them by hash; each consumed by one instance at a time). Changing it on a running deployment reorders sessions that move: drain the queues first.'),
+  amqpPrefetch: define('amqpPrefetch', integer(1, 65_535), 200, 'Unacknowledged deliveries per partition an instance holds at once (RabbitMQ prefetch).'),
+  amqpDeliveryLimit: define('amqpDeliveryLimit', integer(1, 1000), 20, 'Deliveries of one message before RabbitMQ dead-letters it (a message that keeps crashing or being returned); messages that fail validation are dead-lettered at once.'),
   namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true) }]`; a session belongs to the namespace with the longest `prefix` its id starts with (plain text, no wildcards; none: the defaults); JSON text in the environment.', {
     defaultDoc: '`[]`',
   }),

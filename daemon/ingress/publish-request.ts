@@ -1,12 +1,12 @@
 /**
- * Validation of upstream publish requests (HTTP API body, later the broker's
- * messages): `{ session, type, data, id?, to?, snapshot?, conflate? }` or
- * `{ events: [...] }`. Problems name the field path so an upstream developer can
- * fix the request from the message alone.
+ * Decoding and validation of upstream publish requests, one path for the HTTP API
+ * body and the RabbitMQ messages: `{ session, type, data, id?, to?, snapshot?,
+ * conflate? }` or `{ events: [...] }`, as JSON or msgpack. Problems name the field
+ * path so an upstream developer can fix the request from the message alone.
  */
 import { DEFAULT_LIMITS, SESSION_ID_PATTERN } from '../../protocol/frames.js';
 import type { Value } from '../../protocol/frames.js';
-import { checkValue } from '../../protocol/validate.js';
+import { checkValue, decodeUntrusted, hardNestingLimit } from '../../protocol/validate.js';
 import type { PublishRequest } from '../engine/broker.js';
 
 /** Most events in one batch request. */
@@ -92,4 +92,25 @@ export function parsePublishBody(body: unknown): ParsedPublish {
   }
   const e = parseEvent(body, '');
   return typeof e === 'string' ? { ok: false, message: e } : { ok: true, batch: false, events: [e] };
+}
+
+/** A decoded body, or why it could not be decoded (`unsupported`: the media type). */
+export type DecodedBody = { ok: true; value: unknown } | { ok: false; unsupported: boolean; message: string };
+
+/** Decodes a publish body by its media type: JSON (also when none is given) or msgpack. */
+export function decodePublishBody(contentType: string, body: Buffer): DecodedBody {
+  // Media types are case-insensitive (RFC 9110 §8.3.1).
+  const type = contentType.split(';')[0].trim().toLowerCase();
+  if (type === 'application/msgpack' || type === 'application/x-msgpack') {
+    const r = decodeUntrusted(body, hardNestingLimit(DEFAULT_LIMITS.maxDepth));
+    return r.ok ? r : { ok: false, unsupported: false, message: `body is not valid msgpack: ${r.reason}` };
+  }
+  if (type === '' || type === 'application/json') {
+    try {
+      return { ok: true, value: JSON.parse(body.toString('utf8')) };
+    } catch (err) {
+      return { ok: false, unsupported: false, message: `body is not valid JSON: ${(err as Error).message}` };
+    }
+  }
+  return { ok: false, unsupported: true, message: `unsupported content-type "${type}": use application/json or application/msgpack` };
 }

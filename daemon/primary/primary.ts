@@ -10,7 +10,9 @@ import type { Logger } from 'pino';
 import { encodeServerFrame } from '../../protocol/codec.js';
 import { namespaceFor } from '../config/namespaces.js';
 import type { Config } from '../config/schema.js';
+import type { PublishRequest, PublishResult } from '../engine/broker.js';
 import { createEngine, type Engine } from '../engine/engine.js';
+import { AmqpIngress } from '../ingress/amqp-ingress.js';
 import type { ShardToPrimary } from '../threads/messages.js';
 import { Admissions } from './admissions.js';
 import { PresenceTracker } from './presence-tracker.js';
@@ -22,6 +24,8 @@ import { Supervisor } from './supervisor.js';
 
 /** How often readiness follows the engine's health. */
 const HEALTH_CHECK_MS = 1000;
+/** How long start() waits for RabbitMQ before the daemon gives up. */
+const AMQP_CONNECT_TIMEOUT_MS = 10_000;
 
 /** A running instance. */
 export class Primary {
@@ -33,6 +37,8 @@ export class Primary {
   readonly presence: PresenceTracker;
   readonly supervisor: Supervisor;
   readonly admissions: Admissions;
+  /** Event ingress from RabbitMQ, when SHARDCAST_AMQP_URL is set. */
+  readonly ingress: AmqpIngress | undefined;
   private ready = false;
   private started = false;
   private draining = false;
@@ -65,6 +71,19 @@ export class Primary {
       announce: (t, session, user) => this.announce(t, session, user),
       recount: (shard) => this.supervisor.link(shard)?.send({ op: 'presence-report' }),
     });
+    this.ingress =
+      config.amqpUrl === undefined
+        ? undefined
+        : new AmqpIngress({
+            url: config.amqpUrl,
+            exchange: config.amqpExchange,
+            partitions: config.amqpPartitions,
+            prefetch: config.amqpPrefetch,
+            deliveryLimit: config.amqpDeliveryLimit,
+            instanceId: this.instanceId,
+            log,
+            sink: { publish: (events) => this.sequence(events) },
+          });
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),
       onShardExit: (id, crashed) => this.onShardExit(id, crashed),
@@ -83,6 +102,7 @@ export class Primary {
       resubscribed: () => this.streams.onResubscribed(),
     });
     this.presence.start();
+    await this.ingress?.start(AMQP_CONNECT_TIMEOUT_MS);
     const port = await this.supervisor.start();
     this.started = true;
     this.updateReadiness();
@@ -112,6 +132,9 @@ export class Primary {
     this.draining = true;
     clearInterval(this.healthTimer);
     this.updateReadiness();
+    // Ingress first: no new events are taken while clients are being drained, and
+    // the deliveries not stored go back to RabbitMQ for another instance.
+    await this.ingress?.stop(deadline);
     await this.supervisor.drain(deadline);
     // Shards are gone: nothing needs the streams; the engine gets what is left of the deadline.
     this.streams.stop();
@@ -124,14 +147,30 @@ export class Primary {
     return late ? 1 : 0;
   }
 
-  /** Ready while started, not draining, and the engine is healthy (Kubernetes stops routing otherwise). */
+  /** Ready while started, not draining, and the engine and ingress are healthy (Kubernetes stops routing otherwise). */
   private updateReadiness(): void {
-    const health = this.engine.health();
+    const engine = this.engine.health();
+    const health = engine.ok && this.ingress !== undefined ? this.ingress.health() : engine;
     const ready = this.started && !this.draining && health.ok;
     if (ready === this.ready) return;
     this.ready = ready;
     if (!health.ok && !this.draining) this.log.warn({ detail: health.detail }, 'engine unhealthy: not ready');
     this.supervisor.broadcast({ op: 'ready', ready });
+  }
+
+  /**
+   * Sequences upstream events (HTTP API, client `pub`, RabbitMQ) in call order, all
+   * handed to the broker at once: the Redis broker pipelines them in one round trip.
+   * One outcome per event. Conflation is the namespace's call: elsewhere the flag is
+   * dropped and the frame is delivered like any other.
+   */
+  sequence(events: readonly PublishRequest[]): Promise<Array<PromiseSettledResult<PublishResult>>> {
+    return Promise.allSettled(
+      events.map((event) => {
+        const allowed = !event.conflate || namespaceFor(this.config, event.session).conflate;
+        return this.engine.broker.publish(allowed ? event : { ...event, conflate: undefined });
+      }),
+    );
   }
 
   private onShardMessage(link: ShardLink, msg: ShardToPrimary): void {

@@ -3,7 +3,6 @@
  * request's id; failures carry a protocol error code the shard passes to the client.
  */
 import { ErrorCode } from '../../protocol/codes.js';
-import { namespaceFor } from '../config/namespaces.js';
 import { PublishRefused } from '../engine/broker.js';
 import type { PrimaryToShard, RequestName, ShardRequest, ShardRequests } from '../threads/messages.js';
 import type { Primary } from './primary.js';
@@ -41,16 +40,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return result;
   },
   async publish(primary, args) {
-    // All events are handed to the broker at once, in order: the Redis broker
-    // pipelines them (one round trip per batch) and sequences them in call order.
-    const settled = await Promise.allSettled(
-      args.events.map((event) => {
-        // Conflation is the namespace's call: elsewhere the flag is dropped and the
-        // frame is delivered like any other.
-        const allowed = !event.conflate || namespaceFor(primary.config, event.session).conflate;
-        return primary.engine.broker.publish(allowed ? event : { ...event, conflate: undefined });
-      }),
-    );
+    const settled = await primary.sequence(args.events);
     const results = [];
     for (const outcome of settled) {
       if (outcome.status === 'fulfilled') {

@@ -5,10 +5,8 @@
  * hooks. Publishing is validated here and sequenced by the primary.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { DEFAULT_LIMITS } from '../../protocol/frames.js';
-import { decodeUntrusted, hardNestingLimit } from '../../protocol/validate.js';
 import type { Config } from '../config/schema.js';
-import { parsePublishBody } from '../ingress/publish-request.js';
+import { decodePublishBody, parsePublishBody } from '../ingress/publish-request.js';
 import type { Logger } from '../log.js';
 import type { App, HttpRequest, HttpResponse } from '../uws.js';
 import { PrimaryCallError, type PrimaryLink } from './primary-link.js';
@@ -130,25 +128,6 @@ function readBody(res: HttpResponse, limit: number, done: (body: Buffer | 'too-l
   });
 }
 
-type DecodedBody = { ok: true; value: unknown } | { ok: false; code: HttpErrorCode; message: string };
-
-function decodeBody(contentType: string, body: Buffer): DecodedBody {
-  // Media types are case-insensitive (RFC 9110 §8.3.1).
-  const type = contentType.split(';')[0].trim().toLowerCase();
-  if (type === 'application/msgpack' || type === 'application/x-msgpack') {
-    const r = decodeUntrusted(body, hardNestingLimit(DEFAULT_LIMITS.maxDepth));
-    return r.ok ? r : { ok: false, code: HttpErrorCode.InvalidBody, message: `body is not valid msgpack: ${r.reason}` };
-  }
-  if (type === '' || type === 'application/json') {
-    try {
-      return { ok: true, value: JSON.parse(body.toString('utf8')) };
-    } catch (err) {
-      return { ok: false, code: HttpErrorCode.InvalidBody, message: `body is not valid JSON: ${(err as Error).message}` };
-    }
-  }
-  return { ok: false, code: HttpErrorCode.UnsupportedMediaType, message: `unsupported content-type "${type}": use application/json or application/msgpack` };
-}
-
 function codeOfCallError(err: unknown): HttpErrorCode {
   if (err instanceof PrimaryCallError && err.code === ErrorCode.Timeout) return HttpErrorCode.Timeout;
   // Refused by a limit (e.g. maxSnapshotKeys): retrying the same request cannot help.
@@ -221,9 +200,9 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
         if (open()) tooLarge();
         return;
       }
-      const decoded = decodeBody(contentType, body);
+      const decoded = decodePublishBody(contentType, body);
       if (!decoded.ok) {
-        sendError(res, decoded.code, decoded.message);
+        sendError(res, decoded.unsupported ? HttpErrorCode.UnsupportedMediaType : HttpErrorCode.InvalidBody, decoded.message);
         return;
       }
       const parsed = parsePublishBody(decoded.value);

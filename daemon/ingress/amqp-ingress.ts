@@ -1,0 +1,336 @@
+/**
+ * Event ingress from RabbitMQ: the primary thread consumes the partition queues of
+ * the events exchange (amqp-topology.ts) and hands each message's event to the
+ * engine, in queue order. The contract with upstreams is docs/rabbitmq.md.
+ *
+ * Ack discipline. Manual acks only, each after the broker stored the event (the
+ * Redis script resolved, or the memory broker took it): an acknowledged event is
+ * never lost. A redelivered message whose `message_id` was already sequenced is
+ * answered by the broker's dedupe and acked, so clients get it once. A message that
+ * cannot be decoded or validated, or that the engine refuses for good (a limit), is
+ * published to the dead-letter exchange with the reason in the `x-shardcast-error`
+ * header, then acked: it never blocks its partition. When the engine is unavailable
+ * (Redis down) nothing is acked nor returned: the deliveries are kept and retried
+ * in order with backoff, so an outage does not spend their delivery limit.
+ *
+ * Order. Each partition is processed by one loop, batch after batch (one pipelined
+ * round trip per batch), in delivery order; with one active consumer per queue
+ * across all instances, a session's events are sequenced in the order they were
+ * published.
+ *
+ * Resilience. amqplib's recovery reconnects with backoff (1 s doubling to 32 s,
+ * ±20 % jitter) and `setup` redeclares the topology and restores channels, prefetch
+ * and consumers. Deliveries of a closed channel are dropped unacked (the broker
+ * redelivers them); readiness is off while the connection or a consumer is down;
+ * each outage is logged once when it starts and once when it ends.
+ *
+ * Drain. `stop` cancels the consumers first, lets the batches in flight finish (until
+ * the deadline), returns every delivery still unacked to its queue, then closes the
+ * connection; the primary does this before any client socket closes.
+ */
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from 'amqplib';
+import { PublishRefused, type BrokerHealth, type PublishRequest, type PublishResult } from '../engine/broker.js';
+import type { Logger } from '../log.js';
+import { eventOfMessage } from './amqp-message.js';
+import { declareTopology, topologyOf, type Topology } from './amqp-topology.js';
+
+/** Where the ingress hands events: the primary's sequencing path. */
+export interface EventSink {
+  /** Sequences the events in call order; one outcome per event, never rejects. */
+  publish(events: PublishRequest[]): Promise<Array<PromiseSettledResult<PublishResult>>>;
+}
+
+/** Settings of the ingress (config `amqp*`). */
+export interface AmqpIngressOptions {
+  url: string;
+  exchange: string;
+  partitions: number;
+  prefetch: number;
+  deliveryLimit: number;
+  /** Random id of this process (the connection's name in the management UI). */
+  instanceId: string;
+  log: Logger;
+  sink: EventSink;
+}
+
+interface Delivery {
+  msg: ConsumeMessage;
+  ch: Channel;
+}
+
+interface Partition {
+  readonly queue: string;
+  channel: Channel | null;
+  tag: string | null;
+  pending: Delivery[];
+  running: Promise<void> | null;
+}
+
+/** Most deliveries stored in one pipelined round trip. */
+const MAX_BATCH = 500;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+/** Reconnect delay of attempt n (from 1): 1 s doubling to a 32 s cap, ±20 % jitter. */
+function reconnectDelay(attempt: number): number {
+  const base = Math.min(32_000, 1000 * 2 ** Math.min(attempt - 1, 5));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/** The URL with any password replaced, for messages and logs. */
+export function redactedAmqp(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:…@');
+}
+
+/** Consumes the events exchange's partitions; see the header. */
+export class AmqpIngress {
+  private readonly topology: Topology;
+  private readonly partitions: Partition[];
+  private conn: RecoveringChannelModel | null = null;
+  private deadLetters: ConfirmChannel | null = null;
+  private connected = false;
+  private everConnected = false;
+  private downSince = 0;
+  private setupError: string | undefined;
+  private stopping = false;
+  private stopped = false;
+  private retrying = false;
+
+  constructor(private readonly opts: AmqpIngressOptions) {
+    this.topology = topologyOf(opts.exchange, opts.partitions, opts.deliveryLimit);
+    this.partitions = this.topology.partitions.map((queue) => ({ queue, channel: null, tag: null, pending: [], running: null }));
+  }
+
+  /** Connects, declares the topology and starts consuming; rejects after `timeoutMs` naming SHARDCAST_AMQP_URL. */
+  async start(timeoutMs: number): Promise<void> {
+    const { log } = this.opts;
+    const conn = await connect(this.opts.url, {
+      clientProperties: { connection_name: `shardcast-${this.opts.instanceId}-ingress` },
+      recovery: {
+        waitForConnect: false,
+        maxRetries: Infinity,
+        calculateDelay: reconnectDelay,
+        setup: (model: ChannelModel) => this.setup(model),
+      },
+    });
+    this.conn = conn;
+    let lastError = '';
+    conn.on('connect', () => {
+      this.connected = true;
+      if (this.downSince > 0) log.info({ downMs: Date.now() - this.downSince }, 'rabbitmq reachable again: consuming');
+      this.downSince = 0;
+      this.everConnected = true;
+    });
+    conn.on('disconnect', (err: Error) => {
+      this.connected = false;
+      if (this.stopping || !this.everConnected || this.downSince > 0) return;
+      this.downSince = Date.now();
+      log.warn({ err: err.message }, 'rabbitmq unreachable: events wait in their queues until it is back');
+    });
+    conn.on('connect-failed', (err: Error) => (lastError = err.message));
+    conn.on('error', (err: Error) => (lastError = err.message));
+    conn.on('handler-error', (err: unknown) => log.error({ err }, 'rabbitmq event handler failed'));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const why = this.setupError ?? lastError;
+        reject(new Error(`rabbitmq at ${redactedAmqp(this.opts.url)} did not answer within ${timeoutMs} ms (SHARDCAST_AMQP_URL)${why ? `: ${why}` : ''}`));
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([conn.waitForConnect(), timeout]);
+      // waitForConnect resolves on the connection; the consumers come with setup.
+      while (!this.health().ok) {
+        await Promise.race([new Promise((r) => setTimeout(r, 20)), timeout]);
+      }
+    } catch (err) {
+      await conn.close().catch(() => {});
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Healthy while connected and every partition has its consumer. */
+  health(): BrokerHealth {
+    if (this.stopped) return { ok: false, detail: 'rabbitmq ingress stopped' };
+    if (this.setupError !== undefined) return { ok: false, detail: `rabbitmq: ${this.setupError}` };
+    if (!this.connected) return { ok: false, detail: 'rabbitmq: not connected' };
+    const idle = this.partitions.filter((p) => p.tag === null).length;
+    if (idle > 0) return { ok: false, detail: `rabbitmq: ${idle} partition consumer(s) not running` };
+    return { ok: true };
+  }
+
+  /** Stops consuming, finishes or returns every delivery, closes the connection (see the header). */
+  async stop(deadline: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const { log } = this.opts;
+    await Promise.all(
+      this.partitions.map(async (p) => {
+        if (p.channel !== null && p.tag !== null) await p.channel.cancel(p.tag).catch(() => {});
+        p.tag = null;
+      }),
+    );
+    const running = this.partitions.map((p) => p.running).filter((r): r is Promise<void> => r !== null);
+    await Promise.race([Promise.all(running), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+    let returned = 0;
+    for (const p of this.partitions) {
+      returned += p.pending.length;
+      p.pending = [];
+      // Everything this channel delivered and we did not ack goes back to the queue.
+      if (p.channel !== null) {
+        try {
+          p.channel.nackAll(true);
+        } catch {
+          // closed already: the broker requeued its deliveries itself
+        }
+      }
+    }
+    this.stopped = true;
+    log.info({ returned }, 'rabbitmq ingress stopped; unacked deliveries returned to their queues');
+    await this.conn?.close().catch(() => {});
+  }
+
+  /** After every (re)connect: topology, the dead-letter channel, one consumer channel per partition. */
+  private async setup(model: ChannelModel): Promise<void> {
+    const { log } = this.opts;
+    try {
+      const admin = await model.createChannel();
+      admin.on('error', () => {});
+      await declareTopology(admin, this.topology);
+      await admin.close();
+      this.setupError = undefined;
+    } catch (err) {
+      // A 406: the queues exist with other arguments (another partition count or
+      // delivery limit). Retrying cannot fix it: say what to change.
+      this.setupError = `declaring the topology of ${this.topology.exchange} failed: ${(err as Error).message} (check SHARDCAST_AMQP_PARTITIONS and SHARDCAST_AMQP_DELIVERY_LIMIT against the existing queues)`;
+      log.error({ err }, this.setupError);
+      throw err;
+    }
+    const dead = await model.createConfirmChannel();
+    dead.on('error', (err: Error) => log.warn({ err: err.message }, 'rabbitmq dead-letter channel error'));
+    dead.on('close', () => {
+      if (this.deadLetters === dead) this.deadLetters = null;
+    });
+    this.deadLetters = dead;
+    if (this.stopping) return;
+    for (const p of this.partitions) {
+      const ch = await model.createChannel();
+      ch.on('error', (err: Error) => log.warn({ err: err.message, queue: p.queue }, 'rabbitmq channel error'));
+      ch.on('close', () => {
+        if (p.channel !== ch) return;
+        p.channel = null;
+        p.tag = null;
+        // Unacked deliveries of a closed channel are the broker's again.
+        p.pending = p.pending.filter((d) => d.ch !== ch);
+      });
+      await ch.prefetch(this.opts.prefetch);
+      p.channel = ch;
+      const { consumerTag } = await ch.consume(p.queue, (msg) => this.onDelivery(p, ch, msg), { noAck: false });
+      p.tag = consumerTag;
+    }
+  }
+
+  private onDelivery(p: Partition, ch: Channel, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled the consumer (the queue was deleted): not ready until a reconnect restores it.
+      this.opts.log.error({ queue: p.queue }, 'rabbitmq cancelled the consumer of a partition (queue deleted?)');
+      if (p.channel === ch) p.tag = null;
+      return;
+    }
+    if (this.stopped || p.channel !== ch) return;
+    p.pending.push({ msg, ch });
+    this.kick(p);
+  }
+
+  /** Starts the partition's loop unless it runs. */
+  private kick(p: Partition): void {
+    if (p.running !== null || this.stopping) return;
+    p.running = this.run(p).finally(() => {
+      p.running = null;
+      if (p.pending.length > 0) this.kick(p);
+    });
+  }
+
+  /** Processes a partition's deliveries, batch after batch, in order. */
+  private async run(p: Partition): Promise<void> {
+    let backoff = RETRY_MIN_MS;
+    while (p.pending.length > 0 && !this.stopping) {
+      const batch = p.pending.splice(0, MAX_BATCH).filter((d) => d.ch === p.channel);
+      if (batch.length === 0) continue;
+      const parsed = batch.map((d) =>
+        eventOfMessage({
+          routingKey: d.msg.fields.routingKey,
+          contentType: d.msg.properties.contentType as string | undefined,
+          messageId: d.msg.properties.messageId as string | undefined,
+          content: d.msg.content,
+        }),
+      );
+      const events: PublishRequest[] = [];
+      for (const r of parsed) if (r.ok) events.push(r.event);
+      const outcomes = events.length > 0 ? await this.opts.sink.publish(events) : [];
+      let k = 0;
+      let retryFrom = -1;
+      for (let i = 0; i < batch.length; i++) {
+        const r = parsed[i];
+        if (!r.ok) {
+          await this.deadLetter(p, batch[i], r.reason);
+          continue;
+        }
+        const outcome = outcomes[k++];
+        if (outcome.status === 'fulfilled') {
+          this.ack(p, batch[i]);
+        } else if (outcome.reason instanceof PublishRefused) {
+          await this.deadLetter(p, batch[i], outcome.reason.message);
+        } else {
+          retryFrom = i;
+          if (!this.retrying) this.opts.log.warn({ err: outcome.reason, queue: p.queue }, 'events could not be stored: kept unacked and retried in order');
+          this.retrying = true;
+          break;
+        }
+      }
+      if (retryFrom < 0) {
+        if (this.retrying) this.opts.log.info({ queue: p.queue }, 'events are stored again');
+        this.retrying = false;
+        backoff = RETRY_MIN_MS;
+        continue;
+      }
+      // Kept in order ahead of what arrived meanwhile; events stored after the failed
+      // one are stored again on retry, which their message_id makes a no-op.
+      p.pending.unshift(...batch.slice(retryFrom));
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(RETRY_MAX_MS, backoff * 2);
+    }
+  }
+
+  private ack(p: Partition, d: Delivery): void {
+    // A delivery of a closed channel cannot be acked (and must not be on another).
+    if (this.stopped || p.channel !== d.ch) return;
+    d.ch.ack(d.msg);
+  }
+
+  /** Publishes the message to the dead-letter exchange with `reason`, then acks it; on failure it is returned. */
+  private async deadLetter(p: Partition, d: Delivery, reason: string): Promise<void> {
+    const { msg } = d;
+    this.opts.log.warn(
+      { queue: p.queue, routingKey: msg.fields.routingKey, messageId: msg.properties.messageId as string | undefined, reason },
+      'event refused: sent to the dead-letter queue',
+    );
+    const dead = this.deadLetters;
+    try {
+      if (dead === null) throw new Error('the dead-letter channel is down');
+      dead.publish(this.topology.deadLetterExchange, msg.fields.routingKey, msg.content, {
+        persistent: true,
+        contentType: msg.properties.contentType as string | undefined,
+        messageId: msg.properties.messageId as string | undefined,
+        headers: { ...(msg.properties.headers ?? {}), 'x-shardcast-error': reason, 'x-shardcast-queue': p.queue },
+      });
+      await dead.waitForConfirms();
+      this.ack(p, d);
+    } catch (err) {
+      this.opts.log.error({ err, queue: p.queue }, 'dead-lettering failed: the message goes back to its queue');
+      if (!this.stopped && p.channel === d.ch) d.ch.nack(msg, false, true);
+    }
+  }
+}
