@@ -51,6 +51,12 @@ export interface AmqpIngressOptions {
   instanceId: string;
   log: Logger;
   sink: EventSink;
+  /**
+   * Test hooks only: a first delivery of a message with the header
+   * `x-shardcast-test: exit-after-store` kills the process once its event is stored
+   * and before it is acked, the way a crash between the two would.
+   */
+  testExitAfterStore?: boolean;
 }
 
 interface Delivery {
@@ -270,6 +276,9 @@ export class AmqpIngress {
       const events: PublishRequest[] = [];
       for (const r of parsed) if (r.ok) events.push(r.event);
       const outcomes = events.length > 0 ? await this.opts.sink.publish(events) : [];
+      if (this.opts.testExitAfterStore && batch.some((d) => !d.msg.fields.redelivered && (d.msg.properties.headers as Record<string, unknown> | undefined)?.['x-shardcast-test'] === 'exit-after-store')) {
+        process.kill(process.pid, 'SIGKILL');
+      }
       let k = 0;
       let retryFrom = -1;
       for (let i = 0; i < batch.length; i++) {

@@ -83,6 +83,7 @@ export class Primary {
             instanceId: this.instanceId,
             log,
             sink: { publish: (events) => this.sequence(events) },
+            testExitAfterStore: config.testHooks,
           });
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),

@@ -67,7 +67,7 @@ export class EventPublisher {
   }
 
   /** Publishes raw bytes (tests of what Shardcast refuses). */
-  async publishRaw(routingKey: string, body: Buffer, properties: { contentType?: string; messageId?: string } = {}): Promise<void> {
+  async publishRaw(routingKey: string, body: Buffer, properties: { contentType?: string; messageId?: string; headers?: Record<string, string> } = {}): Promise<void> {
     this.ch.publish(this.exchange, routingKey, body, { persistent: true, ...properties });
     await this.confirmed();
   }

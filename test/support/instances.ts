@@ -77,26 +77,44 @@ export class Follower {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How a scenario publishes a set of events (in order; one per session here). */
+export type Publish = (events: Array<{ session: string; type: string; data: unknown; id: string }>) => Promise<void>;
+
 /**
  * The many-instances fan-out scenario: `clients` followers spread over the
  * instances and over `sessions` join from seq 0 while `total` events per session
  * are published through the first instance; each must end with 1..total once, in
  * order. Joins run 30 at a time, so most happen while events are being published.
  */
-export async function fanOut(t: Test, instances: DaemonProcess[], sessions: string[], clients: number, total: number): Promise<void> {
+export async function fanOut(t: Test, instances: DaemonProcess[], sessions: string[], clients: number, total: number, publisher?: Publish): Promise<void> {
   const [a] = instances;
+  const publish: Publish =
+    publisher ??
+    (async (events) => {
+      const r = await a.publish(events.length === 1 ? events[0] : { events });
+      if (r.status !== 200) throw new Error(`publish: ${r.status} ${JSON.stringify(r.body)}`);
+    });
   const epochs = new Map<string, string>();
+  await publish(sessions.map((s) => ({ session: s, type: 'q', data: 1, id: 'e1' })));
   for (const s of sessions) {
-    const first = await a.publish({ session: s, type: 'q', data: 1, id: 'e1' });
-    if (first.status !== 200) throw new Error(`first publish: ${first.status} ${JSON.stringify(first.body)}`);
-    epochs.set(s, first.body.epoch as string);
+    // The first event's epoch, read by a throwaway fresh join once it arrived.
+    for (let i = 0; ; i++) {
+      const probe = await RawClient.connect(a.ws, { user: 'probe' });
+      const joined = await probe.join(s);
+      await probe.close();
+      if (joined.t === 'joined' && joined.seq >= 1) {
+        epochs.set(s, joined.ep);
+        break;
+      }
+      if (i >= 200) throw new Error(`${s}: the first event never arrived: ${JSON.stringify(joined)}`);
+      await sleep(25);
+    }
   }
   const followers = range(1, clients).map((i) => new Follower(sessions[i % sessions.length], `p${i}`));
   let published = 1;
   const publishing = (async () => {
     for (let n = 2; n <= total; n++) {
-      const r = await a.publish({ events: sessions.map((s) => ({ session: s, type: 'q', data: n, id: `e${n}` })) });
-      if (r.status !== 200) throw new Error(`publish ${n}: ${r.status} ${JSON.stringify(r.body)}`);
+      await publish(sessions.map((s) => ({ session: s, type: 'q', data: n, id: `e${n}` })));
       published = n;
       await sleep(8);
     }
