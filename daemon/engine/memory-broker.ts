@@ -262,14 +262,20 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
       const ts = now();
       // Encoded before the seq is taken: an event that cannot be encoded must fail
       // alone, not leave a seq nobody can ever receive.
-      const template = eventTemplate({
-        s: req.session,
-        type: req.type,
-        data: req.data,
-        ts,
-        ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
-        ...(req.conflate ? { c: true as const } : {}),
-      });
+      let template;
+      try {
+        template = eventTemplate({
+          s: req.session,
+          type: req.type,
+          data: req.data,
+          ts,
+          ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
+          ...(req.conflate ? { c: true as const } : {}),
+        });
+      } catch (err) {
+        // A retry cannot fix it: refused, like a limit (HTTP 400, dead-lettered from RabbitMQ).
+        throw new PublishRefused(`event cannot be encoded: ${err instanceof Error ? err.message : String(err)}`);
+      }
       const seq = ++state.seq;
       const msg: StreamMessage = {
         session: req.session,

@@ -283,14 +283,20 @@ export function createRedisBroker(opts: RedisBrokerOptions): RedisBroker {
       const ts = Date.now();
       // Encoded here, before the script takes a seq: an event that cannot be encoded
       // fails alone. The script only puts seq and epoch between head and tail.
-      const template = eventTemplate({
-        s: req.session,
-        type: req.type,
-        data: req.data,
-        ts,
-        ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
-        ...(req.conflate ? { c: true as const } : {}),
-      });
+      let template;
+      try {
+        template = eventTemplate({
+          s: req.session,
+          type: req.type,
+          data: req.data,
+          ts,
+          ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
+          ...(req.conflate ? { c: true as const } : {}),
+        });
+      } catch (err) {
+        // A retry cannot fix it: refused, like a limit (HTTP 400, dead-lettered from RabbitMQ).
+        throw new PublishRefused(`event cannot be encoded: ${err instanceof Error ? err.message : String(err)}`);
+      }
       const conflateKey = req.conflate && req.snapshot !== undefined ? req.snapshot : undefined;
       const historySize = opts.historySizeFor(req.session);
       const snapshotArgs: Array<string | Buffer> =

@@ -24,9 +24,17 @@
  * redelivers them); readiness is off while the connection or a consumer is down;
  * each outage is logged once when it starts and once when it ends.
  *
- * Drain. `stop` cancels the consumers first, lets the batches in flight finish (until
- * the deadline), returns every delivery still unacked to its queue, then closes the
- * connection; the primary does this before any client socket closes.
+ * Drain. `stop` takes no new batch, lets the batches in flight finish (until the
+ * deadline), then closes the partition channels: RabbitMQ returns every delivery
+ * still unacked to the head of its queue, in order, and hands the partition to the
+ * next consumer. (Cancelling the consumers first would not do: RabbitMQ switches to
+ * the next consumer at the cancel and gives it later messages before the returned
+ * ones.) The primary does this before any client socket closes.
+ *
+ * Errors that are not outages. An event the broker refuses for good (a limit, an
+ * event that cannot be encoded) is dead-lettered at once; any other failure while
+ * the engine reports itself healthy is retried MAX_ATTEMPTS times, then
+ * dead-lettered with its error, so no single message blocks its partition forever.
  */
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from 'amqplib';
 import { PublishRefused, type BrokerHealth, type PublishRequest, type PublishResult } from '../engine/broker.js';
@@ -38,6 +46,8 @@ import { declareTopology, topologyOf, type Topology } from './amqp-topology.js';
 export interface EventSink {
   /** Sequences the events in call order; one outcome per event, never rejects. */
   publish(events: PublishRequest[]): Promise<Array<PromiseSettledResult<PublishResult>>>;
+  /** Whether the engine is reachable: failures while it is are the message's fault, not an outage. */
+  healthy(): boolean;
 }
 
 /** Settings of the ingress (config `amqp*`). */
@@ -62,6 +72,8 @@ export interface AmqpIngressOptions {
 interface Delivery {
   msg: ConsumeMessage;
   ch: Channel;
+  /** Failed store attempts while the engine said it was healthy. */
+  attempts: number;
 }
 
 interface Partition {
@@ -70,12 +82,18 @@ interface Partition {
   tag: string | null;
   pending: Delivery[];
   running: Promise<void> | null;
+  /** Its events cannot be stored right now (logged once per outage). */
+  retrying: boolean;
 }
 
 /** Most deliveries stored in one pipelined round trip. */
 const MAX_BATCH = 500;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
+/** Store failures of one message, with the engine healthy, before it is dead-lettered. */
+const MAX_ATTEMPTS = 10;
+/** Delay before a channel RabbitMQ closed (the connection staying up) is opened again. */
+const CHANNEL_RESTORE_MS = 1000;
 
 /** Reconnect delay of attempt n (from 1): 1 s doubling to a 32 s cap, ±20 % jitter. */
 function reconnectDelay(attempt: number): number {
@@ -93,6 +111,8 @@ export class AmqpIngress {
   private readonly topology: Topology;
   private readonly partitions: Partition[];
   private conn: RecoveringChannelModel | null = null;
+  /** The current connection's channel factory (replaced at every reconnect). */
+  private model: ChannelModel | null = null;
   private deadLetters: ConfirmChannel | null = null;
   private connected = false;
   private everConnected = false;
@@ -100,11 +120,10 @@ export class AmqpIngress {
   private setupError: string | undefined;
   private stopping = false;
   private stopped = false;
-  private retrying = false;
 
   constructor(private readonly opts: AmqpIngressOptions) {
     this.topology = topologyOf(opts.exchange, opts.partitions, opts.deliveryLimit);
-    this.partitions = this.topology.partitions.map((queue) => ({ queue, channel: null, tag: null, pending: [], running: null }));
+    this.partitions = this.topology.partitions.map((queue) => ({ queue, channel: null, tag: null, pending: [], running: null, retrying: false }));
   }
 
   /** Connects, declares the topology and starts consuming; rejects after `timeoutMs` naming SHARDCAST_AMQP_URL. */
@@ -136,24 +155,19 @@ export class AmqpIngress {
     conn.on('connect-failed', (err: Error) => (lastError = err.message));
     conn.on('error', (err: Error) => (lastError = err.message));
     conn.on('handler-error', (err: unknown) => log.error({ err }, 'rabbitmq event handler failed'));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const why = this.setupError ?? lastError;
-        reject(new Error(`rabbitmq at ${redactedAmqp(this.opts.url)} did not answer within ${timeoutMs} ms (SHARDCAST_AMQP_URL)${why ? `: ${why}` : ''}`));
-      }, timeoutMs);
-    });
-    try {
-      await Promise.race([conn.waitForConnect(), timeout]);
-      // waitForConnect resolves on the connection; the consumers come with setup.
-      while (!this.health().ok) {
-        await Promise.race([new Promise((r) => setTimeout(r, 20)), timeout]);
+    // Ready once connected with every consumer running. A topology refused (406, a
+    // missing plugin, fewer partitions) is a configuration error: said at once.
+    const started = Date.now();
+    const url = redactedAmqp(this.opts.url);
+    while (!this.health().ok) {
+      let failure: string | undefined;
+      if (this.setupError !== undefined) failure = `rabbitmq at ${url}: ${this.setupError}`;
+      else if (Date.now() - started > timeoutMs) failure = `rabbitmq at ${url} did not answer within ${timeoutMs} ms (SHARDCAST_AMQP_URL)${lastError ? `: ${lastError}` : ''}`;
+      if (failure !== undefined) {
+        await conn.close().catch(() => {});
+        throw new Error(failure);
       }
-    } catch (err) {
-      await conn.close().catch(() => {});
-      throw err;
-    } finally {
-      clearTimeout(timer);
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 
@@ -164,6 +178,7 @@ export class AmqpIngress {
     if (!this.connected) return { ok: false, detail: 'rabbitmq: not connected' };
     const idle = this.partitions.filter((p) => p.tag === null).length;
     if (idle > 0) return { ok: false, detail: `rabbitmq: ${idle} partition consumer(s) not running` };
+    if (this.deadLetters === null) return { ok: false, detail: 'rabbitmq: the dead-letter channel is down' };
     return { ok: true };
   }
 
@@ -171,82 +186,141 @@ export class AmqpIngress {
   async stop(deadline: number): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    const { log } = this.opts;
-    await Promise.all(
-      this.partitions.map(async (p) => {
-        if (p.channel !== null && p.tag !== null) await p.channel.cancel(p.tag).catch(() => {});
-        p.tag = null;
-      }),
-    );
     const running = this.partitions.map((p) => p.running).filter((r): r is Promise<void> => r !== null);
     await Promise.race([Promise.all(running), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+    this.stopped = true;
     let returned = 0;
     for (const p of this.partitions) {
       returned += p.pending.length;
       p.pending = [];
-      // Everything this channel delivered and we did not ack goes back to the queue.
-      if (p.channel !== null) {
-        try {
-          p.channel.nackAll(true);
-        } catch {
-          // closed already: the broker requeued its deliveries itself
-        }
-      }
     }
-    this.stopped = true;
-    log.info({ returned }, 'rabbitmq ingress stopped; unacked deliveries returned to their queues');
+    // Closing a channel returns its unacked deliveries to the head of their queue, in
+    // order; only then does the next consumer become active (see the header).
+    await Promise.all(
+      this.partitions.map(async (p) => {
+        const ch = p.channel;
+        p.channel = null;
+        p.tag = null;
+        await ch?.close().catch(() => {});
+      }),
+    );
+    this.opts.log.info({ returned }, 'rabbitmq ingress stopped; unacked deliveries returned to their queues');
     await this.conn?.close().catch(() => {});
   }
 
   /** After every (re)connect: topology, the dead-letter channel, one consumer channel per partition. */
   private async setup(model: ChannelModel): Promise<void> {
     const { log } = this.opts;
+    this.model = model;
     try {
-      const admin = await model.createChannel();
-      admin.on('error', () => {});
-      await declareTopology(admin, this.topology);
-      await admin.close();
+      await this.declare(model);
       this.setupError = undefined;
     } catch (err) {
-      // A 406: the queues exist with other arguments (another partition count or
-      // delivery limit). Retrying cannot fix it: say what to change.
-      this.setupError = `declaring the topology of ${this.topology.exchange} failed: ${(err as Error).message} (check SHARDCAST_AMQP_PARTITIONS and SHARDCAST_AMQP_DELIVERY_LIMIT against the existing queues)`;
+      this.setupError = (err as Error).message;
       log.error({ err }, this.setupError);
       throw err;
     }
+    if (this.stopping) return;
+    await this.openDeadLetters(model);
+    for (const p of this.partitions) await this.openPartition(model, p);
+  }
+
+  /** Declares the topology; refuses, with what to change, a deployment that shrank its partitions. */
+  private async declare(model: ChannelModel): Promise<void> {
+    const t = this.topology;
+    const admin = await model.createChannel();
+    admin.on('error', () => {});
+    try {
+      await declareTopology(admin, t);
+    } catch (err) {
+      const message = (err as Error).message;
+      const hint = /PRECONDITION_FAILED/.test(message)
+        ? 'the exchange or queues exist with other arguments (another SHARDCAST_AMQP_DELIVERY_LIMIT, or names taken by something else)'
+        : /x-consistent-hash|invalid exchange type|COMMAND_INVALID/.test(message)
+          ? 'the exchange type x-consistent-hash is unknown: enable the plugin (rabbitmq-plugins enable rabbitmq_consistent_hash_exchange)'
+          : 'the topology could not be declared';
+      throw new Error(`declaring ${t.exchange} failed: ${hint}: ${message}`);
+    }
+    await admin.close().catch(() => {});
+    // A partition queue past the count means the count was lowered: its events would
+    // wait there unread while every instance looked ready.
+    const probe = await model.createChannel();
+    probe.on('error', () => {});
+    const extra = `${t.exchange}.p${t.partitions.length}`;
+    const found = await probe.checkQueue(extra).then(
+      (q) => q,
+      () => null,
+    );
+    await probe.close().catch(() => {});
+    if (found !== null) {
+      throw new Error(
+        `queue ${extra} exists (${found.messageCount} messages): ${t.exchange} has more than SHARDCAST_AMQP_PARTITIONS=${t.partitions.length} partitions; set it back, or stop publishing, let the queues drain and delete the extra ones`,
+      );
+    }
+  }
+
+  private async openDeadLetters(model: ChannelModel): Promise<void> {
     const dead = await model.createConfirmChannel();
-    dead.on('error', (err: Error) => log.warn({ err: err.message }, 'rabbitmq dead-letter channel error'));
+    dead.on('error', (err: Error) => this.opts.log.warn({ err: err.message }, 'rabbitmq dead-letter channel error'));
     dead.on('close', () => {
-      if (this.deadLetters === dead) this.deadLetters = null;
+      if (this.deadLetters !== dead) return;
+      this.deadLetters = null;
+      this.restoreLater(model, () => this.openDeadLetters(model));
     });
     this.deadLetters = dead;
-    if (this.stopping) return;
-    for (const p of this.partitions) {
-      const ch = await model.createChannel();
-      ch.on('error', (err: Error) => log.warn({ err: err.message, queue: p.queue }, 'rabbitmq channel error'));
-      ch.on('close', () => {
-        if (p.channel !== ch) return;
-        p.channel = null;
-        p.tag = null;
-        // Unacked deliveries of a closed channel are the broker's again.
-        p.pending = p.pending.filter((d) => d.ch !== ch);
+  }
+
+  private async openPartition(model: ChannelModel, p: Partition): Promise<void> {
+    const ch = await model.createChannel();
+    ch.on('error', (err: Error) => this.opts.log.warn({ err: err.message, queue: p.queue }, 'rabbitmq channel error'));
+    ch.on('close', () => {
+      if (p.channel !== ch) return;
+      p.channel = null;
+      p.tag = null;
+      // Unacked deliveries of a closed channel are the broker's again.
+      p.pending = p.pending.filter((d) => d.ch !== ch);
+      // Redeclared first: the channel may have gone with its queue (deleted by hand).
+      this.restoreLater(model, async () => {
+        await this.declare(model);
+        await this.openPartition(model, p);
       });
-      await ch.prefetch(this.opts.prefetch);
-      p.channel = ch;
-      const { consumerTag } = await ch.consume(p.queue, (msg) => this.onDelivery(p, ch, msg), { noAck: false });
-      p.tag = consumerTag;
-    }
+    });
+    await ch.prefetch(this.opts.prefetch);
+    p.channel = ch;
+    const { consumerTag } = await ch.consume(p.queue, (msg) => this.onDelivery(p, ch, msg), { noAck: false });
+    p.tag = consumerTag;
+  }
+
+  /**
+   * Opens a channel RabbitMQ closed again, while its connection lives (a channel
+   * error does not take the connection down, so recovery would never restore it).
+   */
+  private restoreLater(model: ChannelModel, open: () => Promise<void>): void {
+    setTimeout(() => {
+      if (this.stopping || this.model !== model || !this.connected) return;
+      open().then(
+        () => this.opts.log.info('rabbitmq channel reopened'),
+        (err: unknown) => {
+          this.opts.log.warn({ err }, 'reopening a rabbitmq channel failed; retried');
+          this.restoreLater(model, open);
+        },
+      );
+    }, CHANNEL_RESTORE_MS).unref();
   }
 
   private onDelivery(p: Partition, ch: Channel, msg: ConsumeMessage | null): void {
     if (msg === null) {
       // The broker cancelled the consumer (the queue was deleted): not ready until a reconnect restores it.
       this.opts.log.error({ queue: p.queue }, 'rabbitmq cancelled the consumer of a partition (queue deleted?)');
-      if (p.channel === ch) p.tag = null;
+      if (p.channel === ch) {
+        p.tag = null;
+        // A new channel consumes again once the queue is back (the topology is redeclared on reconnect).
+        void ch.close().catch(() => {});
+      }
       return;
     }
     if (this.stopped || p.channel !== ch) return;
-    p.pending.push({ msg, ch });
+    p.pending.push({ msg, ch, attempts: 0 });
     this.kick(p);
   }
 
@@ -292,16 +366,19 @@ export class AmqpIngress {
           this.ack(p, batch[i]);
         } else if (outcome.reason instanceof PublishRefused) {
           await this.deadLetter(p, batch[i], outcome.reason.message);
+        } else if (this.opts.sink.healthy() && ++batch[i].attempts >= MAX_ATTEMPTS) {
+          const message = outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason);
+          await this.deadLetter(p, batch[i], `not stored after ${MAX_ATTEMPTS} attempts with the engine up: ${message}`);
         } else {
           retryFrom = i;
-          if (!this.retrying) this.opts.log.warn({ err: outcome.reason, queue: p.queue }, 'events could not be stored: kept unacked and retried in order');
-          this.retrying = true;
+          if (!p.retrying) this.opts.log.warn({ err: outcome.reason, queue: p.queue }, 'events could not be stored: kept unacked and retried in order');
+          p.retrying = true;
           break;
         }
       }
       if (retryFrom < 0) {
-        if (this.retrying) this.opts.log.info({ queue: p.queue }, 'events are stored again');
-        this.retrying = false;
+        if (p.retrying) this.opts.log.info({ queue: p.queue }, 'events are stored again');
+        p.retrying = false;
         backoff = RETRY_MIN_MS;
         continue;
       }

@@ -19,8 +19,12 @@ export interface DeliveryFields {
 /** The event a message carries, or why it is refused (the dead-letter reason). */
 export type ParsedMessage = { ok: true; event: PublishRequest } | { ok: false; reason: string };
 
+/** Largest message body taken, as for the HTTP API. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
 /** Parses and validates one message. */
 export function eventOfMessage(d: DeliveryFields): ParsedMessage {
+  if (d.content.length > MAX_MESSAGE_BYTES) return { ok: false, reason: `message bodies are limited to ${MAX_MESSAGE_BYTES} bytes (got ${d.content.length})` };
   const decoded = decodePublishBody(d.contentType ?? '', d.content);
   if (!decoded.ok) return { ok: false, reason: decoded.message };
   const body = decoded.value;

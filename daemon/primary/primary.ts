@@ -82,7 +82,7 @@ export class Primary {
             deliveryLimit: config.amqpDeliveryLimit,
             instanceId: this.instanceId,
             log,
-            sink: { publish: (events) => this.sequence(events) },
+            sink: { publish: (events) => this.sequence(events), healthy: () => this.engine.health().ok },
             testExitAfterStore: config.testHooks,
           });
     this.supervisor = new Supervisor(config, log, {

@@ -6,7 +6,10 @@
 // messages and a drain with deliveries in flight.
 import t, { type Test } from 'tap';
 import { EventPublisher, type UpstreamEvent } from '../../protocol/upstream/amqp-publisher.js';
-import type { DaemonProcess } from '../support/daemon-process.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { connect } from 'amqplib';
+import { DaemonProcess } from '../support/daemon-process.js';
 import { fanOut, Follower, range, redisEnv, startInstances } from '../support/instances.js';
 import { AMQP_URL, amqpEnv, deleteTopology, startRabbitMQ, stopRabbitMQ, takeDeadLetters, uniqueExchange } from '../support/rabbitmq.js';
 import { RawClient } from '../support/raw-client.js';
@@ -233,4 +236,70 @@ t.test('SIGTERM with deliveries not yet stored: they go back to RabbitMQ and ano
   await client.until((fs) => [4, 5, 6, 7, 8].every((n) => fs.some((f) => f.t === 'ev' && f.data === n)), 30_000, 'events 4..8');
   await sleep(200);
   t.same(client.events(S).map((e) => e.data), range(1, 8), 'events 1..8, each once, in order');
+});
+
+t.test('a drain while events flow hands the partitions over in order: no reordering, nothing lost', async (t) => {
+  const { instances, publisher } = await cluster(t, 2, 'handover');
+  const [a, b] = instances;
+  const S = 'quiz:rmq-handover';
+  const client = await RawClient.connect(b.ws, { user: 'watcher' });
+  t.teardown(() => client.close());
+  await client.join(S);
+  const TOTAL = 400;
+  let drained: Promise<unknown> | null = null;
+  for (let n = 1; n <= TOTAL; n++) {
+    publisher.send({ session: S, type: 'q', data: n, id: `h${n}` });
+    if (n % 20 === 0) await publisher.confirmed();
+    if (n === 100) drained = a.stop('SIGTERM');
+  }
+  await publisher.confirmed();
+  await drained;
+  await client.until((fs) => fs.filter((f) => f.t === 'ev').length >= TOTAL, 30_000, `${TOTAL} events`);
+  await sleep(200);
+  const evs = client.events(S);
+  t.same(evs.map((e) => e.seq), range(1, TOTAL), 'seqs 1..400 once');
+  t.same(evs.map((e) => e.data), range(1, TOTAL), 'in the order they were published, across the handover');
+});
+
+t.test('fewer partitions than the exchange has: refused at start, naming the queue and what to do', async (t) => {
+  const exchange = uniqueExchange('shrink');
+  t.teardown(() => deleteTopology(exchange, 3));
+  const env = { ...redisEnv(REDIS_URL, uniquePrefix('shrink')), ...amqpEnv(exchange, 3) };
+  const [first] = await startInstances(1, env);
+  await first.stop();
+  const main = fileURLToPath(new URL('../../dist/daemon/main.js', import.meta.url));
+  const d = new DaemonProcess(
+    spawn(process.execPath, [main], {
+      env: { PATH: process.env.PATH, SHARDCAST_PORT: '0', SHARDCAST_DEV_MODE: 'true', SHARDCAST_SHARDS: '1', ...env, SHARDCAST_AMQP_PARTITIONS: '2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const exit = await d.exited;
+  t.equal(exit.code, 1, 'it does not start');
+  const fatal = d.lines.find((l) => l.level === 60);
+  t.match((fatal?.err as { message?: string } | undefined)?.message, new RegExp(`queue ${exchange.replace(/\./g, '\\.')}\\.p2 exists .*SHARDCAST_AMQP_PARTITIONS=2`), 'the message names the extra queue and the setting');
+});
+
+t.test('a partition queue deleted under a running instance is declared again and consumed', async (t) => {
+  const { instances, publisher, exchange } = await cluster(t, 1, 'deleted', 1);
+  const [a] = instances;
+  const S = 'quiz:rmq-deleted';
+  const client = await RawClient.connect(a.ws, { user: 'watcher' });
+  t.teardown(() => client.close());
+  await client.join(S);
+  await publisher.publish({ session: S, type: 'q', data: 1 });
+  await client.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === 1), 10_000, 'seq 1');
+  const conn = await connect(AMQP_URL);
+  const ch = await conn.createChannel();
+  await ch.deleteQueue(`${exchange}.p0`);
+  await conn.close();
+  await a.waitForLine((l) => l.msg === 'rabbitmq cancelled the consumer of a partition (queue deleted?)', 10_000);
+  // A publish before the queue exists again would be dropped by the exchange.
+  await a.waitForLine((l) => l.msg === 'rabbitmq channel reopened', 15_000);
+  const deadline = Date.now() + 5000;
+  while ((await fetch(`${a.http}/readyz`)).status !== 200 && Date.now() < deadline) await sleep(100);
+  t.equal((await fetch(`${a.http}/readyz`)).status, 200, 'ready: the queue was declared again and is consumed');
+  await publisher.publish({ session: S, type: 'q', data: 2 });
+  await client.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === 2), 10_000, 'seq 2');
+  t.pass('events flow again');
 });
