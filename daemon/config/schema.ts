@@ -91,6 +91,8 @@ export interface Settings {
   readonly amqpPartitions: number;
   readonly amqpPrefetch: number;
   readonly amqpDeliveryLimit: number;
+  readonly amqpCommandsExchange: string;
+  readonly amqpCommandsFormat: 'json' | 'msgpack';
   readonly namespaces: readonly NamespaceConfig[];
 }
 
@@ -553,6 +555,8 @@ export const SCHEMA = {
   amqpPartitions: define('amqpPartitions', integer(1, 1024), 8, 'Partition queues of the events exchange (sessions spread over them by hash; each consumed by one instance at a time). Changing it on a running deployment reorders sessions that move: drain the queues first.'),
   amqpPrefetch: define('amqpPrefetch', integer(1, 65_535), 200, 'Unacknowledged deliveries per partition an instance holds at once (RabbitMQ prefetch).'),
   amqpDeliveryLimit: define('amqpDeliveryLimit', integer(1, 1000), 20, 'Deliveries of one message before RabbitMQ dead-letters it (a message that keeps crashing or being returned); messages that fail validation are dead-lettered at once.'),
+  amqpCommandsExchange: define('amqpCommandsExchange', exchangeName(), 'shardcast.commands', "Topic exchange participants' commands are relayed to (routing key `<namespace>.<type>`, docs/rabbitmq.md), when amqpUrl is set."),
+  amqpCommandsFormat: define('amqpCommandsFormat', oneOf(['json', 'msgpack'] as const), 'json', 'Body encoding of relayed commands: json or msgpack.'),
   namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true) }]`; a session belongs to the namespace with the longest `prefix` its id starts with (plain text, no wildcards; none: the defaults); JSON text in the environment.', {
     defaultDoc: '`[]`',
   }),

@@ -88,6 +88,13 @@ export function backoffDelay(attempt: number, retryMs: { min: number; max: numbe
   return Math.round(cap / 2 + random() * (cap / 2));
 }
 
+interface Waiter {
+  pos: number;
+  resolve(): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
 interface Sleep {
   timer: NodeJS.Timeout;
   wake(): void;
@@ -105,6 +112,8 @@ export class CommandRelay {
   /** Set by notify(): a record may have landed after the last read began. */
   private notified = false;
   private sleep: Sleep | undefined;
+  /** Callers waiting for a position to be delivered (see delivered()). */
+  private readonly waiters = new Set<Waiter>();
 
   constructor(
     private readonly journal: CommandJournal,
@@ -148,6 +157,8 @@ export class CommandRelay {
     this.stopping = true;
     this.sleep?.wake();
     await this.loop;
+    for (const w of this.waiters) w.reject(new Error('the command relay stopped'));
+    this.waiters.clear();
   }
 
   private async run(): Promise<void> {
@@ -198,12 +209,50 @@ export class CommandRelay {
       }
       failures = 0;
       this.pos = entries[entries.length - 1].pos;
+      this.settleWaiters();
       try {
         await this.store.save(this.pos);
       } catch (err) {
         // Relaying goes on from the cursor in memory: a store outage only widens
         // what a restart would redeliver.
         this.opts.log.error({ err, cursor: this.pos }, 'saving the command relay cursor failed; a restart redelivers from the last saved cursor');
+      }
+    }
+  }
+
+  /**
+   * Resolves once the sink accepted the entry at `pos` (or a later one): a caller
+   * that acks a command only when it is upstream (no durable journal) waits here.
+   * Rejects after `timeoutMs`, or when the relay stops first.
+   */
+  delivered(pos: number, timeoutMs: number): Promise<void> {
+    if (this.pos >= pos) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        pos,
+        resolve: () => {
+          clearTimeout(waiter.timer);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(waiter.timer);
+          reject(err);
+        },
+        timer: setTimeout(() => {
+          this.waiters.delete(waiter);
+          reject(new Error(`command not relayed within ${timeoutMs} ms`));
+        }, timeoutMs),
+      };
+      waiter.timer.unref();
+      this.waiters.add(waiter);
+    });
+  }
+
+  private settleWaiters(): void {
+    for (const w of this.waiters) {
+      if (w.pos <= this.pos) {
+        this.waiters.delete(w);
+        w.resolve();
       }
     }
   }

@@ -35,6 +35,8 @@ export interface Engine {
   readonly broker: Broker;
   readonly presence: Presence;
   readonly journal: CommandJournal;
+  /** Whether a recorded command survives this process (false: in memory). */
+  readonly journalDurable: boolean;
   /** Present when test hooks are on and the engine can inject faults. */
   readonly faults?: EngineFaults;
   /** Connects every backend; `handler` receives the broker's messages. */
@@ -73,6 +75,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
       broker,
       presence,
       journal,
+      journalDurable: false,
       ...(config.testHooks ? { faults: { resetEpoch: (session: string) => broker.resetEpoch(session) } } : {}),
       async start(handler) {
         await link.ready(REDIS_CONNECT_TIMEOUT_MS);
@@ -101,6 +104,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     broker,
     presence,
     journal,
+    journalDurable: false,
     ...(config.testHooks ? { faults: { resetEpoch: (session: string) => broker.resetEpoch(session) } } : {}),
     async start(handler) {
       await broker.start(handler);

@@ -13,6 +13,8 @@ import type { Config } from '../config/schema.js';
 import type { PublishRequest, PublishResult } from '../engine/broker.js';
 import { createEngine, type Engine } from '../engine/engine.js';
 import { AmqpIngress } from '../ingress/amqp-ingress.js';
+import { AmqpCommandSink } from '../egress/amqp-command-sink.js';
+import { CommandRelay } from '../egress/command-relay.js';
 import type { ShardToPrimary } from '../threads/messages.js';
 import { Admissions } from './admissions.js';
 import { PresenceTracker } from './presence-tracker.js';
@@ -39,6 +41,9 @@ export class Primary {
   readonly admissions: Admissions;
   /** Event ingress from RabbitMQ, when SHARDCAST_AMQP_URL is set. */
   readonly ingress: AmqpIngress | undefined;
+  /** Relays journaled commands to RabbitMQ, when SHARDCAST_AMQP_URL is set. */
+  readonly relay: CommandRelay | undefined;
+  private readonly commandSink: AmqpCommandSink | undefined;
   private ready = false;
   private started = false;
   private draining = false;
@@ -85,6 +90,17 @@ export class Primary {
             sink: { publish: (events) => this.sequence(events), healthy: () => this.engine.health().ok },
             testExitAfterStore: config.testHooks,
           });
+    if (config.amqpUrl !== undefined) {
+      this.commandSink = new AmqpCommandSink({
+        url: config.amqpUrl,
+        exchange: config.amqpCommandsExchange,
+        format: config.amqpCommandsFormat,
+        namespacePrefixOf: (session) => namespaceFor(config, session).prefix,
+        instanceId: this.instanceId,
+        log,
+      });
+      this.relay = new CommandRelay(this.engine.journal, this.commandSink, { batch: 500, idleMs: 1000, retryMs: { min: 100, max: 5000 }, log });
+    }
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),
       onShardExit: (id, crashed) => this.onShardExit(id, crashed),
@@ -104,6 +120,8 @@ export class Primary {
     });
     this.presence.start();
     await this.ingress?.start(AMQP_CONNECT_TIMEOUT_MS);
+    await this.commandSink?.start();
+    this.relay?.start();
     const port = await this.supervisor.start();
     this.started = true;
     this.updateReadiness();
@@ -137,7 +155,11 @@ export class Primary {
     // the deliveries not stored go back to RabbitMQ for another instance.
     await this.ingress?.stop(deadline);
     await this.supervisor.drain(deadline);
-    // Shards are gone: nothing needs the streams; the engine gets what is left of the deadline.
+    // Shards are gone: commands recorded during the drain get their last chance to
+    // leave (the relay stops after its pending delivery), then the streams and engine.
+    this.relay?.notify();
+    await this.relay?.stop();
+    await this.commandSink?.close();
     this.streams.stop();
     this.presence.stop();
     await this.engine.stop(Math.max(deadline, Date.now() + 1000));

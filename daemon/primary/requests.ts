@@ -54,7 +54,14 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return results;
   },
   async command(primary, args) {
-    const { duplicate } = await primary.engine.journal.record(args.command);
+    const { duplicate, pos } = await primary.engine.journal.record(args.command);
+    const relay = primary.relay;
+    if (relay !== undefined) {
+      relay.notify();
+      // Without a durable journal the command is safe only once RabbitMQ confirmed
+      // it: the ack waits for the relay (a retry with the same cid waits the same way).
+      if (!primary.engine.journalDurable) await relay.delivered(pos, COMMAND_RELAY_WAIT_MS);
+    }
     return { duplicate };
   },
   async presence(primary, args) {
@@ -86,6 +93,9 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return { reset: true };
   },
 };
+
+/** Longest a command's ack waits for RabbitMQ's confirm (below the shard's 10 s call timeout). */
+const COMMAND_RELAY_WAIT_MS = 8000;
 
 /** About the most command data one GET /v1/commands page carries (at least one command). */
 export const MAX_COMMANDS_PAGE_BYTES = 1024 * 1024;

@@ -132,6 +132,8 @@ t.test('every validation error names its key and env var', async (t) => {
     amqpPartitions: '0',
     amqpPrefetch: '70000',
     amqpDeliveryLimit: 'never',
+    amqpCommandsExchange: '',
+    amqpCommandsFormat: 'xml',
     shardYoungGenerationMb: '1025',
     logLevel: 'verbose',
     testHooks: '2',
