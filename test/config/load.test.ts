@@ -132,7 +132,7 @@ t.test('every validation error names its key and env var', async (t) => {
     amqpPartitions: '0',
     amqpPrefetch: '70000',
     amqpDeliveryLimit: 'never',
-    amqpCommandsExchange: '',
+    amqpCommandsExchange: 'amq.commands',
     amqpCommandsFormat: 'xml',
     shardYoungGenerationMb: '1025',
     logLevel: 'verbose',
