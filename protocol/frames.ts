@@ -193,6 +193,8 @@ export interface ErrorFrame {
   id?: number;
   code: number;
   msg: string;
+  /** Milliseconds to wait before retrying (106 from a per-user command limit). */
+  after?: number;
 }
 
 /** Reply to a `presence` request. */

@@ -3,7 +3,7 @@
  * crosses to shard threads by structured clone), so the lookup table is built
  * lazily per thread and cached per Config object.
  */
-import type { Config } from './schema.js';
+import type { CommandLimit, Config } from './schema.js';
 
 /** The effective settings of one session's namespace, defaults filled in. */
 export interface ResolvedNamespace {
@@ -16,6 +16,15 @@ export interface ResolvedNamespace {
   readonly conflate: boolean;
   /** Members get pjoin/pleave notices (only where presence is kept). */
   readonly joinLeave: boolean;
+  /** Per-user command limits by type (`*`: others); empty: none. */
+  readonly commandLimits: Readonly<Record<string, CommandLimit>>;
+}
+
+const NO_LIMITS: Readonly<Record<string, CommandLimit>> = Object.freeze({});
+
+/** The limit on commands of `type` in the namespace, if any. */
+export function commandLimitFor(ns: ResolvedNamespace, type: string): CommandLimit | undefined {
+  return Object.hasOwn(ns.commandLimits, type) ? ns.commandLimits[type] : ns.commandLimits['*'];
 }
 
 interface NamespaceTable {
@@ -38,10 +47,11 @@ function tableFor(config: Config): NamespaceTable {
           clientPublish: ns.clientPublish ?? false,
           conflate: ns.conflate ?? true,
           joinLeave: (ns.presence ?? true) && (ns.joinLeave ?? false),
+          commandLimits: ns.commandLimits ?? NO_LIMITS,
         }),
     );
     resolved.sort((a, b) => b.prefix.length - a.prefix.length);
-    const fallback = Object.freeze({ prefix: '', historySize: config.historySize, presence: true, clientPublish: false, conflate: true, joinLeave: false });
+    const fallback = Object.freeze({ prefix: '', historySize: config.historySize, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: NO_LIMITS });
     table = { byPrefixLength: resolved, fallback };
     tables.set(config, table);
   }

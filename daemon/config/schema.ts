@@ -28,6 +28,14 @@ export interface NamespaceConfig {
   readonly conflate?: boolean;
   /** Whether members get `pjoin`/`pleave` notices (needs presence); false when absent. */
   readonly joinLeave?: boolean;
+  /** Per-user limits on `cmd` frames, by command type (`*`: any other type); none when absent. */
+  readonly commandLimits?: Readonly<Record<string, CommandLimit>>;
+}
+
+/** A token bucket per user (across shards and instances): `burst` commands at once, refilled at `perMinute`. */
+export interface CommandLimit {
+  readonly perMinute: number;
+  readonly burst: number;
 }
 
 /** How the standalone engine imitates a network between instances (test hooks only). */
@@ -351,7 +359,7 @@ function originList(): Kind<readonly string[]> {
   };
 }
 
-const NAMESPACE_FIELDS = new Set(['prefix', 'historySize', 'presence', 'joinLeave', 'clientPublish', 'conflate']);
+const NAMESPACE_FIELDS = new Set(['prefix', 'historySize', 'presence', 'joinLeave', 'clientPublish', 'conflate', 'commandLimits']);
 /** Characters of session ids (protocol/frames.ts SESSION_ID_PATTERN); a prefix uses the same. */
 const PREFIX_PATTERN = /^[A-Za-z0-9_.:@-]+$/;
 const MAX_HISTORY = 1_000_000;
@@ -360,6 +368,40 @@ const MAX_HISTORY = 1_000_000;
  * Session namespaces: a JSON array (JSON text in the environment). Problems name
  * the path of the bad field, e.g. `namespaces[1].historySize`; all are reported.
  */
+/** `{ "<type>" | "*": { perMinute, burst } }`; problems are pushed with their path. */
+function commandLimits(raw: unknown, at: string, problems: string[]): Readonly<Record<string, CommandLimit>> | undefined {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    problems.push(`${at}: got ${describe(raw)}; must be an object of command type (or "*") → {perMinute, burst}`);
+    return undefined;
+  }
+  const out: Record<string, CommandLimit> = {};
+  let ok = true;
+  for (const [type, limit] of Object.entries(raw as Record<string, unknown>)) {
+    const l = limit as Record<string, unknown> | null;
+    const good =
+      type.length > 0 &&
+      type.length <= 64 &&
+      l !== null &&
+      typeof l === 'object' &&
+      Object.keys(l).every((k) => k === 'perMinute' || k === 'burst') &&
+      typeof l.perMinute === 'number' &&
+      Number.isSafeInteger(l.perMinute) &&
+      l.perMinute >= 1 &&
+      l.perMinute <= 6_000_000 &&
+      typeof l.burst === 'number' &&
+      Number.isSafeInteger(l.burst) &&
+      l.burst >= 1 &&
+      l.burst <= 1_000_000;
+    if (!good) {
+      problems.push(`${at}.${type}: got ${describe(limit)}; must be {perMinute: 1–6000000, burst: 1–1000000} (integers)`);
+      ok = false;
+      continue;
+    }
+    out[type] = Object.freeze({ perMinute: l.perMinute as number, burst: l.burst as number });
+  }
+  return ok ? Object.freeze(out) : undefined;
+}
+
 function namespaceList(): Kind<readonly NamespaceConfig[]> {
   return {
     type: 'JSON array of namespaces',
@@ -373,7 +415,7 @@ function namespaceList(): Kind<readonly NamespaceConfig[]> {
         }
       }
       if (!Array.isArray(value)) {
-        return no(`got ${describe(value)}; must be an array of {prefix, historySize?, presence?, joinLeave?, clientPublish?, conflate?}`);
+        return no(`got ${describe(value)}; must be an array of {prefix, historySize?, presence?, joinLeave?, clientPublish?, conflate?, commandLimits?}`);
       }
       const problems: string[] = [];
       const seen = new Map<string, number>();
@@ -421,6 +463,11 @@ function namespaceList(): Kind<readonly NamespaceConfig[]> {
           } else {
             problems.push(`${at}.clientPublish: got ${describe(publish)}; must be true, false or an array of role names (non-empty strings ≤ 64 chars)`);
           }
+        }
+        const limits = entry.commandLimits;
+        if (limits !== undefined) {
+          const parsed = commandLimits(limits, `${at}.commandLimits`, problems);
+          if (parsed !== undefined) ns.commandLimits = parsed;
         }
         result.push(Object.freeze(ns));
       }
@@ -557,7 +604,7 @@ export const SCHEMA = {
   amqpDeliveryLimit: define('amqpDeliveryLimit', integer(1, 1000), 20, 'Deliveries of one message before RabbitMQ dead-letters it (a message that keeps crashing or being returned); messages that fail validation are dead-lettered at once.'),
   amqpCommandsExchange: define('amqpCommandsExchange', exchangeName(), 'shardcast.commands', "Topic exchange participants' commands are relayed to (routing key `<namespace>.<type>`, docs/rabbitmq.md), when amqpUrl is set."),
   amqpCommandsFormat: define('amqpCommandsFormat', oneOf(['json', 'msgpack'] as const), 'json', 'Body encoding of relayed commands: json or msgpack.'),
-  namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true) }]`; a session belongs to the namespace with the longest `prefix` its id starts with (plain text, no wildcards; none: the defaults); JSON text in the environment.', {
+  namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true), commandLimits?: { "<cmd type>" | "*": { perMinute, burst } } (per-user token buckets on `cmd` frames, across shards and instances; none by default) }]`; a session belongs to the namespace with the longest `prefix` its id starts with (plain text, no wildcards; none: the defaults); JSON text in the environment.', {
     defaultDoc: '`[]`',
   }),
 } as const satisfies { readonly [K in keyof Settings]: Setting<Settings[K]> };

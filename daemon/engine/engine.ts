@@ -11,6 +11,8 @@ import { namespaceFor } from '../config/namespaces.js';
 import type { Logger } from '../log.js';
 import type { Broker, BrokerHandler, BrokerHealth } from './broker.js';
 import type { CommandJournal } from './command-journal.js';
+import { createMemoryCommandLimiter, type CommandLimiter } from './command-limiter.js';
+import { createRedisCommandLimiter } from './redis-command-limiter.js';
 import { createMemoryBroker } from './memory-broker.js';
 import { createMemoryCommandJournal } from './memory-command-journal.js';
 import { createMemoryPresence } from './memory-presence.js';
@@ -37,6 +39,8 @@ export interface Engine {
   readonly journal: CommandJournal;
   /** Whether a recorded command survives this process (false: in memory). */
   readonly journalDurable: boolean;
+  /** Per-user command limits (namespaces' commandLimits). */
+  readonly limiter: CommandLimiter;
   /** Present when test hooks are on and the engine can inject faults. */
   readonly faults?: EngineFaults;
   /** Connects every backend; `handler` receives the broker's messages. */
@@ -76,6 +80,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
       presence,
       journal,
       journalDurable: false,
+      limiter: createRedisCommandLimiter(link.command, config.redisPrefix),
       ...(config.testHooks ? { faults: { resetEpoch: (session: string) => broker.resetEpoch(session) } } : {}),
       async start(handler) {
         await link.ready(REDIS_CONNECT_TIMEOUT_MS);
@@ -99,12 +104,14 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     network: config.testHooks ? config.testNetwork : undefined,
   });
   const presence = createMemoryPresence({ leaseMs: config.presenceLeaseMs });
+  const limiter = createMemoryCommandLimiter();
   return {
     kind: config.testNetwork !== undefined && config.testHooks ? 'memory (network-like, test hooks)' : 'memory',
     broker,
     presence,
     journal,
     journalDurable: false,
+    limiter,
     ...(config.testHooks ? { faults: { resetEpoch: (session: string) => broker.resetEpoch(session) } } : {}),
     async start(handler) {
       await broker.start(handler);
@@ -114,7 +121,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     },
     async stop(deadline) {
       await broker.stop(deadline);
-      await Promise.all([presence.close(), journal.close()]);
+      await Promise.all([presence.close(), journal.close(), limiter.close()]);
     },
   };
 }

@@ -3,6 +3,7 @@
  * request's id; failures carry a protocol error code the shard passes to the client.
  */
 import { ErrorCode } from '../../protocol/codes.js';
+import { commandLimitFor, namespaceFor } from '../config/namespaces.js';
 import { PublishRefused } from '../engine/broker.js';
 import type { PrimaryToShard, RequestName, ShardRequest, ShardRequests } from '../threads/messages.js';
 import type { Primary } from './primary.js';
@@ -54,7 +55,21 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return results;
   },
   async command(primary, args) {
-    const { duplicate, pos } = await primary.engine.journal.record(args.command);
+    const cmd = args.command;
+    const ns = namespaceFor(primary.config, cmd.session);
+    const limit = commandLimitFor(ns, cmd.type);
+    if (limit !== undefined) {
+      const bucket = Object.hasOwn(ns.commandLimits, cmd.type) ? cmd.type : '*';
+      const verdict = await primary.engine.limiter.take(`${ns.prefix}\u0000${bucket}\u0000${cmd.user}`, limit);
+      if (!verdict.ok) {
+        throw new RequestError(
+          ErrorCode.RateLimited,
+          `"${cmd.type}" commands are limited to ${limit.burst} at once and ${limit.perMinute} per minute per user here: retry after ${verdict.retryAfterMs} ms`,
+          verdict.retryAfterMs,
+        );
+      }
+    }
+    const { duplicate, pos } = await primary.engine.journal.record(cmd);
     const relay = primary.relay;
     if (relay !== undefined) {
       relay.notify();
@@ -102,7 +117,8 @@ export const MAX_COMMANDS_PAGE_BYTES = 1024 * 1024;
 
 /** A request failure with the protocol error code to report. */
 export class RequestError extends Error {
-  constructor(readonly code: number, message: string) {
+  /** `after`: milliseconds the client should wait before retrying (a rate limit). */
+  constructor(readonly code: number, message: string, readonly after?: number) {
     super(message);
   }
 }
@@ -118,7 +134,7 @@ export async function handleShardRequest(primary: Primary, link: ShardLink, msg:
     const code = err instanceof RequestError ? err.code : ErrorCode.Unavailable;
     const message = err instanceof Error ? err.message : String(err);
     if (!(err instanceof RequestError)) primary.log.error({ err, request: msg.name }, 'shard request failed');
-    reply = { op: 'reply', req: msg.req, ok: false, code, message };
+    reply = { op: 'reply', req: msg.req, ok: false, code, message, ...(err instanceof RequestError && err.after !== undefined ? { after: err.after } : {}) };
   }
   // The shard may have crashed meanwhile; a reply to a dead thread goes nowhere.
   if (primary.supervisor.link(link.id) === link) link.send(reply);

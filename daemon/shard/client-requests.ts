@@ -5,7 +5,7 @@
  */
 import { encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
-import { DEFAULT_LIMITS, type CmdFrame, type PubFrame } from '../../protocol/frames.js';
+import { DEFAULT_LIMITS, type CmdFrame, type ErrorFrame, type PubFrame } from '../../protocol/frames.js';
 import { parseClientFrame, type ClientLimits } from '../../protocol/validate.js';
 import { mayPublish, namespaceFor } from '../config/namespaces.js';
 import type { Connection, Membership } from './connection.js';
@@ -35,8 +35,10 @@ export function failConnection(conn: Connection, code: number, reason: string): 
 }
 
 /** Sends an `error` frame. */
-export function replyError(conn: Connection, id: number | undefined, code: number, msg: string): void {
-  conn.sendNow(encodeServerFrame(id === undefined ? { t: 'error', code, msg } : { t: 'error', id, code, msg }));
+export function replyError(conn: Connection, id: number | undefined, code: number, msg: string, after?: number): void {
+  const frame: ErrorFrame = id === undefined ? { t: 'error', code, msg } : { t: 'error', id, code, msg };
+  if (after !== undefined) frame.after = after;
+  conn.sendNow(encodeServerFrame(frame));
 }
 
 /**
@@ -119,7 +121,7 @@ function joinedOrReply(conn: Connection, id: number, session: string): Membershi
 
 function replyFailure(conn: Connection, id: number, what: string, err: unknown): void {
   const code = err instanceof PrimaryCallError ? err.code : ErrorCode.Internal;
-  replyError(conn, id, code, `${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+  replyError(conn, id, code, `${what} failed: ${err instanceof Error ? err.message : String(err)}`, err instanceof PrimaryCallError ? err.after : undefined);
 }
 
 async function publish(ctx: RequestContext, conn: Connection, frame: PubFrame): Promise<void> {

@@ -8,7 +8,8 @@ import type { RequestName, ShardRequests, ShardToPrimary } from '../threads/mess
 
 /** A failed call to the primary, with the protocol error code to report. */
 export class PrimaryCallError extends Error {
-  constructor(readonly code: number, message: string) {
+  /** `after`: milliseconds to wait before retrying, when the primary said (a rate limit). */
+  constructor(readonly code: number, message: string, readonly after?: number) {
     super(message);
   }
 }
@@ -48,13 +49,13 @@ export class PrimaryLink {
   }
 
   /** Settles a pending call with the primary's reply. */
-  settle(req: number, reply: { ok: true; result: unknown } | { ok: false; code: number; message: string }): void {
+  settle(req: number, reply: { ok: true; result: unknown } | { ok: false; code: number; message: string; after?: number }): void {
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
     clearTimeout(p.timer);
     if (reply.ok) p.resolve(reply.result);
-    else p.reject(new PrimaryCallError(reply.code, reply.message));
+    else p.reject(new PrimaryCallError(reply.code, reply.message, reply.after));
   }
 
   /** Rejects every pending call (the shard is stopping). */

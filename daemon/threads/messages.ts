@@ -92,4 +92,4 @@ export type PrimaryToShard =
   /** Send presence-join for every joined connection counted in presence (the primary lost them). */
   | { op: 'presence-report' }
   | { op: 'reply'; req: number; ok: true; result: unknown }
-  | { op: 'reply'; req: number; ok: false; code: number; message: string };
+  | { op: 'reply'; req: number; ok: false; code: number; message: string; after?: number };

@@ -146,7 +146,7 @@ const errorCodeNames = new Map<number, string>(Object.entries(ErrorCode).map(([n
 /** Error for an `error` frame: `Forbidden (103): …`. */
 function errorFromFrame(frame: ErrorFrame): ShardcastError {
   const name = errorCodeNames.get(frame.code) ?? 'Error';
-  return new ShardcastError(frame.code, `${name} (${frame.code}): ${frame.msg}`, errorIsRetryable(frame.code));
+  return new ShardcastError(frame.code, `${name} (${frame.code}): ${frame.msg}`, errorIsRetryable(frame.code), undefined, typeof frame.after === 'number' ? frame.after : undefined);
 }
 
 /** Error for a reply that is neither the expected frame nor an error frame. */

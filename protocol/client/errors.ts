@@ -28,18 +28,21 @@ export class ShardcastError extends Error {
   readonly retryable: boolean;
   /** For a failed command: its cid, to retry it with (the server applies a cid once). */
   readonly cid?: string;
+  /** Milliseconds the server asked to wait before retrying (a command limit's 106). */
+  readonly retryAfterMs?: number;
 
-  constructor(code: number | ClientErrorCode, message: string, retryable: boolean, cid?: string) {
+  constructor(code: number | ClientErrorCode, message: string, retryable: boolean, cid?: string, retryAfterMs?: number) {
     super(message);
     this.name = 'ShardcastError';
     this.code = code;
     this.retryable = retryable;
     if (cid !== undefined) this.cid = cid;
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
   }
 
   /** A copy of this error carrying a command's cid. */
   withCid(cid: string): ShardcastError {
-    const copy = new ShardcastError(this.code, this.message, this.retryable, cid);
+    const copy = new ShardcastError(this.code, this.message, this.retryable, cid, this.retryAfterMs);
     copy.stack = this.stack;
     return copy;
   }

@@ -67,7 +67,7 @@ export function parseServerFrame(v: unknown): ServerFrame | null {
         ? (v as unknown as ServerFrame)
         : null;
     case 'error':
-      return (v.id === undefined || isUint(v.id)) && isUint(v.code) && isStr(v.msg) ? (v as unknown as ServerFrame) : null;
+      return (v.id === undefined || isUint(v.id)) && isUint(v.code) && isStr(v.msg) && (v.after === undefined || isUint(v.after)) ? (v as unknown as ServerFrame) : null;
     case 'presence':
       return isUint(v.id) && isStr(v.s) && isPresenceList(v.users) ? (v as unknown as ServerFrame) : null;
     case 'pjoin':

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ConfigError, loadConfig } from '../../daemon/config/load.js';
-import { mayPublish, namespaceFor } from '../../daemon/config/namespaces.js';
+import { commandLimitFor, mayPublish, namespaceFor } from '../../daemon/config/namespaces.js';
 
 const BASE = { SHARDCAST_DEV_MODE: 'true' };
 
@@ -23,9 +23,11 @@ t.test('namespace errors carry the path of the bad field', async (t) => {
     { historySize: 10 },
     'chat:',
     { prefix: 'poll:', conflate: 1, clientPublish: ['host', ''] },
+    { prefix: 'vote:', commandLimits: { vote: { perMinute: 0, burst: 3 }, '*': { perMinute: 10 } } },
+    { prefix: 'race:', commandLimits: [1] },
   ]);
   const expected = [
-    /^namespaces\[1\]\.colour \(SHARDCAST_NAMESPACES, from the environment\): unknown field; allowed: prefix, historySize, presence, joinLeave, clientPublish, conflate$/,
+    /^namespaces\[1\]\.colour \(SHARDCAST_NAMESPACES, from the environment\): unknown field; allowed: prefix, historySize, presence, joinLeave, clientPublish, conflate, commandLimits$/,
     /^namespaces\[1\]\.historySize \(SHARDCAST_NAMESPACES, from the environment\): got -1; must be an integer from 0 to 1000000$/,
     /^namespaces\[1\]\.presence .*: got "yes"; must be true or false$/,
     /^namespaces\[1\]\.clientPublish .*: got "host"; must be true, false or an array of role names/,
@@ -35,6 +37,9 @@ t.test('namespace errors carry the path of the bad field', async (t) => {
     /^namespaces\[5\] .*: got "chat:"; must be an object/,
     /^namespaces\[6\]\.conflate .*: got 1/,
     /^namespaces\[6\]\.clientPublish .*: got an array/,
+    /^namespaces\[7\]\.commandLimits\.vote .*: got an object; must be \{perMinute: 1–6000000, burst: 1–1000000\}/,
+    /^namespaces\[7\]\.commandLimits\.\* .*: got an object/,
+    /^namespaces\[8\]\.commandLimits .*: got an array; must be an object of command type/,
   ];
   t.equal(problems.length, expected.length, 'every bad field listed, the valid entry not blamed');
   for (const [i, pattern] of expected.entries()) t.match(problems[i], pattern);
@@ -55,14 +60,18 @@ t.test('namespaceFor: longest prefix wins, defaults otherwise', async (t) => {
       { prefix: 'chat:', clientPublish: true, historySize: 0, joinLeave: true },
       { prefix: 'quiet:', presence: false, joinLeave: true },
       { prefix: 'stage:', clientPublish: ['host', 'moderator'] },
+      { prefix: 'poll:', commandLimits: { vote: { perMinute: 100, burst: 200 }, '*': { perMinute: 600, burst: 20 } } },
     ]),
   });
-  t.same(namespaceFor(config, 'quiz:42'), { prefix: 'quiz:', historySize: 50, presence: false, clientPublish: false, conflate: true, joinLeave: false });
-  t.same(namespaceFor(config, 'quiz:live:1'), { prefix: 'quiz:live:', historySize: 5000, presence: true, clientPublish: false, conflate: true, joinLeave: false });
-  t.same(namespaceFor(config, 'chat:lobby'), { prefix: 'chat:', historySize: 0, presence: true, clientPublish: true, conflate: true, joinLeave: true });
-  t.same(namespaceFor(config, 'quiet:1'), { prefix: 'quiet:', historySize: 500, presence: false, clientPublish: false, conflate: true, joinLeave: false }, 'no notices without presence');
-  t.same(namespaceFor(config, 'poll:9'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false });
-  t.same(namespaceFor(config, 'quiz'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false }, 'a prefix must match whole');
+  t.same(namespaceFor(config, 'quiz:42'), { prefix: 'quiz:', historySize: 50, presence: false, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
+  t.same(namespaceFor(config, 'quiz:live:1'), { prefix: 'quiz:live:', historySize: 5000, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
+  t.same(namespaceFor(config, 'chat:lobby'), { prefix: 'chat:', historySize: 0, presence: true, clientPublish: true, conflate: true, joinLeave: true, commandLimits: {} });
+  t.same(namespaceFor(config, 'quiet:1'), { prefix: 'quiet:', historySize: 500, presence: false, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} }, 'no notices without presence');
+  const poll = namespaceFor(config, 'poll:9');
+  t.same([commandLimitFor(poll, 'vote'), commandLimitFor(poll, 'skip')], [{ perMinute: 100, burst: 200 }, { perMinute: 600, burst: 20 }], 'a command type\'s limit, else "*"');
+  t.equal(commandLimitFor(namespaceFor(config, 'quiz:1'), 'vote'), undefined, 'no limits where none are set');
+  t.same(namespaceFor(config, 'other:9'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
+  t.same(namespaceFor(config, 'quiz'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} }, 'a prefix must match whole');
   t.equal(namespaceFor(config, 'quiz:1'), namespaceFor(config, 'quiz:2'), 'resolved once per config');
 
   const stage = namespaceFor(config, 'stage:main');
