@@ -101,6 +101,8 @@ export interface Settings {
   readonly amqpDeliveryLimit: number;
   readonly amqpCommandsExchange: string;
   readonly amqpCommandsFormat: 'json' | 'msgpack';
+  readonly databaseUrl: string | undefined;
+  readonly databaseSchema: string;
   readonly namespaces: readonly NamespaceConfig[];
 }
 
@@ -256,6 +258,37 @@ function redisTarget(): Kind<string> {
         if (url.hostname === '') return no(`"${item.replace(/\/\/[^@/]*@/, '//…@')}" names no host`);
       }
       return r;
+    },
+  };
+}
+
+/** Where PostgreSQL is: a postgres:// or postgresql:// URL. */
+function databaseTarget(): Kind<string> {
+  const base = text(4096, 'string (URL)');
+  return {
+    type: base.type,
+    parse(raw, source) {
+      const r = base.parse(raw, source);
+      if (!r.ok) return r;
+      let url: URL;
+      try {
+        url = new URL(r.value);
+      } catch {
+        return no('is not a URL: use postgres://user:password@host:5432/database');
+      }
+      if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return no(`"${url.protocol}" is not postgres: or postgresql:`);
+      return r;
+    },
+  };
+}
+
+/** A plain SQL identifier (a schema name). */
+function schemaName(): Kind<string> {
+  return {
+    type: 'string',
+    parse(raw) {
+      if (typeof raw !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(raw)) return no(`got ${describe(raw)}; must be a plain identifier: a letter or _, then letters, digits or _ (at most 63)`);
+      return { ok: true, value: raw };
     },
   };
 }
@@ -604,6 +637,8 @@ export const SCHEMA = {
   amqpDeliveryLimit: define('amqpDeliveryLimit', integer(1, 1000), 20, 'Deliveries of one message before RabbitMQ dead-letters it (a message that keeps crashing or being returned); messages that fail validation are dead-lettered at once.'),
   amqpCommandsExchange: define('amqpCommandsExchange', exchangeName(), 'shardcast.commands', "Topic exchange participants' commands are relayed to (routing key `<namespace>.<type>`, docs/rabbitmq.md), when amqpUrl is set."),
   amqpCommandsFormat: define('amqpCommandsFormat', oneOf(['json', 'msgpack'] as const), 'json', 'Body encoding of relayed commands: json or msgpack.'),
+  databaseUrl: define('databaseUrl', optional(databaseTarget()), undefined, "PostgreSQL for the durable command journal (`postgres://user:password@host:5432/db`): commands are acked once stored there (group commit), unique on (session, user, cid) across instances, and one instance at a time relays them to RabbitMQ (docs/postgres.md). Unset: the journal is in memory.", { secret: true }),
+  databaseSchema: define('databaseSchema', schemaName(), 'public', 'Schema of the journal tables (created, and migrated at start under an advisory lock).'),
   namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true), commandLimits?: { "<cmd type>" | "*": { perMinute, burst } } (per-user token buckets on `cmd` frames, across shards and instances; none by default) }]`; a session belongs to the namespace with the longest `prefix` its id starts with (plain text, no wildcards; none: the defaults); JSON text in the environment.', {
     defaultDoc: '`[]`',
   }),

@@ -1,10 +1,11 @@
 /**
  * Picks the engine from the configuration and owns its lifecycle: the standalone
- * (memory) engine by default, the Redis engine when `redisUrl` is set (broker and
- * presence shared by every instance on that Redis or Redis Cluster; the command
- * journal stays per instance until the Postgres journal exists). Nothing outside
- * this file asks which one it has (test hooks reach fault injection through
- * `faults`).
+ * (memory) engine by default, the Redis engine when `redisUrl` is set (broker,
+ * presence and command limits shared by every instance on that Redis or Redis
+ * Cluster), and the Postgres command journal when `databaseUrl` is set (else the
+ * journal is in memory, per instance). Nothing outside this file asks which one it
+ * has (test hooks reach fault injection through `faults`; the relay's leader lock
+ * uses `sql`).
  */
 import type { Config } from '../config/schema.js';
 import { namespaceFor } from '../config/namespaces.js';
@@ -20,6 +21,9 @@ import type { Presence } from './presence.js';
 import { createRedisBroker } from './redis-broker.js';
 import { connectRedis } from './redis-connection.js';
 import { createRedisPresence } from './redis-presence.js';
+import postgres from 'postgres';
+import type { Sql } from './migrations.js';
+import { createPostgresCommandJournal } from './postgres-command-journal.js';
 
 /** How long start() waits for Redis before the daemon gives up (it then exits non-zero). */
 const REDIS_CONNECT_TIMEOUT_MS = 10_000;
@@ -39,6 +43,8 @@ export interface Engine {
   readonly journal: CommandJournal;
   /** Whether a recorded command survives this process (false: in memory). */
   readonly journalDurable: boolean;
+  /** The Postgres client when a database is configured (the relay's leader lock and cursor live there). */
+  readonly sql?: Sql;
   /** Per-user command limits (namespaces' commandLimits). */
   readonly limiter: CommandLimiter;
   /** Present when test hooks are on and the engine can inject faults. */
@@ -60,7 +66,27 @@ export interface EngineContext {
 
 /** Creates the engine; `isActive` tells whether this instance streams a session. */
 export function createEngine(config: Config, isActive: (session: string) => boolean, ctx: EngineContext): Engine {
-  const journal = createMemoryCommandJournal({ capacity: config.commandJournalSize, maxBytes: config.commandJournalBytes });
+  const memoryJournal = () => createMemoryCommandJournal({ capacity: config.commandJournalSize, maxBytes: config.commandJournalBytes });
+  const sql =
+    config.databaseUrl === undefined
+      ? undefined
+      : postgres(config.databaseUrl, { max: 10, connect_timeout: 5, onnotice: () => {}, connection: { application_name: `shardcast-${ctx.instanceId}` } });
+  const pg = sql === undefined ? undefined : createPostgresCommandJournal({ sql, schema: config.databaseSchema, log: ctx.log });
+  const journal: CommandJournal = pg ?? memoryJournal();
+  const durable = pg !== undefined ? { journalDurable: true, sql } : { journalDurable: false };
+  /** Starts the journal (migrations) within the start timeout; rejects naming SHARDCAST_DATABASE_URL. */
+  const startJournal = async () => {
+    if (pg === undefined) return;
+    try {
+      await pg.start();
+    } catch (err) {
+      throw new Error(`postgres (SHARDCAST_DATABASE_URL) could not be used: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  const stopJournal = async () => {
+    await journal.close();
+    await sql?.end({ timeout: 5 });
+  };
   const historySizeFor = (session: string) => namespaceFor(config, session).historySize;
   if (config.redisUrl !== undefined) {
     const link = connectRedis({ url: config.redisUrl, cluster: config.redisCluster }, ctx.instanceId, ctx.log);
@@ -79,11 +105,12 @@ export function createEngine(config: Config, isActive: (session: string) => bool
       broker,
       presence,
       journal,
-      journalDurable: false,
+      ...durable,
       limiter: createRedisCommandLimiter(link.command, config.redisPrefix),
       ...(config.testHooks ? { faults: { resetEpoch: (session: string) => broker.resetEpoch(session) } } : {}),
       async start(handler) {
         await link.ready(REDIS_CONNECT_TIMEOUT_MS);
+        await startJournal();
         await broker.start(handler);
       },
       health() {
@@ -91,7 +118,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
       },
       async stop(deadline) {
         await broker.stop(deadline);
-        await Promise.all([presence.close(), journal.close()]);
+        await Promise.all([presence.close(), stopJournal()]);
         await link.close();
       },
     };
@@ -110,10 +137,11 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     broker,
     presence,
     journal,
-    journalDurable: false,
+    ...durable,
     limiter,
     ...(config.testHooks ? { faults: { resetEpoch: (session: string) => broker.resetEpoch(session) } } : {}),
     async start(handler) {
+      await startJournal();
       await broker.start(handler);
     },
     health() {
@@ -121,7 +149,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     },
     async stop(deadline) {
       await broker.stop(deadline);
-      await Promise.all([presence.close(), journal.close(), limiter.close()]);
+      await Promise.all([presence.close(), stopJournal(), limiter.close()]);
     },
   };
 }

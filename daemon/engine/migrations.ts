@@ -93,6 +93,21 @@ export const MIGRATIONS: readonly Migration[] = [
         'Shardcast: the last command_journal position each named relay delivered.';
     `,
   },
+  {
+    version: 3,
+    name: 'relay_leases',
+    // Who relays (egress/relay-leader.ts): one instance holds a renewed lease per
+    // relay name; another takes it over once it expired.
+    sql: `
+      create table relay_leases (
+        name       text        primary key,
+        holder     text        not null,
+        expires_at timestamptz not null
+      );
+      comment on table relay_leases is
+        'Shardcast: the instance that relays commands upstream, and until when its lease runs.';
+    `,
+  },
 ];
 
 /** Options of migrate(). */

@@ -15,6 +15,8 @@ import { createEngine, type Engine } from '../engine/engine.js';
 import { AmqpIngress } from '../ingress/amqp-ingress.js';
 import { AmqpCommandSink } from '../egress/amqp-command-sink.js';
 import { CommandRelay } from '../egress/command-relay.js';
+import { RelayLeadership } from '../egress/relay-leader.js';
+import { createPostgresCursorStore } from '../engine/postgres-cursor-store.js';
 import type { ShardToPrimary } from '../threads/messages.js';
 import { Admissions } from './admissions.js';
 import { PresenceTracker } from './presence-tracker.js';
@@ -44,6 +46,8 @@ export class Primary {
   /** Relays journaled commands to RabbitMQ, when SHARDCAST_AMQP_URL is set. */
   readonly relay: CommandRelay | undefined;
   private readonly commandSink: AmqpCommandSink | undefined;
+  /** With a shared (Postgres) journal, one instance relays: the holder of the relay lock. */
+  private readonly leadership: RelayLeadership | undefined;
   private ready = false;
   private started = false;
   private draining = false;
@@ -99,7 +103,15 @@ export class Primary {
         instanceId: this.instanceId,
         log,
       });
-      this.relay = new CommandRelay(this.engine.journal, this.commandSink, { batch: 500, idleMs: 1000, retryMs: { min: 100, max: 5000 }, log });
+      const sql = this.engine.sql;
+      this.relay = new CommandRelay(this.engine.journal, this.commandSink, {
+        batch: 500,
+        idleMs: 1000,
+        retryMs: { min: 100, max: 5000 },
+        log,
+        ...(sql !== undefined ? { cursor: createPostgresCursorStore(sql, 'amqp', { schema: config.databaseSchema }) } : {}),
+      });
+      if (sql !== undefined) this.leadership = new RelayLeadership(sql, this.relay, { name: 'amqp', holder: this.instanceId, schema: config.databaseSchema, log });
     }
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),
@@ -121,7 +133,9 @@ export class Primary {
     this.presence.start();
     await this.ingress?.start(AMQP_CONNECT_TIMEOUT_MS);
     await this.commandSink?.start();
-    this.relay?.start();
+    // Per-instance journals each relay their own; a shared one relays from one instance.
+    if (this.leadership !== undefined) this.leadership.start();
+    else this.relay?.start();
     const port = await this.supervisor.start();
     this.started = true;
     this.updateReadiness();
@@ -158,7 +172,8 @@ export class Primary {
     // Shards are gone: commands recorded during the drain get their last chance to
     // leave (the relay stops after its pending delivery), then the streams and engine.
     this.relay?.notify();
-    await this.relay?.stop();
+    if (this.leadership !== undefined) await this.leadership.stop();
+    else await this.relay?.stop();
     await this.commandSink?.close();
     this.streams.stop();
     this.presence.stop();

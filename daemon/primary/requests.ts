@@ -5,6 +5,7 @@
 import { ErrorCode } from '../../protocol/codes.js';
 import { commandLimitFor, namespaceFor } from '../config/namespaces.js';
 import { PublishRefused } from '../engine/broker.js';
+import { UnstorableCommandError } from '../engine/postgres-command-journal.js';
 import type { PrimaryToShard, RequestName, ShardRequest, ShardRequests } from '../threads/messages.js';
 import type { Primary } from './primary.js';
 import type { ShardLink } from './shard-link.js';
@@ -69,7 +70,15 @@ const handlers: { [K in RequestName]: Handler<K> } = {
         );
       }
     }
-    const { duplicate, pos } = await primary.engine.journal.record(cmd);
+    let recorded;
+    try {
+      recorded = await primary.engine.journal.record(cmd);
+    } catch (err) {
+      // Never storable (e.g. a NUL in a field): a retry cannot help.
+      if (err instanceof UnstorableCommandError) throw new RequestError(ErrorCode.BadRequest, err.message);
+      throw err;
+    }
+    const { duplicate, pos } = recorded;
     const relay = primary.relay;
     if (relay !== undefined) {
       relay.notify();

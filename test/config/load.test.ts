@@ -134,6 +134,8 @@ t.test('every validation error names its key and env var', async (t) => {
     amqpDeliveryLimit: 'never',
     amqpCommandsExchange: 'amq.commands',
     amqpCommandsFormat: 'xml',
+    databaseUrl: 'mysql://root@127.0.0.1/test',
+    databaseSchema: 'drop table x',
     shardYoungGenerationMb: '1025',
     logLevel: 'verbose',
     testHooks: '2',

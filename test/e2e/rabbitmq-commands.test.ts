@@ -3,65 +3,14 @@
 // lost; the upstream gets each command once, with its stamps, even when RabbitMQ is
 // stopped for 10 s while 1,000 commands are sent and clients retry by cid.
 import t, { type Test } from 'tap';
-import { connect, type Channel } from 'amqplib';
-import type { ServerFrame } from '../../protocol/frames.js';
+import { sendUntilAcked, upstream } from '../support/commands.js';
 import type { DaemonProcess } from '../support/daemon-process.js';
 import { range, redisEnv, startInstances } from '../support/instances.js';
-import { AMQP_URL, amqpEnv, deleteTopology, startRabbitMQ, stopRabbitMQ, uniqueExchange } from '../support/rabbitmq.js';
+import { amqpEnv, deleteTopology, startRabbitMQ, stopRabbitMQ, uniqueExchange } from '../support/rabbitmq.js';
 import { RawClient } from '../support/raw-client.js';
 import { REDIS_URL, uniquePrefix } from '../support/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Relayed {
-  routingKey: string;
-  messageId: string;
-  headers: Record<string, unknown>;
-  body: Record<string, unknown>;
-}
-
-/** An upstream service's durable queue bound to the commands exchange (all routing keys). */
-async function upstream(t: Test, exchange: string): Promise<{ queue: string; got: Relayed[]; take(): Promise<void> }> {
-  const queue = `${exchange}.upstream`;
-  const conn = await connect(AMQP_URL);
-  const ch = await conn.createChannel();
-  await ch.assertExchange(exchange, 'topic', { durable: true });
-  await ch.assertQueue(queue, { durable: true });
-  await ch.bindQueue(queue, exchange, '#');
-  await conn.close();
-  t.teardown(async () => {
-    const admin = await connect(AMQP_URL);
-    const c = await admin.createChannel();
-    await c.deleteQueue(queue).catch(() => {});
-    await c.deleteExchange(exchange).catch(() => {});
-    await admin.close();
-  });
-  const got: Relayed[] = [];
-  return {
-    queue,
-    got,
-    /** Takes what the queue holds now (a connection per call: the broker may have restarted). */
-    async take() {
-      const c = await connect(AMQP_URL).catch(() => null);
-      if (c === null) return;
-      try {
-        const chan: Channel = await c.createChannel();
-        for (;;) {
-          const msg = await chan.get(queue, { noAck: true });
-          if (msg === false) return;
-          got.push({
-            routingKey: msg.fields.routingKey,
-            messageId: String(msg.properties.messageId),
-            headers: (msg.properties.headers ?? {}) as Record<string, unknown>,
-            body: JSON.parse(msg.content.toString('utf8')) as Record<string, unknown>,
-          });
-        }
-      } finally {
-        await c.close().catch(() => {});
-      }
-    },
-  };
-}
 
 async function instances(t: Test, n: number, name: string, commands: string) {
   const events = uniqueExchange(name);
@@ -76,21 +25,6 @@ async function instances(t: Test, n: number, name: string, commands: string) {
   });
   t.teardown(() => Promise.all(list.map((d) => d.stop())));
   return list;
-}
-
-/** Sends a command until it is acked, retrying with the same cid on a retryable error. */
-async function sendUntilAcked(c: RawClient, s: string, cid: string, data: unknown): Promise<{ dup: boolean; tries: number }> {
-  for (let tries = 1; ; tries++) {
-    const id = c.id();
-    c.send({ t: 'cmd', id, s, cid, type: 'answer', data });
-    const reply: ServerFrame = await c.next((f) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id, 30_000);
-    if (reply.t === 'ack') return { dup: reply.dup === true, tries };
-    if (reply.t === 'error' && (reply.code === 110 || reply.code === 111)) {
-      await sleep(200);
-      continue;
-    }
-    throw new Error(`cmd ${cid}: ${JSON.stringify(reply)}`);
-  }
 }
 
 t.test('commands reach the upstream queue once each, with routing key, message id, headers and stamps', async (t) => {
