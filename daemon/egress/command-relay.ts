@@ -1,7 +1,7 @@
 /**
  * Relays journaled commands upstream, as its own service with its own cursor.
  * Owned by the primary thread, which owns the command journal; the sink's
- * connection (the RabbitMQ channel, in a later issue) lives there too.
+ * connection (amqp-command-sink.ts) lives there too.
  *
  * The loop: read the journal after the cursor, deliver the batch to the sink, save
  * the cursor, repeat. When the journal has nothing new it waits `idleMs`, or less
@@ -128,6 +128,11 @@ export class CommandRelay {
     }
     this.store = opts.cursor ?? new MemoryCursorStore();
     this.random = opts.random ?? Math.random;
+  }
+
+  /** True while the relay loop runs. */
+  get running(): boolean {
+    return this.loop !== undefined;
   }
 
   /** The last position the sink accepted (the loaded cursor until the first delivery). */

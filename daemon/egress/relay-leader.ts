@@ -72,7 +72,10 @@ export class RelayLeadership {
       this.failing = true;
       return;
     }
-    if (holds && !this.leading && !this.stopped) {
+    if (holds && this.leading && !this.relay.running && !this.stopped) {
+      // The relay loop ended on an unexpected error (logged there): run it again.
+      this.relay.start();
+    } else if (holds && !this.leading && !this.stopped) {
       this.leading = true;
       log.info({ lease: name }, 'relaying commands: this instance holds the relay lease');
       this.relay.start();

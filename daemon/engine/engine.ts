@@ -4,8 +4,8 @@
  * presence and command limits shared by every instance on that Redis or Redis
  * Cluster), and the Postgres command journal when `databaseUrl` is set (else the
  * journal is in memory, per instance). Nothing outside this file asks which one it
- * has (test hooks reach fault injection through `faults`; the relay's leader lock
- * uses `sql`).
+ * has (test hooks reach fault injection through `faults`; the relay's lease and
+ * cursor use `sql`).
  */
 import type { Config } from '../config/schema.js';
 import { namespaceFor } from '../config/namespaces.js';
@@ -43,7 +43,7 @@ export interface Engine {
   readonly journal: CommandJournal;
   /** Whether a recorded command survives this process (false: in memory). */
   readonly journalDurable: boolean;
-  /** The Postgres client when a database is configured (the relay's leader lock and cursor live there). */
+  /** The Postgres client when a database is configured (the relay's lease and cursor live there). */
   readonly sql?: Sql;
   /** Per-user command limits (namespaces' commandLimits). */
   readonly limiter: CommandLimiter;
@@ -51,7 +51,7 @@ export interface Engine {
   readonly faults?: EngineFaults;
   /** Connects every backend; `handler` receives the broker's messages. */
   start(handler: BrokerHandler): Promise<void>;
-  /** Healthy when every backend is. */
+  /** The broker's health (Redis reachable and hearing): readiness follows it; the journal's outages are answered per command instead. */
   health(): BrokerHealth;
   /** Stops the broker first (no new messages), then presence and the journal, by `deadline`. */
   stop(deadline: number): Promise<void>;
@@ -71,7 +71,9 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     config.databaseUrl === undefined
       ? undefined
       : postgres(config.databaseUrl, { max: 10, connect_timeout: 5, onnotice: () => {}, connection: { application_name: `shardcast-${ctx.instanceId}` } });
-  const pg = sql === undefined ? undefined : createPostgresCommandJournal({ sql, schema: config.databaseSchema, log: ctx.log });
+  // Flushes time out before the shard's 10 s call does, so a hung Postgres is answered
+  // 110 (unavailable) by the journal rather than 111 by the shard.
+  const pg = sql === undefined ? undefined : createPostgresCommandJournal({ sql, schema: config.databaseSchema, log: ctx.log, flushTimeoutMs: 8000 });
   const journal: CommandJournal = pg ?? memoryJournal();
   const durable = pg !== undefined ? { journalDurable: true, sql } : { journalDurable: false };
   /** Starts the journal (migrations) within the start timeout; rejects naming SHARDCAST_DATABASE_URL. */

@@ -46,7 +46,7 @@ export class Primary {
   /** Relays journaled commands to RabbitMQ, when SHARDCAST_AMQP_URL is set. */
   readonly relay: CommandRelay | undefined;
   private readonly commandSink: AmqpCommandSink | undefined;
-  /** With a shared (Postgres) journal, one instance relays: the holder of the relay lock. */
+  /** With a shared (Postgres) journal, one instance relays: the holder of the relay lease. */
   private readonly leadership: RelayLeadership | undefined;
   private ready = false;
   private started = false;

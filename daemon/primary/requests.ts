@@ -132,6 +132,17 @@ export class RequestError extends Error {
   }
 }
 
+/** When each request kind last logged a failure: an outage fails every request, one line per 10 s is enough. */
+const lastFailureLog = new Map<string, number>();
+const FAILURE_LOG_EVERY_MS = 10_000;
+
+function shouldLog(name: string): boolean {
+  const now = Date.now();
+  if (now - (lastFailureLog.get(name) ?? 0) < FAILURE_LOG_EVERY_MS) return false;
+  lastFailureLog.set(name, now);
+  return true;
+}
+
 /** Runs one shard request and posts the reply to that shard. */
 export async function handleShardRequest(primary: Primary, link: ShardLink, msg: ShardRequest): Promise<void> {
   let reply: PrimaryToShard;
@@ -142,7 +153,7 @@ export async function handleShardRequest(primary: Primary, link: ShardLink, msg:
   } catch (err) {
     const code = err instanceof RequestError ? err.code : ErrorCode.Unavailable;
     const message = err instanceof Error ? err.message : String(err);
-    if (!(err instanceof RequestError)) primary.log.error({ err, request: msg.name }, 'shard request failed');
+    if (!(err instanceof RequestError) && shouldLog(msg.name)) primary.log.error({ err, request: msg.name }, 'shard request failed (logged once per 10 s per request kind)');
     reply = { op: 'reply', req: msg.req, ok: false, code, message, ...(err instanceof RequestError && err.after !== undefined ? { after: err.after } : {}) };
   }
   // The shard may have crashed meanwhile; a reply to a dead thread goes nowhere.

@@ -12,8 +12,12 @@ import { startPostgresServer } from '../support/postgres-server.js';
 import { amqpEnv, deleteTopology, uniqueExchange } from '../support/rabbitmq.js';
 import { RawClient } from '../support/raw-client.js';
 import { REDIS_URL, uniquePrefix } from '../support/redis.js';
+import { holdServiceLock } from '../support/service-lock.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Files using RabbitMQ run one at a time: some stop the broker (test/support/service-lock.ts).
+await holdServiceLock('rabbitmq');
 
 /** Environment for instances on Redis, RabbitMQ (fresh exchanges) and the given database schema. */
 async function env(t: Test, name: string, databaseUrl: string, schema: string) {

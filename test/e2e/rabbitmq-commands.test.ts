@@ -9,8 +9,12 @@ import { range, redisEnv, startInstances } from '../support/instances.js';
 import { amqpEnv, deleteTopology, startRabbitMQ, stopRabbitMQ, uniqueExchange } from '../support/rabbitmq.js';
 import { RawClient } from '../support/raw-client.js';
 import { REDIS_URL, uniquePrefix } from '../support/redis.js';
+import { holdServiceLock } from '../support/service-lock.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Files using RabbitMQ run one at a time: some stop the broker (test/support/service-lock.ts).
+await holdServiceLock('rabbitmq');
 
 async function instances(t: Test, n: number, name: string, commands: string) {
   const events = uniqueExchange(name);
