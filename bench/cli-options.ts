@@ -3,7 +3,7 @@
  * one typed options object with per-scenario defaults.
  */
 import { availableParallelism } from 'node:os';
-import { isTargetName, TARGET_NAMES, type TargetName } from './targets/target.js';
+import { DEFAULT_TARGETS, isTargetName, TARGET_NAMES, type TargetName } from './targets/target.js';
 
 /** Scenario names. */
 export const SCENARIOS = ['fanout', 'sessions', 'capacity', 'churn'] as const;
@@ -49,7 +49,9 @@ export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
   --rate R        publish ticks per second, one event to every session per tick
                   (fanout: 20, lowered to keep clients×rate ≤ 50,000 frames/s; sessions 5; capacity 1; churn 10)
   --warmup W      unmeasured ticks first, to warm up JITs (default 5; capacity 0)
-  --targets a,b   any of ${TARGET_NAMES.join(', ')} (default: all)
+  --targets a,b   any of ${TARGET_NAMES.join(', ')}
+                  (default: ${DEFAULT_TARGETS.join(', ')}; the shardcast-redis* targets need the
+                  Redis of BENCH_REDIS_URL, default redis://127.0.0.1:6379)
   --threads T     client threads (default: cores)
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
   --churn C       churn: connections cycling at once (default 100)
@@ -75,7 +77,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     throw new UsageError(`first argument must be a scenario (${SCENARIOS.join(', ')}), got ${scenario ?? 'nothing'}`);
   }
   const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn' | 'warmup' | 'rounds', number>> = {};
-  let targets: TargetName[] = [...TARGET_NAMES];
+  let targets: TargetName[] = [...DEFAULT_TARGETS];
   let json = false;
   let markdown = false;
   let joinLeave = false;

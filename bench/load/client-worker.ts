@@ -20,6 +20,8 @@ export interface ClientTask {
   port: MessagePort;
   host: string;
   targetPort: number;
+  /** Several instances: client g connects to endpointFor(task, g) instead of host:targetPort (LoadPlan.endpoints). */
+  endpoints?: Array<{ host: string; port: number }>;
   protocol: ProtocolName;
   /** Global index of this worker's first client (names, sessions and source addresses derive from it). */
   firstClient: number;
@@ -79,6 +81,14 @@ export interface ClientTaskResult {
 // performance.now() is cheap; its offset to the process-wide clock is fixed per thread.
 const clockOffsetUs = nowUs() - performance.now() * 1000;
 const fastNowUs = (): number => performance.now() * 1000 + clockOffsetUs;
+
+/** Where client g connects: see LoadPlan.endpoints. */
+export function endpointFor(task: Pick<ClientTask, 'host' | 'targetPort' | 'endpoints' | 'sessions'>, g: number): { host: string; port: number } {
+  const endpoints = task.endpoints;
+  if (!endpoints || endpoints.length === 0) return { host: task.host, port: task.targetPort };
+  const s = task.sessions.length;
+  return endpoints[((g % s) + Math.floor(g / s)) % endpoints.length];
+}
 
 interface StableClient {
   ws: WsClient | null;
@@ -175,10 +185,11 @@ export default async function runClientTask(task: ClientTask): Promise<ClientTas
       };
       clients.push(client);
       const timer = setTimeout(() => settle(false, `no join within ${task.connectTimeoutMs} ms`), task.connectTimeoutMs);
+      const endpoint = endpointFor(task, g);
       client.ws = new WsClient(
         {
-          host: task.host,
-          port: task.targetPort,
+          host: endpoint.host,
+          port: endpoint.port,
           path: protocol.path(client.link.user),
           subprotocol: protocol.subprotocol,
           localAddress: `127.0.0.${2 + (g % task.localAddresses)}`,
@@ -367,10 +378,11 @@ async function runChurn(
           finish(false);
         },
       };
+      const endpoint = task.endpoints && task.endpoints.length > 0 ? task.endpoints[(task.firstClient + n) % task.endpoints.length] : { host: task.host, port: task.targetPort };
       ws = new WsClient(
         {
-          host: task.host,
-          port: task.targetPort,
+          host: endpoint.host,
+          port: endpoint.port,
           path: protocol.path(link.user),
           subprotocol: protocol.subprotocol,
           localAddress: `127.0.0.${2 + ((task.firstClient + n) % task.localAddresses)}`,

@@ -19,6 +19,14 @@ import { LatencyHistogram } from './latency-histogram.js';
 export interface LoadPlan {
   host: string;
   port: number;
+  /**
+   * A target of several instances: the addresses clients connect to instead of
+   * host:port. Client g = k + S·j (member j of session k, S sessions) connects to
+   * endpoints[(k + j) mod E]: every session's members are dealt round-robin over the
+   * instances (starting at a different one per session), and the clients as a whole
+   * evenly (±1 per session). With one session, client g goes to endpoints[g mod E].
+   */
+  endpoints?: ReadonlyArray<{ host: string; port: number }>;
   protocol: ProtocolName;
   clients: number;
   /** Client g joins sessions[g % sessions.length]. */
@@ -123,6 +131,7 @@ export class LoadRun {
         port: port2,
         host: plan.host,
         targetPort: plan.port,
+        endpoints: plan.endpoints && plan.endpoints.length > 0 ? plan.endpoints.map(({ host, port }) => ({ host, port })) : undefined,
         protocol: plan.protocol,
         firstClient: first,
         clients: count,

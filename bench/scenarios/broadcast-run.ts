@@ -7,8 +7,8 @@
 import { loadavg } from 'node:os';
 import type { LoadGenerator, LoadProgress, LoadResult } from '../load/load-generator.js';
 import { nowUs } from '../load/payload.js';
-import { sampleProcess, type ProcessSample } from '../targets/process-stats.js';
-import type { RunningTarget } from '../targets/target.js';
+import { hostBusyUs, sampleProcess, sampleProcesses, type ProcessSample } from '../targets/process-stats.js';
+import { targetEndpoints, targetPids, type RunningTarget } from '../targets/target.js';
 import type { ProgressDisplay } from '../progress-display.js';
 
 /** One row of the results: the fields the issue asks for, then scenario extras. */
@@ -91,13 +91,18 @@ export async function runBroadcast(
   const runTag = `${plan.scenario}-${Date.now().toString(36)}`;
   const sessions = Array.from({ length: plan.sessionCount }, (_, k) => `bench-${runTag}-${k}`);
   const expected = plan.clients * plan.events;
-  const base = sampleProcess(target.pid);
+  // Every process of the target, summed (several instances for shardcast-redis3).
+  const pids = targetPids(target);
+  const sampleTarget = (): ProcessSample => sampleProcesses(pids);
+  const backing = target.backing;
+  const base = sampleTarget();
   // Other work on the machine skews every figure: record how busy it was.
   const hostLoad = Math.round(loadavg()[0] * 100) / 100;
 
   const run = generator.start({
     host: target.host,
     port: target.port,
+    ...(target.endpoints ? { endpoints: targetEndpoints(target) } : {}),
     protocol: target.protocol,
     clients: plan.clients,
     sessions,
@@ -122,12 +127,12 @@ export async function runBroadcast(
     if (ready.joined === 0) {
       throw new Error(`bench: no client of ${target.name} could join${ready.firstError ? `: ${ready.firstError}` : ''}`);
     }
-    const connected = sampleProcess(target.pid);
+    const connected = sampleTarget();
     if (plan.holdMs) {
       phase = 'holding';
       await new Promise((r) => setTimeout(r, plan.holdMs));
     }
-    const held = sampleProcess(target.pid);
+    const held = sampleTarget();
     // CPU the server spends holding idle connections (heartbeats, timers, sweeps).
     const idleCpuPct = plan.holdMs ? Math.round(((held.cpuUs - connected.cpuUs) / (plan.holdMs * 1000)) * 1000) / 10 : null;
     const warmup = plan.warmup ?? 0;
@@ -136,13 +141,17 @@ export async function runBroadcast(
       await publishTicks(target, sessions, 0, warmup, plan.rate);
       await run.waitFor((p) => p.warmupDelivered >= ready.joined * warmup, plan.drainMs ?? 10_000);
     }
-    const loaded = sampleProcess(target.pid);
+    const loaded = sampleTarget();
+    const loadedEach = pids.length > 1 ? pids.map((pid) => sampleProcess(pid).cpuUs) : [];
+    const backingLoaded = backing ? sampleProcess(backing.pid) : undefined;
+    const backingCommandsLoaded = backing ? await backing.commandsProcessed().catch(() => NaN) : NaN;
     if (plan.churnPerThread) {
       run.churn(plan.churnPerThread, plan.churnHoldMs?.[0] ?? 20, plan.churnHoldMs?.[1] ?? 200);
     }
 
     phase = 'publishing';
     const clientCpuBefore = process.cpuUsage();
+    const hostBusyBefore = hostBusyUs();
     const publishStartUs = nowUs();
     const startMs = Date.now();
     await publishTicks(target, sessions, warmup, plan.events, plan.rate);
@@ -151,14 +160,20 @@ export async function runBroadcast(
     // Joined clients are the ones that can receive; failed ones are reported apart.
     const reachable = ready.joined * plan.events;
     await run.waitFor((p) => p.delivered >= reachable, plan.drainMs ?? 10_000);
-    const after = sampleProcess(target.pid);
+    const after = sampleTarget();
+    const afterEach = pids.length > 1 ? pids.map((pid) => sampleProcess(pid).cpuUs) : [];
+    const backingAfter = backing ? sampleProcess(backing.pid) : undefined;
+    const backingCommandsAfter = backing ? await backing.commandsProcessed().catch(() => NaN) : NaN;
     const clientCpu = process.cpuUsage(clientCpuBefore);
+    const hostBusy = hostBusyUs() - hostBusyBefore;
+    const measuredUs = nowUs() - publishStartUs;
 
     phase = 'closing';
     load = await run.stop();
-    const end = sampleProcess(target.pid);
+    const end = sampleTarget();
 
     const frames = load.delivered + load.duplicated + load.churnFrames;
+    const backingCpuUs = backingLoaded && backingAfter ? backingAfter.cpuUs - backingLoaded.cpuUs : 0;
     const spanUs = load.lastReceiptUs > publishStartUs ? load.lastReceiptUs - publishStartUs : 0;
     const h = load.histogram;
     const result: BenchResult = {
@@ -176,7 +191,9 @@ export async function runBroadcast(
       p99_ms: ms(h.percentile(99)),
       max_ms: ms(h.max),
       frames_per_s: spanUs > 0 ? Math.round(frames / (spanUs / 1e6)) : 0,
-      server_cpu_us_per_frame: frames > 0 ? Math.round(((after.cpuUs - loaded.cpuUs) / frames) * 100) / 100 : null,
+      // With a backing server (Redis), its CPU over the same phase is part of the target's.
+      server_cpu_us_per_frame:
+        frames > 0 ? Math.round(((after.cpuUs - loaded.cpuUs + backingCpuUs) / frames) * 100) / 100 : null,
       server_rss_mb: Math.round(after.rssKb / 102.4) / 10,
       client_cpu_us_per_frame: frames > 0 ? Math.round(((clientCpu.user + clientCpu.system) / frames) * 100) / 100 : null,
       rate: Math.round((plan.events / Math.max(publishedMs, 1)) * 1000 * 10) / 10,
@@ -186,7 +203,31 @@ export async function runBroadcast(
       warmup_events: warmup,
       server_idle_cpu_pct: idleCpuPct,
       host_load_1m: hostLoad,
+      // Other work on the machine while this target was measured: the machine's busy CPU
+      // minus the target's (and its Redis's) and the bench's, in % of one core.
+      other_cpu_pct:
+        measuredUs > 0
+          ? Math.round(
+              (Math.max(0, hostBusy - (after.cpuUs - loaded.cpuUs) - backingCpuUs - (clientCpu.user + clientCpu.system)) / measuredUs) * 1000,
+            ) / 10
+          : null,
     };
+    if (pids.length > 1) {
+      result.instances = pids.length;
+      // Each instance's share of server_cpu_us_per_frame, in the order of the endpoints
+      // (the first one also takes the publisher's requests).
+      result.instance_cpu_us_per_frame =
+        frames > 0 ? afterEach.map((cpu, k) => Math.round(((cpu - loadedEach[k]) / frames) * 100) / 100).join(' / ') : null;
+    }
+    if (backing && backingLoaded && backingAfter) {
+      // The backing server's share of server_cpu_us_per_frame, its RSS, and the commands
+      // it ran meanwhile (anyone's: a shared Redis also serves other clients).
+      result[`${backing.name}_cpu_us_per_frame`] = frames > 0 ? Math.round((backingCpuUs / frames) * 100) / 100 : null;
+      result[`${backing.name}_rss_mb`] = Math.round(backingAfter.rssKb / 102.4) / 10;
+      result[`${backing.name}_commands`] = Number.isFinite(backingCommandsAfter - backingCommandsLoaded)
+        ? backingCommandsAfter - backingCommandsLoaded
+        : null;
+    }
     if (load.firstError) result.first_error = load.firstError;
     return { result, load, base, loaded, end, connectMs: load.connectMs };
   } finally {

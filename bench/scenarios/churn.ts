@@ -9,7 +9,8 @@
  * difference to the untouched process, is what shows a leak.
  */
 import type { BenchOptions } from '../cli-options.js';
-import { sampleProcess, type ProcessSample } from '../targets/process-stats.js';
+import { sampleProcesses, type ProcessSample } from '../targets/process-stats.js';
+import { targetPids } from '../targets/target.js';
 import { runBroadcast, type BenchResult } from './broadcast-run.js';
 import type { ScenarioRun } from './scenario.js';
 
@@ -46,7 +47,7 @@ export const churn: ScenarioRun = async (target, generator, options: BenchOption
     target.publisher.close();
     progress.update(`churn ${target.name}: round ${round} settling ${SETTLE_MS / 1000} s`);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    ends.push(sampleProcess(target.pid));
+    ends.push(sampleProcesses(targetPids(target)));
     cycles += outcome.load.churnCycles;
     failures += outcome.load.churnFailures;
     churnFrames += outcome.load.churnFrames;

@@ -42,3 +42,29 @@ export function sampleProcess(pid: number): ProcessSample {
     fds,
   };
 }
+
+/**
+ * Sums the readings of several processes (a target made of many instances): CPU,
+ * memory, threads and descriptors add up. Throws if one of them is gone.
+ */
+export function sampleProcesses(pids: readonly number[]): ProcessSample {
+  const sum: ProcessSample = { cpuUs: 0, rssKb: 0, threads: 0, fds: 0 };
+  for (const pid of pids) {
+    const s = sampleProcess(pid);
+    sum.cpuUs += s.cpuUs;
+    sum.rssKb += s.rssKb;
+    sum.threads += s.threads;
+    sum.fds = sum.fds < 0 || s.fds < 0 ? -1 : sum.fds + s.fds;
+  }
+  return sum;
+}
+
+/**
+ * CPU time the whole machine spent busy (user, nice, system, irq, softirq; all CPUs
+ * together, steal left out) since boot, µs, from the first line of /proc/stat.
+ */
+export function hostBusyUs(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  const [, user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).map(Number);
+  return ((user + nice + system + irq + softirq) * 1e6) / TICKS_PER_SECOND;
+}

@@ -11,27 +11,80 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProtocolName } from '../load/client-protocol.js';
 import { BENCH_API_KEY, PUSHER_APP, pusherPublisher, shardcastPublisher, type Publisher } from '../load/publisher.js';
+import { benchRedis } from './redis-target.js';
 import { ensureSoketi, soketiServerScript } from './soketi-install.js';
 
 /** Every target name the CLI accepts. */
-export const TARGET_NAMES = ['shardcast', 'shardcast-1', 'uws-raw', 'socketio', 'soketi', 'ws-hub'] as const;
+export const TARGET_NAMES = [
+  'shardcast',
+  'shardcast-1',
+  'uws-raw',
+  'socketio',
+  'soketi',
+  'ws-hub',
+  'shardcast-redis1',
+  'shardcast-redis3',
+] as const;
 
 /** A target name. */
 export type TargetName = (typeof TARGET_NAMES)[number];
 
+/** The targets run when `--targets` is not given: the ones that need nothing but this machine (no Redis). */
+export const DEFAULT_TARGETS: readonly TargetName[] = ['shardcast', 'shardcast-1', 'uws-raw', 'socketio', 'soketi', 'ws-hub'];
+
+/** Where clients connect. */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
 /** A started target. */
 export interface RunningTarget {
   readonly name: string;
+  /** The (first) address clients connect to; the publisher's too. */
   readonly host: string;
   readonly port: number;
   readonly protocol: ProtocolName;
-  /** The server process, for /proc readings. */
+  /** The (first) server process, for /proc readings. */
   readonly pid: number;
   readonly publisher: Publisher;
+  /**
+   * A target of several instances: every address clients connect to, spread by
+   * the load generator (see LoadPlan.endpoints). Absent: `[{host, port}]`.
+   */
+  readonly endpoints?: readonly Endpoint[];
+  /** Every server process of the target, readings summed. Absent: `[pid]`. */
+  readonly pids?: readonly number[];
+  /**
+   * A server the target runs on and shares with others (Redis): its CPU over the
+   * measured phase counts into the target's server CPU and is reported apart as
+   * `<name>_cpu_us_per_frame`, its RSS as `<name>_rss_mb`.
+   */
+  readonly backing?: BackingServer;
   /** The last few KB the process wrote to stdout and stderr. */
   output(): string;
   /** Ends the process (SIGTERM, then SIGKILL after a grace) and waits for it. */
   stop(): Promise<void>;
+}
+
+/** A server a target runs on (see RunningTarget.backing). */
+export interface BackingServer {
+  /** Column prefix: `redis`. */
+  readonly name: string;
+  /** Its process on this machine, for /proc readings. */
+  readonly pid: number;
+  /** Commands it processed since it started (all clients', not only this target's). */
+  commandsProcessed(): Promise<number>;
+}
+
+/** The addresses clients connect to. */
+export function targetEndpoints(target: RunningTarget): readonly Endpoint[] {
+  return target.endpoints && target.endpoints.length > 0 ? target.endpoints : [{ host: target.host, port: target.port }];
+}
+
+/** The target's server processes. */
+export function targetPids(target: RunningTarget): readonly number[] {
+  return target.pids && target.pids.length > 0 ? target.pids : [target.pid];
 }
 
 const HOST = '127.0.0.1';
@@ -76,20 +129,13 @@ export async function startTarget(name: TargetName, options: TargetOptions = {})
     case 'shardcast-1': {
       const script = join(root, 'dist/daemon/main.js');
       const shards = name === 'shardcast' ? availableParallelism() : 1;
-      const child = spawnServer(node, [script], {
-        SHARDCAST_DEV_MODE: 'true',
-        SHARDCAST_HOST: HOST,
-        SHARDCAST_PORT: String(port),
-        SHARDCAST_SHARDS: String(shards),
-        // info: the "listening" line (all shards up) is logged at info; nothing per connection is.
-        SHARDCAST_LOG_LEVEL: 'info',
-        SHARDCAST_API_KEY: BENCH_API_KEY,
-        // Otherwise the daemon's defaults; see TargetOptions.joinLeave.
-        ...(options.joinLeave ? { SHARDCAST_NAMESPACES: JSON.stringify([{ prefix: 'bench-', presence: true, joinLeave: true }]) } : {}),
-      });
+      const child = spawnServer(node, [script], shardcastEnv(port, shards, options));
       const ready = await waitReady(name, child, port, 'listening-line');
       return running(name, child, ready, 'shardcast', shardcastPublisher({ host: HOST, port: ready }));
     }
+    case 'shardcast-redis1':
+    case 'shardcast-redis3':
+      return startRedisShardcast(name, root, options);
     case 'uws-raw':
     case 'socketio':
     case 'ws-hub': {
@@ -118,6 +164,79 @@ export async function startTarget(name: TargetName, options: TargetOptions = {})
     }
     default:
       throw new Error(`bench: unknown target ${String(name satisfies never)}`);
+  }
+}
+
+/** Environment of a Shardcast daemon the bench starts (the daemon's defaults otherwise). */
+function shardcastEnv(port: number, shards: number, options: TargetOptions): Record<string, string> {
+  return {
+    SHARDCAST_DEV_MODE: 'true',
+    SHARDCAST_HOST: HOST,
+    SHARDCAST_PORT: String(port),
+    SHARDCAST_SHARDS: String(shards),
+    // info: the "listening" line (all shards up) is logged at info; nothing per connection is.
+    SHARDCAST_LOG_LEVEL: 'info',
+    SHARDCAST_API_KEY: BENCH_API_KEY,
+    // Otherwise the daemon's defaults; see TargetOptions.joinLeave.
+    ...(options.joinLeave ? { SHARDCAST_NAMESPACES: JSON.stringify([{ prefix: 'bench-', presence: true, joinLeave: true }]) } : {}),
+  };
+}
+
+/**
+ * Shardcast on Redis: `shardcast-redis1` is one instance with one shard per core
+ * (as `shardcast`); `shardcast-redis3` is three instances of one shard each (three
+ * shard threads and three primaries on a machine of 2 cores is already more
+ * threads than cores; more shards would only add contention). All on the Redis of
+ * BENCH_REDIS_URL (default redis://127.0.0.1:6379) under a key prefix unique to this
+ * run, deleted when the target stops. The publisher posts to the first instance.
+ */
+async function startRedisShardcast(name: 'shardcast-redis1' | 'shardcast-redis3', root: string, options: TargetOptions): Promise<RunningTarget> {
+  const redis = await benchRedis(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const instances = name === 'shardcast-redis3' ? 3 : 1;
+  const shards = instances === 1 ? availableParallelism() : 1;
+  const script = join(root, 'dist/daemon/main.js');
+  const children: ServerProcess[] = [];
+  let publisher: Publisher | undefined;
+  const stopAll = async (): Promise<void> => {
+    publisher?.close();
+    await Promise.all(children.map((child) => stopProcess(child)));
+    await redis.cleanUp();
+  };
+  try {
+    const ports = await Promise.all(
+      Array.from({ length: instances }, async () => {
+        const port = await freePort();
+        const child = spawnServer(process.execPath, [script], {
+          ...shardcastEnv(port, shards, options),
+          SHARDCAST_REDIS_URL: redis.url,
+          SHARDCAST_REDIS_PREFIX: redis.prefix,
+        });
+        children.push(child);
+        return { child, port };
+      }),
+    );
+    const endpoints: Endpoint[] = [];
+    for (const [k, { child, port }] of ports.entries()) {
+      endpoints.push({ host: HOST, port: await waitReady(`${name} instance ${k + 1}`, child, port, 'listening-line') });
+    }
+    publisher = shardcastPublisher(endpoints[0]);
+    const pids = ports.map(({ child }) => child.pid ?? 0);
+    return {
+      name,
+      host: HOST,
+      port: endpoints[0].port,
+      protocol: 'shardcast',
+      pid: pids[0],
+      publisher,
+      endpoints,
+      pids,
+      ...(redis.backing ? { backing: redis.backing } : {}),
+      output: () => ports.map(({ child }, k) => (instances > 1 ? `[instance ${k + 1}]\n${child.outputTail}` : child.outputTail)).join('\n'),
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
   }
 }
 
