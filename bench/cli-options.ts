@@ -51,7 +51,8 @@ export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
   --warmup W      unmeasured ticks first, to warm up JITs (default 5; capacity 0)
   --targets a,b   any of ${TARGET_NAMES.join(', ')}
                   (default: ${DEFAULT_TARGETS.join(', ')}; the shardcast-redis* targets need the
-                  Redis of BENCH_REDIS_URL, default redis://127.0.0.1:6379)
+                  Redis of BENCH_REDIS_URL, default redis://127.0.0.1:6379; shardcast-amqp the
+                  RabbitMQ of BENCH_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
   --threads T     client threads (default: cores)
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
   --churn C       churn: connections cycling at once (default 100)

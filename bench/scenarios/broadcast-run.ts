@@ -144,7 +144,7 @@ export async function runBroadcast(
     const loaded = sampleTarget();
     const loadedEach = pids.length > 1 ? pids.map((pid) => sampleProcess(pid).cpuUs) : [];
     const backingLoaded = backing ? sampleProcess(backing.pid) : undefined;
-    const backingCommandsLoaded = backing ? await backing.commandsProcessed().catch(() => NaN) : NaN;
+    const backingCommandsLoaded = backing?.commandsProcessed ? await backing.commandsProcessed().catch(() => NaN) : NaN;
     if (plan.churnPerThread) {
       run.churn(plan.churnPerThread, plan.churnHoldMs?.[0] ?? 20, plan.churnHoldMs?.[1] ?? 200);
     }
@@ -163,7 +163,7 @@ export async function runBroadcast(
     const after = sampleTarget();
     const afterEach = pids.length > 1 ? pids.map((pid) => sampleProcess(pid).cpuUs) : [];
     const backingAfter = backing ? sampleProcess(backing.pid) : undefined;
-    const backingCommandsAfter = backing ? await backing.commandsProcessed().catch(() => NaN) : NaN;
+    const backingCommandsAfter = backing?.commandsProcessed ? await backing.commandsProcessed().catch(() => NaN) : NaN;
     const clientCpu = process.cpuUsage(clientCpuBefore);
     const hostBusy = hostBusyUs() - hostBusyBefore;
     const measuredUs = nowUs() - publishStartUs;
@@ -224,7 +224,7 @@ export async function runBroadcast(
       // it ran meanwhile (anyone's: a shared Redis also serves other clients).
       result[`${backing.name}_cpu_us_per_frame`] = frames > 0 ? Math.round((backingCpuUs / frames) * 100) / 100 : null;
       result[`${backing.name}_rss_mb`] = Math.round(backingAfter.rssKb / 102.4) / 10;
-      result[`${backing.name}_commands`] = Number.isFinite(backingCommandsAfter - backingCommandsLoaded)
+      if (backing.commandsProcessed) result[`${backing.name}_commands`] = Number.isFinite(backingCommandsAfter - backingCommandsLoaded)
         ? backingCommandsAfter - backingCommandsLoaded
         : null;
     }

@@ -11,6 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProtocolName } from '../load/client-protocol.js';
 import { BENCH_API_KEY, PUSHER_APP, pusherPublisher, shardcastPublisher, type Publisher } from '../load/publisher.js';
+import { amqpPublisher } from '../load/amqp-publisher.js';
+import { benchAmqp, BENCH_AMQP_PARTITIONS } from './amqp-target.js';
 import { benchRedis } from './redis-target.js';
 import { ensureSoketi, soketiServerScript } from './soketi-install.js';
 
@@ -24,6 +26,7 @@ export const TARGET_NAMES = [
   'ws-hub',
   'shardcast-redis1',
   'shardcast-redis3',
+  'shardcast-amqp',
 ] as const;
 
 /** A target name. */
@@ -73,8 +76,8 @@ export interface BackingServer {
   readonly name: string;
   /** Its process on this machine, for /proc readings. */
   readonly pid: number;
-  /** Commands it processed since it started (all clients', not only this target's). */
-  commandsProcessed(): Promise<number>;
+  /** Commands it processed since it started (all clients', not only this target's); absent when it cannot say (RabbitMQ). */
+  commandsProcessed?(): Promise<number>;
 }
 
 /** The addresses clients connect to. */
@@ -136,6 +139,8 @@ export async function startTarget(name: TargetName, options: TargetOptions = {})
     case 'shardcast-redis1':
     case 'shardcast-redis3':
       return startRedisShardcast(name, root, options);
+    case 'shardcast-amqp':
+      return startAmqpShardcast(root, port, options);
     case 'uws-raw':
     case 'socketio':
     case 'ws-hub': {
@@ -240,6 +245,66 @@ async function startRedisShardcast(name: 'shardcast-redis1' | 'shardcast-redis3'
   }
 }
 
+/**
+ * Shardcast with RabbitMQ ingress: `shardcast` (standalone memory engine, one shard
+ * per core) plus SHARDCAST_AMQP_URL = BENCH_AMQP_URL (default
+ * amqp://guest:guest@127.0.0.1:5672) on an events exchange unique to the run; the
+ * publisher sends every event as a message to that exchange (confirmed per batch)
+ * instead of POSTing it. Ready once the daemon listens and `/readyz` answers 200
+ * (every partition has its consumer). On stop: the publisher's connection closes,
+ * the daemon exits, then the run's queues and exchanges are deleted.
+ */
+async function startAmqpShardcast(root: string, port: number, options: TargetOptions): Promise<RunningTarget> {
+  const name = 'shardcast-amqp';
+  const amqp = await benchAmqp(process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+  let child: ServerProcess | undefined;
+  let publisher: Awaited<ReturnType<typeof amqpPublisher>> | undefined;
+  const stopAll = async (): Promise<void> => {
+    await publisher?.closed();
+    if (child) await stopProcess(child);
+    await amqp.cleanUp();
+  };
+  try {
+    child = spawnServer(process.execPath, [join(root, 'dist/daemon/main.js')], {
+      ...shardcastEnv(port, availableParallelism(), options),
+      SHARDCAST_AMQP_URL: amqp.url,
+      SHARDCAST_AMQP_EXCHANGE: amqp.exchange,
+      SHARDCAST_AMQP_PARTITIONS: String(BENCH_AMQP_PARTITIONS),
+    });
+    const ready = await waitReady(name, child, port, 'listening-line');
+    await waitReadyz(name, child, ready);
+    publisher = await amqpPublisher(amqp.url, amqp.exchange);
+    const started = child;
+    return {
+      name,
+      host: HOST,
+      port: ready,
+      protocol: 'shardcast',
+      pid: started.pid ?? 0,
+      publisher,
+      ...(amqp.backing ? { backing: amqp.backing } : {}),
+      output: () => started.outputTail,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** Waits until `GET /readyz` answers 200. */
+async function waitReadyz(name: string, child: ServerProcess, port: number): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`bench: target ${name} exited (${child.exitCode ?? child.signalCode}) before ready:\n${child.outputTail}`);
+    }
+    if (await httpAnswers(port, '/readyz')) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`bench: target ${name}: /readyz not 200 within ${START_TIMEOUT_MS / 1000} s:\n${child.outputTail}`);
+}
+
 function running(name: TargetName, child: ServerProcess, port: number, protocol: ProtocolName, publisher: Publisher): RunningTarget {
   return {
     name,
@@ -300,9 +365,9 @@ async function waitReady(name: string, child: ServerProcess, port: number, how: 
   throw new Error(`bench: target ${name} did not listen within ${START_TIMEOUT_MS / 1000} s:\n${child.outputTail}`);
 }
 
-async function httpAnswers(port: number): Promise<boolean> {
+async function httpAnswers(port: number, path = '/'): Promise<boolean> {
   try {
-    const res = await fetch(`http://${HOST}:${port}/`, { signal: AbortSignal.timeout(1000) });
+    const res = await fetch(`http://${HOST}:${port}${path}`, { signal: AbortSignal.timeout(1000) });
     await res.arrayBuffer();
     return res.ok;
   } catch {
