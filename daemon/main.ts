@@ -53,6 +53,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('uncaughtException', (err) => {
+    if (isLostPostgresWrite(err)) {
+      // postgres.js 3.4.9 flushes a connection's buffered write in a setImmediate that
+      // can run after the connection closed (its socket is null by then) and throws
+      // there. The connection is already gone and its queries already failed (their
+      // callers retry): nothing is left to clean up, so it is not a reason to drain.
+      log.warn({ err }, 'postgres client wrote to a connection that had closed (a postgres.js race); ignored');
+      return;
+    }
     log.fatal({ err }, 'primary crashed; draining');
     stop('uncaughtException');
   });
@@ -65,6 +73,16 @@ async function main(): Promise<void> {
     await primary.shutdown('start failed');
     process.exit(1);
   }
+}
+
+/** The postgres.js race above: a TypeError thrown by its `nextWrite` on a closed connection. */
+function isLostPostgresWrite(err: unknown): boolean {
+  return (
+    err instanceof TypeError &&
+    /reading 'write'/.test(err.message) &&
+    /node_modules\/postgres\/src\/connection\.js/.test(err.stack ?? '') &&
+    /nextWrite/.test(err.stack ?? '')
+  );
 }
 
 void main();

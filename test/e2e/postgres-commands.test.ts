@@ -119,4 +119,5 @@ t.test('Postgres stopped for 10 s: commands get retryable errors, never an ack; 
   const ids = up.got.map((m) => m.messageId);
   t.equal(new Set(ids).size, 110, 'all 110 commands reached upstream');
   t.equal(ids.length, 110, 'each once');
+  t.same(d.lines.filter((l) => (l.level ?? 0) >= 60).map((l) => `${l.msg}: ${JSON.stringify(l.err)}`), [], 'the daemon never crashed');
 });
