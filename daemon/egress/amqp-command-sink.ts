@@ -17,6 +17,7 @@ import { connect, type ChannelModel, type ConfirmChannel, type RecoveringChannel
 import { encode } from '../../protocol/codec.js';
 import type { JournalEntry } from '../engine/command-journal.js';
 import type { Logger } from '../log.js';
+import { reconnectDelay } from '../ingress/amqp-ingress.js';
 import type { CommandSink } from './command-relay.js';
 
 /** Settings of the sink. */
@@ -35,11 +36,6 @@ export interface AmqpCommandSinkOptions {
 /** The routing key of a command: `<namespace>.<type>`. */
 export function commandRoutingKey(namespacePrefix: string, type: string): string {
   return `${namespacePrefix.replace(/[:._-]+$/, '') || 'default'}.${type}`;
-}
-
-function reconnectDelay(attempt: number): number {
-  const base = Math.min(32_000, 1000 * 2 ** Math.min(attempt - 1, 5));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
 /** The RabbitMQ command sink; `start` connects (in the background), `close` ends it. */

@@ -34,6 +34,7 @@
  *   most as many of their own: an event that would add one more is refused with
  *   PublishRefused (nothing stored, no seq taken); updating an existing key is not.
  */
+import { eventTemplate, type EventTemplate } from '../../protocol/event-template.js';
 import type { ResumePoint, SnapshotEntry, Value } from '../../protocol/frames.js';
 
 /** An event as upstream publishes it (HTTP API or broker), already validated. */
@@ -81,6 +82,26 @@ export interface StreamMessage {
 
 /** A publish refused for a reason a retry cannot fix (a limit); nothing was stored. */
 export class PublishRefused extends Error {}
+
+/**
+ * The `ev` frame template of an event sequenced at `ts`, encoded before any seq is
+ * taken: an event that cannot be encoded fails alone, refused (a retry cannot fix
+ * it), rather than leaving a seq nobody can ever receive.
+ */
+export function templateOf(req: PublishRequest, ts: number): EventTemplate {
+  try {
+    return eventTemplate({
+      s: req.session,
+      type: req.type,
+      data: req.data,
+      ts,
+      ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
+      ...(req.conflate ? { c: true as const } : {}),
+    });
+  } catch (err) {
+    throw new PublishRefused(`event cannot be encoded: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
 
 /** What a history read found. */
 export interface HistoryRead {

@@ -12,9 +12,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ResumePoint, SnapshotEntry } from '../../protocol/frames.js';
-import { assembleEvent, eventTemplate } from '../../protocol/event-template.js';
+import { assembleEvent } from '../../protocol/event-template.js';
 import {
   PublishRefused,
+  templateOf,
   type Broker,
   type BrokerHandler,
   type HistoryRead,
@@ -260,22 +261,7 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
       }
       refuseNewSnapshotKey(state, req);
       const ts = now();
-      // Encoded before the seq is taken: an event that cannot be encoded must fail
-      // alone, not leave a seq nobody can ever receive.
-      let template;
-      try {
-        template = eventTemplate({
-          s: req.session,
-          type: req.type,
-          data: req.data,
-          ts,
-          ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
-          ...(req.conflate ? { c: true as const } : {}),
-        });
-      } catch (err) {
-        // A retry cannot fix it: refused, like a limit (HTTP 400, dead-lettered from RabbitMQ).
-        throw new PublishRefused(`event cannot be encoded: ${err instanceof Error ? err.message : String(err)}`);
-      }
+      const template = templateOf(req, ts);
       const seq = ++state.seq;
       const msg: StreamMessage = {
         session: req.session,

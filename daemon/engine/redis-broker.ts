@@ -21,11 +21,11 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import { decode, encode, exactIntegers } from '../../protocol/codec.js';
-import { eventTemplate } from '../../protocol/event-template.js';
 import type { ResumePoint, SnapshotEntry, Value } from '../../protocol/frames.js';
 import type { Logger } from '../log.js';
 import {
   PublishRefused,
+  templateOf,
   type Broker,
   type BrokerHandler,
   type BrokerHealth,
@@ -281,22 +281,8 @@ export function createRedisBroker(opts: RedisBrokerOptions): RedisBroker {
     async publish(req: PublishRequest): Promise<PublishResult> {
       ensureRunning();
       const ts = Date.now();
-      // Encoded here, before the script takes a seq: an event that cannot be encoded
-      // fails alone. The script only puts seq and epoch between head and tail.
-      let template;
-      try {
-        template = eventTemplate({
-          s: req.session,
-          type: req.type,
-          data: req.data,
-          ts,
-          ...(req.snapshot !== undefined ? { k: req.snapshot } : {}),
-          ...(req.conflate ? { c: true as const } : {}),
-        });
-      } catch (err) {
-        // A retry cannot fix it: refused, like a limit (HTTP 400, dead-lettered from RabbitMQ).
-        throw new PublishRefused(`event cannot be encoded: ${err instanceof Error ? err.message : String(err)}`);
-      }
+      // The script only puts seq and epoch between the template's head and tail.
+      const template = templateOf(req, ts);
       const conflateKey = req.conflate && req.snapshot !== undefined ? req.snapshot : undefined;
       const historySize = opts.historySizeFor(req.session);
       const snapshotArgs: Array<string | Buffer> =

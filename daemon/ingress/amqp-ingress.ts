@@ -95,8 +95,8 @@ const MAX_ATTEMPTS = 10;
 /** Delay before a channel RabbitMQ closed (the connection staying up) is opened again. */
 const CHANNEL_RESTORE_MS = 1000;
 
-/** Reconnect delay of attempt n (from 1): 1 s doubling to a 32 s cap, ±20 % jitter. */
-function reconnectDelay(attempt: number): number {
+/** Reconnect delay of attempt n (from 1) of a RabbitMQ connection: 1 s doubling to a 32 s cap, ±20 % jitter. */
+export function reconnectDelay(attempt: number): number {
   const base = Math.min(32_000, 1000 * 2 ** Math.min(attempt - 1, 5));
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
