@@ -225,6 +225,8 @@ export interface PresenceLeaveFrame {
 export interface PongFrame {
   t: 'pong';
   id: number;
+  /** Server clock when the ping was answered (epoch ms), for the client's clock offset. */
+  now?: number;
 }
 
 /** Resume point of one joined session, sent in `goaway`. */

@@ -95,7 +95,7 @@ export function handleMessage(
       guard(conn, frame.id, 'presence', presence(ctx, conn, frame.id, frame.s));
       return;
     case 'ping':
-      conn.sendNow(encodeServerFrame({ t: 'pong', id: frame.id }));
+      conn.sendNow(encodeServerFrame({ t: 'pong', id: frame.id, now: Date.now() }));
       return;
   }
 }

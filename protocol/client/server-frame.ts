@@ -74,7 +74,7 @@ export function parseServerFrame(v: unknown): ServerFrame | null {
     case 'pleave':
       return isStr(v.s) && isStr(v.u) ? (v as unknown as ServerFrame) : null;
     case 'pong':
-      return isUint(v.id) ? (v as unknown as ServerFrame) : null;
+      return isUint(v.id) && (v.now === undefined || isUint(v.now)) ? (v as unknown as ServerFrame) : null;
     case 'goaway':
       return isStr(v.reason) && isUint(v.delay) && Array.isArray(v.pos) && v.pos.every(isResumePoint)
         ? (v as unknown as ServerFrame)

@@ -149,7 +149,8 @@ const server: Array<[string, string, ServerFrame]> = [
   ['presence-empty', 'Nobody else is there.', { t: 'presence', id: 13, s: 'chat:empty', users: [] }],
   ['pjoin', "A user's first connection joined.", { t: 'pjoin', s: 'chat:lobby', u: 'carol' }],
   ['pleave', "A user's last connection left.", { t: 'pleave', s: 'chat:lobby', u: 'carol' }],
-  ['pong', 'Reply to ping.', { t: 'pong', id: 1 }],
+  ['pong', 'Reply to ping, with the server clock.', { t: 'pong', id: 1, now: 1764511200000 }],
+  ['pong-no-clock', 'Reply to ping from a server that does not send its clock.', { t: 'pong', id: 2 }],
   [
     'goaway',
     'Draining: reconnect after 2750 ms and rejoin each session from its resume point.',

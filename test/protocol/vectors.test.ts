@@ -31,7 +31,7 @@ const SERVER_OPTIONAL: Record<ServerFrame['t'], string[]> = {
   presence: [],
   pjoin: [],
   pleave: [],
-  pong: [],
+  pong: ['now'],
   goaway: [],
 };
 
