@@ -39,12 +39,16 @@ export interface Command {
   cid: string;
   type: string;
   data: Value;
-  /** Server time (ms) the shard received the frame. */
+  /** Server time (ms) the shard received the frame: `floor(receivedAtUs / 1000)`. */
   receivedAt: number;
+  /** The same in µs since the epoch, from the shard's microsecond clock. */
+  receivedAtUs: number;
   /** Last session seq handed to the sending connection before the command arrived. */
   lastSeq: number;
-  /** When that seq was handed to the connection (ms), for fair answer timing. */
+  /** When that seq was handed to the connection (ms): `floor(lastSeqAtUs / 1000)`. */
   lastSeqAt: number;
+  /** The same in µs, same clock as `receivedAtUs`: `receivedAtUs − lastSeqAtUs` is the participant's time to answer. */
+  lastSeqAtUs: number;
   /** Connection id and shard that received it (for support). */
   conn: string;
   shard: number;

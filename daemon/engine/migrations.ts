@@ -108,6 +108,18 @@ export const MIGRATIONS: readonly Migration[] = [
         'Shardcast: the instance that relays commands upstream, and until when its lease runs.';
     `,
   },
+  {
+    version: 4,
+    name: 'command_stamps_us',
+    // Fair timing in microseconds. The ms stamps stay, and the new columns may be
+    // null: an instance of an older version still inserting during a rolling
+    // update must not fail. Readers take ms × 1000 where µs is null.
+    sql: `
+      alter table command_journal add column received_at_us bigint, add column last_seq_at_us bigint;
+      comment on column command_journal.received_at_us is 'µs since the epoch when the shard received the command (shard clock)';
+      comment on column command_journal.last_seq_at_us is 'µs since the epoch when last_seq was handed to the socket (same clock): received_at_us - last_seq_at_us is the time to answer';
+    `,
+  },
 ];
 
 /** Options of migrate(). */

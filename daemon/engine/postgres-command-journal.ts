@@ -137,6 +137,8 @@ interface Row {
   last_seq_at: number;
   conn: string;
   shard: number;
+  received_at_us: number;
+  last_seq_at_us: number;
 }
 
 /** A row as read; bigint columns arrive as strings (or BigInt with a custom type): Number() them. */
@@ -151,12 +153,14 @@ interface StoredRow {
   receivedat: string;
   lastseq: string;
   lastseqat: string;
+  receivedatus: string;
+  lastseqatus: string;
   conn: string;
   shard: number;
 }
 
 const TEXT_FIELDS = ['session', 'user', 'cid', 'role', 'type', 'conn'] as const;
-const INTEGER_FIELDS = ['receivedAt', 'lastSeq', 'lastSeqAt', 'shard'] as const;
+const INTEGER_FIELDS = ['receivedAt', 'receivedAtUs', 'lastSeq', 'lastSeqAt', 'lastSeqAtUs', 'shard'] as const;
 
 /** Why Postgres could never store `cmd`, or undefined. */
 function unstorable(cmd: Command): string | undefined {
@@ -323,6 +327,7 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
         rows.push({
           i: leader, session: cmd.session, user: cmd.user, cid: cmd.cid, role: cmd.role, type: cmd.type, data: base64(data),
           received_at: cmd.receivedAt, last_seq: cmd.lastSeq, last_seq_at: cmd.lastSeqAt, conn: cmd.conn, shard: cmd.shard,
+          received_at_us: cmd.receivedAtUs, last_seq_at_us: cmd.lastSeqAtUs,
         });
       }
       leaderOf.push(leader);
@@ -331,10 +336,11 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
       with input as (
         select * from json_to_recordset(${JSON.stringify(rows)}::text::json) as r(
           i int, session text, "user" text, cid text, role text, type text, data text,
-          received_at bigint, last_seq bigint, last_seq_at bigint, conn text, shard int)
+          received_at bigint, last_seq bigint, last_seq_at bigint, conn text, shard int,
+          received_at_us bigint, last_seq_at_us bigint)
       ), inserted as (
-        insert into ${table} (session, "user", cid, role, type, data, received_at, last_seq, last_seq_at, conn, shard)
-        select session, "user", cid, role, type, decode(data, 'base64'), received_at, last_seq, last_seq_at, conn, shard
+        insert into ${table} (session, "user", cid, role, type, data, received_at, last_seq, last_seq_at, conn, shard, received_at_us, last_seq_at_us)
+        select session, "user", cid, role, type, decode(data, 'base64'), received_at, last_seq, last_seq_at, conn, shard, received_at_us, last_seq_at_us
         from input
         -- A one-time filter (an InitPlan, run before the first row reaches the
         -- sequence) takes the lock. Not EXISTS: the planner drops its target list.
@@ -384,8 +390,10 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
       type: r.type,
       data: (decoded.ok ? decoded.value : null) as Value,
       receivedAt: Number(r.receivedat),
+      receivedAtUs: Number(r.receivedatus),
       lastSeq: Number(r.lastseq),
       lastSeqAt: Number(r.lastseqat),
+      lastSeqAtUs: Number(r.lastseqatus),
       conn: r.conn,
       shard: r.shard,
       pos: Number(r.pos),
@@ -434,7 +442,9 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
         -- Aliases without underscores: a client with a column-name transform (e.g.
         -- postgres.camel) returns them unchanged.
         select pos, session, "user", cid, role, type, data,
-               received_at as receivedat, last_seq as lastseq, last_seq_at as lastseqat, conn, shard
+               received_at as receivedat, last_seq as lastseq, last_seq_at as lastseqat, conn, shard,
+               coalesce(received_at_us, received_at * 1000) as receivedatus,
+               coalesce(last_seq_at_us, last_seq_at * 1000) as lastseqatus
         from (
           select page.*,
                  sum(octet_length(page.data) + ${ENTRY_OVERHEAD_BYTES}) over (order by page.pos) as total,

@@ -3,6 +3,7 @@
  * protocol violation ends in `failConnection` (one place decides close codes);
  * request-level problems get an `error` frame and the connection stays.
  */
+import { nowUs } from './micro-clock.js';
 import { encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { DEFAULT_LIMITS, type CmdFrame, type ErrorFrame, type PubFrame } from '../../protocol/frames.js';
@@ -149,7 +150,8 @@ async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, n
   // addressed frames are tracked on the membership.
   const fromTopic = conn.queue === null && m.session.lastSeq > m.lastSeq;
   const lastSeq = fromTopic ? m.session.lastSeq : m.lastSeq;
-  const lastSeqAt = fromTopic ? m.session.lastSeqAt : m.lastSeqAt;
+  const lastSeqAtUs = fromTopic ? m.session.lastSeqAtUs : m.lastSeqAtUs;
+  const receivedAtUs = nowUs();
   try {
     const { duplicate } = await ctx.primary.call('command', {
       command: {
@@ -159,9 +161,11 @@ async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, n
         cid: frame.cid,
         type: frame.type,
         data: frame.data,
-        receivedAt: now,
+        receivedAt: Math.floor(receivedAtUs / 1000),
+        receivedAtUs,
         lastSeq,
-        lastSeqAt,
+        lastSeqAt: Math.floor(lastSeqAtUs / 1000),
+        lastSeqAtUs,
         conn: conn.id,
         shard: ctx.shardId,
       },

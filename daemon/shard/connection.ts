@@ -4,6 +4,7 @@
  * outbound queue. The uWS socket must not be touched once `closed` is set: uWS
  * throws on a socket after its close event.
  */
+import { nowUs } from './micro-clock.js';
 import type { RoutedFrame } from '../threads/frame-batch.js';
 import type { Principal } from '../auth/principal.js';
 import type { WebSocket } from '../uws.js';
@@ -34,8 +35,8 @@ export interface Membership {
   buffered: RoutedFrame[] | null;
   /** Seq of the last frame handed to uWS for this connection outside the topic (join, addressed frames, queue pumps)... */
   lastSeq: number;
-  /** ...and when (ms), for fair answer timing. */
-  lastSeqAt: number;
+  /** ...and when (µs, micro-clock.ts), for fair answer timing. */
+  lastSeqAtUs: number;
   /** Whether the connection counts in the session's presence. */
   counted: boolean;
 }
@@ -126,7 +127,7 @@ export class Connection {
       const m = this.memberships.get(session);
       if (m !== undefined && seq > m.lastSeq) {
         m.lastSeq = seq;
-        m.lastSeqAt = Date.now();
+        m.lastSeqAtUs = nowUs();
       }
     }
   }

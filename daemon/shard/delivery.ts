@@ -12,6 +12,7 @@
 import { readFrameBatch, type RoutedFrame } from '../threads/frame-batch.js';
 import type { App } from '../uws.js';
 import type { Connection } from './connection.js';
+import { nowUs as microClock } from './micro-clock.js';
 import { OutboundQueue } from './outbound-queue.js';
 import type { Registry } from './registry.js';
 import type { BufferPolicy } from './slow-consumers.js';
@@ -22,13 +23,13 @@ export function deliverBatch(
   registry: Registry,
   policy: BufferPolicy,
   batch: ArrayBuffer,
-  now: number,
+  nowUs: number,
   resync: (session: string, epoch: string, head: number) => void,
 ): void {
-  readFrameBatch(batch, { frame: (msg) => deliverFrame(app, registry, policy, msg, now), resync });
+  readFrameBatch(batch, { frame: (msg) => deliverFrame(app, registry, policy, msg, nowUs), resync });
 }
 
-function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: RoutedFrame, now: number): void {
+function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: RoutedFrame, nowUs: number): void {
   const session = registry.sessions.get(msg.session);
   if (session === undefined) return;
   if (msg.seq !== 0) {
@@ -39,7 +40,7 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
       return;
     }
     session.lastSeq = msg.seq;
-    session.lastSeqAt = now;
+    session.lastSeqAtUs = nowUs;
   }
   for (const m of session.pending) m.buffered?.push(msg);
   if (msg.to !== undefined) {
@@ -74,7 +75,7 @@ export function startLagging(conn: Connection): void {
     // The topic delivered everything up to the session's last seq to this socket.
     if (m.session.lastSeq > m.lastSeq) {
       m.lastSeq = m.session.lastSeq;
-      m.lastSeqAt = m.session.lastSeqAt;
+      m.lastSeqAtUs = m.session.lastSeqAtUs;
     }
     conn.unsubscribe(id);
     m.session.lagging.add(conn);
@@ -104,7 +105,7 @@ export function pumpQueue(conn: Connection, lowWater: number): void {
   const queue = conn.queue;
   if (queue === null || !conn.active) return;
   const ws = conn.ws;
-  const now = Date.now();
+  const now = microClock();
   ws.cork(() => {
     while (ws.getBufferedAmount() < lowWater) {
       const item = queue.shift();
@@ -113,7 +114,7 @@ export function pumpQueue(conn: Connection, lowWater: number): void {
       const m = conn.memberships.get(item.session);
       if (m !== undefined && item.seq > m.lastSeq) {
         m.lastSeq = item.seq;
-        m.lastSeqAt = now;
+        m.lastSeqAtUs = now;
       }
     }
   });

@@ -15,6 +15,7 @@
  * position: it gets the missed frames if history still has them, otherwise a
  * `resync` frame with the snapshot; then live frames newer than the head.
  */
+import { nowUs } from './micro-clock.js';
 import { encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import type { JoinFrame, JoinedFrame } from '../../protocol/frames.js';
@@ -71,7 +72,7 @@ export function resyncSession(ctx: JoinContext, sessionId: string, epoch: string
   const previous = session.epoch;
   session.epoch = epoch;
   session.lastSeq = head;
-  session.lastSeqAt = Date.now();
+  session.lastSeqAtUs = nowUs();
   for (const conn of session.members) {
     const m = conn.memberships.get(sessionId);
     // Pending members compare their reply's epoch with the session's when it comes.
@@ -179,7 +180,7 @@ function completeJoin(conn: Connection, m: Membership, history: HistoryResult, p
   }
   m.buffered = null;
   m.lastSeq = last;
-  m.lastSeqAt = Date.now();
+  m.lastSeqAtUs = nowUs();
   m.state = 'joined';
   session.pending.delete(m);
   if (conn.queue !== null) session.lagging.add(conn);

@@ -17,7 +17,7 @@ export class LocalSession {
   readonly lagging = new Set<Connection>();
   /** Highest seq routed to this shard, when, and under which epoch. */
   lastSeq = 0;
-  lastSeqAt = 0;
+  lastSeqAtUs = 0;
   epoch = '';
   /** Bytes published to the session since its members' buffers were last checked. */
   bytesSinceCheck = 0;
@@ -65,7 +65,7 @@ export class Registry {
       this.sessions.set(sessionId, (session = new LocalSession(sessionId)));
       this.notify({ op: 'interest', session: sessionId });
     }
-    const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, lastSeqAt: 0, counted };
+    const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, lastSeqAtUs: 0, counted };
     conn.memberships.set(sessionId, m);
     session.members.add(conn);
     session.pending.add(m);

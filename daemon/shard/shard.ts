@@ -4,6 +4,7 @@
  * connections, handles their frames, delivers routed frames, enforces the buffer
  * bound, and drains on request. See docs/architecture.md, "Threads and ownership".
  */
+import { nowUs } from './micro-clock.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -82,7 +83,7 @@ export class Shard {
   private onPrimaryMessage(msg: PrimaryToShard): void {
     switch (msg.op) {
       case 'frames':
-        deliverBatch(this.app, this.registry, this.policy, msg.batch, Date.now(), (session, epoch, head) =>
+        deliverBatch(this.app, this.registry, this.policy, msg.batch, nowUs(), (session, epoch, head) =>
           resyncSession(this.joinContext, session, epoch, head),
         );
         return;

@@ -134,7 +134,10 @@ t.test('read: numbers, data and stamps as recorded; maxBytes; limit; a large jou
   t.same(await j.read(0, 0), [], 'limit 0 reads nothing');
 
   await shared.unsafe(`insert into "${schema}".command_journal (session, "user", cid, role, type, data, received_at, last_seq, last_seq_at, conn, shard)
-    select 's', 'u', 'bulk' || g, 'participant', 'answer', '\\x80'::bytea, 0, 0, 0, 'c', 0 from generate_series(1, 50000) g`);
+    select 's', 'u', 'bulk' || g, 'participant', 'answer', '\\x80'::bytea, 1700000000000 + g, 0, 1700000000000, 'c', 0 from generate_series(1, 50000) g`);
+  // Rows as an instance older than migration 4 writes them (no µs columns) read back in ms × 1000.
+  const [oldStyle] = (await j.read(0, 100)).filter((e) => e.cid === 'bulk1');
+  t.same([oldStyle?.receivedAtUs, oldStyle?.lastSeqAtUs], [1_700_000_000_001_000, 1_700_000_000_000_000], 'rows without µs stamps read as ms × 1000');
   await shared.unsafe(`analyze "${schema}".command_journal`);
   const plan = await shared.unsafe(`explain select * from "${schema}".command_journal where pos > 25000 order by pos limit 100`);
   t.match(JSON.stringify(plan), /Index Scan using command_journal_pkey/, 'paging uses the primary key');

@@ -278,6 +278,10 @@ t.test('commands: journaled with stamps, paged with after, a repeated cid stored
   t.ok(c1.receivedAt >= sentAt - 1000 && c1.receivedAt <= Date.now() + 1000, 'receivedAt is the server time');
   t.equal(c1.lastSeq, ev.body.seq, 'lastSeq is the seq erin had been handed');
   t.ok(c1.lastSeqAt > 0 && c1.lastSeqAt <= c1.receivedAt, 'lastSeqAt is when it was handed');
+  t.equal(Math.floor(c1.receivedAtUs / 1000), c1.receivedAt, 'receivedAtUs is receivedAt in µs');
+  t.equal(Math.floor(c1.lastSeqAtUs / 1000), c1.lastSeqAt, 'lastSeqAtUs is lastSeqAt in µs');
+  t.ok(c1.receivedAtUs > c1.lastSeqAtUs, 'the time to answer is positive in µs');
+  t.not(c1.receivedAtUs % 1000, 0, 'receivedAtUs has sub-millisecond precision (a whole ms: 1 in 1000 chance)');
   t.type(c1.pos, 'number');
   t.equal(all.body.next, mine[3].pos);
 
@@ -392,11 +396,11 @@ t.test('the command feed answers the documented shape', async (t) => {
   const cmd = page.body.commands.find((x: { session?: string }) => x.session === s);
   t.same(
     Object.keys(cmd ?? {}).sort(),
-    ['cid', 'conn', 'data', 'lastSeq', 'lastSeqAt', 'pos', 'receivedAt', 'role', 'session', 'shard', 'type', 'user'],
+    ['cid', 'conn', 'data', 'lastSeq', 'lastSeqAt', 'lastSeqAtUs', 'pos', 'receivedAt', 'receivedAtUs', 'role', 'session', 'shard', 'type', 'user'],
     'each command carries exactly the documented fields',
   );
   t.same([cmd?.user, cmd?.role, cmd?.cid, cmd?.type, cmd?.data], ['gus', 'participant', 'shape-1', 'answer', { choice: 2 }]);
-  for (const field of ['pos', 'receivedAt', 'lastSeq', 'lastSeqAt', 'shard']) t.type(cmd?.[field], 'number', `${field} is a number`);
+  for (const field of ['pos', 'receivedAt', 'receivedAtUs', 'lastSeq', 'lastSeqAt', 'lastSeqAtUs', 'shard']) t.type(cmd?.[field], 'number', `${field} is a number`);
   t.type(cmd?.conn, 'string');
   t.equal(page.body.next, page.body.commands[page.body.commands.length - 1].pos, 'next is the last position');
   const empty = await call('GET', `/v1/commands?after=${page.body.next}`, { key: API_KEY });

@@ -60,6 +60,8 @@ t.test('commands reach the upstream queue once each, with routing key, message i
   t.same(first?.body.data, { answer: 0 }, 'the first version');
   t.equal(first?.body.lastSeq, 1, 'stamped with the last seq the participant had');
   t.ok(typeof first?.body.receivedAt === 'number' && typeof first.body.lastSeqAt === 'number' && (first.body.receivedAt as number) >= (first.body.lastSeqAt as number), 'and when');
+  t.ok((first?.body.receivedAtUs as number) > (first?.body.lastSeqAtUs as number), 'and when in µs');
+  t.equal(Math.floor((first?.body.receivedAtUs as number) / 1000), first?.body.receivedAt, 'the µs and ms stamps agree');
 });
 
 t.test('RabbitMQ stopped 10 s while 1,000 commands are sent: every one acked once confirmed, each upstream once', async (t) => {
