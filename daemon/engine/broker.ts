@@ -30,6 +30,11 @@
  *   `complete`; history reads may be served later than live messages published
  *   after them, and vice versa.
  * - After `stop`, `publish`, `notice` and `history` reject.
+ * - Scheduled events: an event may carry `at` (release time, ms since the epoch).
+ *   It is sequenced, stored and delivered like any other, carrying `at`; holding it
+ *   back until then is the receiver's job (primary/release-gate.ts). `position`
+ *   tells where the session's still-held events begin (`heldFrom`, given `now`), so
+ *   an instance that starts streaming the session late holds them too.
  * - A session holds at most `maxSnapshotKeys` shared snapshot keys, and each user at
  *   most as many of their own: an event that would add one more is refused with
  *   PublishRefused (nothing stored, no seq taken); updating an existing key is not.
@@ -50,6 +55,8 @@ export interface PublishRequest {
   snapshot?: string;
   /** A newer frame with the same snapshot key may replace this one for lagging clients. */
   conflate?: boolean;
+  /** Release time (ms since the epoch): sequenced now, handed to sockets no earlier than this. */
+  at?: number;
 }
 
 /** Outcome of sequencing one event. */
@@ -78,6 +85,14 @@ export interface StreamMessage {
   to?: readonly string[];
   /** Snapshot key of a conflatable frame. */
   conflateKey?: string;
+  /** Release time of a scheduled event (ms since the epoch). */
+  at?: number;
+}
+
+/** A session's position, and where its events still held for release begin. */
+export interface SessionPosition extends ResumePoint {
+  /** Lowest seq of an event whose `at` is later than the `now` asked about; absent when none. */
+  heldFrom?: number;
 }
 
 /** A publish refused for a reason a retry cannot fix (a limit); nothing was stored. */
@@ -144,8 +159,8 @@ export interface Broker {
    * with `user`, a read that is not complete carries that user's snapshot.
    */
   history(session: string, since: StreamPosition | null, user?: string): Promise<HistoryRead>;
-  /** Current epoch and head of a session (creating it when unknown). */
-  position(session: string): Promise<ResumePoint>;
+  /** Current epoch and head of a session (creating it when unknown), and its events held past `now` (ms). */
+  position(session: string, now?: number): Promise<SessionPosition>;
   /** Starts delivering the session's messages to the handler. */
   subscribe(session: string): Promise<void>;
   /** Stops delivering them. */

@@ -11,7 +11,7 @@
  * backend restarted empty does. The continuity tests run on it.
  */
 import { randomBytes } from 'node:crypto';
-import type { ResumePoint, SnapshotEntry } from '../../protocol/frames.js';
+import type { SnapshotEntry } from '../../protocol/frames.js';
 import { assembleEvent } from '../../protocol/event-template.js';
 import {
   PublishRefused,
@@ -22,6 +22,7 @@ import {
   type PublishRequest,
   type PublishResult,
   type StreamMessage,
+  type SessionPosition,
   type StreamPosition,
 } from './broker.js';
 import { seededRandom } from './seeded-random.js';
@@ -73,10 +74,14 @@ interface SessionState {
   userSnapshots: Map<string, Map<string, SnapshotEntry>>;
   /** Event ids already sequenced → their seq, oldest first for eviction. */
   seen: Map<string, number>;
+  /** Scheduled events (seq, at) not yet known to be released, oldest first; pruned by position(). */
+  scheduled: Array<{ seq: number; at: number }> | null;
   lastActive: number;
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
+/** Scheduled events remembered per session (the Redis broker keeps as many): the oldest are released long before. */
+const MAX_SCHEDULED = 64;
 
 // Shared and never written (every write site swaps in the session's own map first):
 // typed as Map only so reads need no branch.
@@ -131,6 +136,7 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         snapshot: NO_SNAPSHOT,
         userSnapshots: NO_USER_SNAPSHOTS,
         seen: NO_IDS,
+        scheduled: null,
         lastActive: now(),
       };
       sessions.set(session, state);
@@ -271,6 +277,11 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         to: req.to,
         conflateKey: req.conflate && req.snapshot !== undefined ? req.snapshot : undefined,
       };
+      if (req.at !== undefined) {
+        msg.at = req.at;
+        (state.scheduled ??= []).push({ seq, at: req.at });
+        if (state.scheduled.length > MAX_SCHEDULED) state.scheduled.shift();
+      }
       append(state, msg);
       if (req.id !== undefined) remember(state, req.id, seq);
       setSnapshot(state, req, { seq, type: req.type, data: req.data, ts });
@@ -303,9 +314,15 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
       return later({ epoch: state.epoch, head, complete: true, entries });
     },
 
-    async position(session: string): Promise<ResumePoint> {
+    async position(session: string, at = Date.now()): Promise<SessionPosition> {
       const state = stateOf(session);
-      return { s: session, ep: state.epoch, seq: state.seq };
+      const pos: SessionPosition = { s: session, ep: state.epoch, seq: state.seq };
+      if (state.scheduled !== null) {
+        state.scheduled = state.scheduled.filter((e) => e.at > at);
+        if (state.scheduled.length === 0) state.scheduled = null;
+        else pos.heldFrom = Math.min(...state.scheduled.map((e) => e.seq));
+      }
+      return pos;
     },
 
     async subscribe(session: string) {

@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import { decode, encode, exactIntegers } from '../../protocol/codec.js';
-import type { ResumePoint, SnapshotEntry, Value } from '../../protocol/frames.js';
+import type { SnapshotEntry, Value } from '../../protocol/frames.js';
 import type { Logger } from '../log.js';
 import {
   PublishRefused,
@@ -33,6 +33,7 @@ import {
   type PublishRequest,
   type PublishResult,
   type StreamMessage,
+  type SessionPosition,
   type StreamPosition,
 } from './broker.js';
 import type { RedisLink } from './redis-connection.js';
@@ -292,13 +293,14 @@ export function createRedisBroker(opts: RedisBrokerOptions): RedisBroker {
         req.id ?? '',
         toBuffer(template.head),
         toBuffer(template.tail),
-        toBuffer(envelopeMeta(req.to, conflateKey)),
+        toBuffer(envelopeMeta(req.to, conflateKey, req.at)),
         historySize,
         Math.max(1000, historySize),
         ...snapshotArgs,
         maxSnapshotKeys,
         publishCommand,
         req.to === undefined ? 'all' : 'to',
+        req.at === undefined ? '' : String(req.at),
         ...(req.to !== undefined && req.snapshot !== undefined ? req.to : []),
       );
       const seq = asNumber(reply[0], 'seq');
@@ -341,10 +343,13 @@ export function createRedisBroker(opts: RedisBrokerOptions): RedisBroker {
       return read;
     },
 
-    async position(session: string): Promise<ResumePoint> {
+    async position(session: string, now = Date.now()): Promise<SessionPosition> {
       ensureRunning();
-      const reply = await scripts.shardcastPosition(...args(session));
-      return { s: session, ep: asBuffer(reply[0], 'epoch').toString(), seq: asNumber(reply[1], 'seq') };
+      const reply = await scripts.shardcastPosition(...args(session), now);
+      const pos: SessionPosition = { s: session, ep: asBuffer(reply[0], 'epoch').toString(), seq: asNumber(reply[1], 'seq') };
+      const heldFrom = asNumber(reply[2], 'heldFrom');
+      if (heldFrom > 0) pos.heldFrom = heldFrom;
+      return pos;
     },
 
     async subscribe(session: string) {

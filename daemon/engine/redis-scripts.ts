@@ -11,6 +11,7 @@
  *   B:k           hash   shared snapshot key → entry
  *   B:us          set    users with snapshot keys of their own
  *   B:u:<user>    hash   that user's snapshot key → entry
+ *   B:t           zset   scheduled events: seq → release time `at` (ms), the last 64
  *   B:c           channel the session's envelopes are published on
  * An entry is 8 bytes of seq (float64) then msgpack [type, data, ts]; an envelope
  * is described in stream-envelope.ts.
@@ -40,6 +41,7 @@ local function renewAll()
   redis.call('PEXPIRE', base .. ':i', ttl)
   redis.call('PEXPIRE', base .. ':k', ttl)
   redis.call('PEXPIRE', base .. ':us', ttl)
+  redis.call('PEXPIRE', base .. ':t', ttl)
   for _, user in ipairs(redis.call('SMEMBERS', base .. ':us')) do
     redis.call('PEXPIRE', base .. ':u:' .. user, ttl)
   end
@@ -53,7 +55,7 @@ local function forget()
   for _, user in ipairs(redis.call('SMEMBERS', base .. ':us')) do
     redis.call('DEL', base .. ':u:' .. user)
   end
-  redis.call('DEL', m, base .. ':h', base .. ':i', base .. ':k', base .. ':us')
+  redis.call('DEL', m, base .. ':h', base .. ':i', base .. ':k', base .. ':us', base .. ':t')
 end
 
 -- The session's epoch and last seq, starting it under the candidate epoch when unknown.
@@ -74,7 +76,8 @@ end
  * Sequences one event. ARGV[4] event id ('' none), [5] frame head, [6] frame
  * tail, [7] envelope metadata, [8] history size, [9] ids kept, [10] snapshot key
  * ('' none), [11] snapshot payload, [12] max snapshot keys, [13] PUBLISH or
- * SPUBLISH, [14] 'all' or 'to', [15…] recipients (with 'to' and a snapshot key).
+ * SPUBLISH, [14] 'all' or 'to', [15] release time `at` ('' none), [16…]
+ * recipients (with 'to' and a snapshot key).
  * Returns {seq, epoch, duplicate 0/1}, or {-1, 'session' | 'user', user} when a
  * new snapshot key would pass the bound (nothing stored).
  */
@@ -101,7 +104,7 @@ if skey ~= '' then
     local k = base .. ':k'
     if redis.call('HEXISTS', k, skey) == 0 and redis.call('HLEN', k) >= max then return {-1, 'session', ''} end
   else
-    for i = 15, #ARGV do
+    for i = 16, #ARGV do
       local u = base .. ':u:' .. ARGV[i]
       if redis.call('HEXISTS', u, skey) == 0 and redis.call('HLEN', u) >= max then return {-1, 'user', ARGV[i]} end
     end
@@ -136,7 +139,7 @@ if skey ~= '' then
     redis.call('PEXPIRE', base .. ':k', ttl)
   else
     local us = base .. ':us'
-    for i = 15, #ARGV do
+    for i = 16, #ARGV do
       local u = base .. ':u:' .. ARGV[i]
       redis.call('HSET', u, skey, entry)
       redis.call('PEXPIRE', u, ttl)
@@ -144,6 +147,13 @@ if skey ~= '' then
     end
     redis.call('PEXPIRE', us, ttl)
   end
+end
+if ARGV[15] ~= '' then
+  local t = base .. ':t'
+  redis.call('ZADD', t, tonumber(ARGV[15]), seq)
+  local over = redis.call('ZCARD', t) - 64
+  if over > 0 then redis.call('ZREMRANGEBYRANK', t, 0, over - 1) end
+  redis.call('PEXPIRE', t, ttl)
 end
 redis.call(ARGV[13], base .. ':c', envelope)
 return {seq, ep, 0}
@@ -180,10 +190,23 @@ end
 return {ep, head, complete, entries, snapshot}
 `;
 
-/** The session's position, creating it when unknown. Returns {epoch, seq}. */
+/**
+ * The session's position, creating it when unknown. ARGV[4] now (ms). Returns
+ * {epoch, seq, heldFrom}: the lowest seq of a scheduled event released after now
+ * (0 when none); released ones are dropped from B:t.
+ */
 export const POSITION_SCRIPT = `${PRELUDE}
 local ep, seq = open()
-return {ep, seq}
+local t = base .. ':t'
+local heldFrom = 0
+if redis.call('EXISTS', t) == 1 then
+  redis.call('ZREMRANGEBYSCORE', t, '-inf', ARGV[4])
+  for _, s in ipairs(redis.call('ZRANGE', t, 0, -1)) do
+    local n = tonumber(s)
+    if heldFrom == 0 or n < heldFrom then heldFrom = n end
+  end
+end
+return {ep, seq, heldFrom}
 `;
 
 /** Renews the TTL of a session that exists (an instance streams it); creates nothing. Returns 1 when it exists. */

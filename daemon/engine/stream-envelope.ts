@@ -8,7 +8,8 @@
  *   kind     u8        1 event, 2 notice (seq 0, never in history), 3 heartbeat
  *   seq      float64   the session seq (0 for notices and heartbeats)
  *   epochLen u8        then the epoch's UTF-8 bytes (≤ 64)
- *   metaLen  u32       then msgpack [to | nil, conflateKey | nil], or nothing (0)
+ *   metaLen  u32       then msgpack [to | nil, conflateKey | nil] or [to | nil,
+ *                      conflateKey | nil, at], or nothing (0)
  *   frame    …         the encoded server frame, to the end
  */
 import { decode, encode } from '../../protocol/codec.js';
@@ -16,8 +17,9 @@ import type { StreamMessage } from './broker.js';
 
 export const EnvelopeKind = { Event: 1, Notice: 2, Heartbeat: 3 } as const;
 
-/** The envelope's metadata bytes for an event's recipients and conflation key (empty when neither). */
-export function envelopeMeta(to: readonly string[] | undefined, conflateKey: string | undefined): Uint8Array {
+/** The envelope's metadata bytes for an event's recipients, conflation key and release time (empty when none). */
+export function envelopeMeta(to: readonly string[] | undefined, conflateKey: string | undefined, at?: number): Uint8Array {
+  if (at !== undefined) return encode([to ?? null, conflateKey ?? null, at]);
   if (to === undefined && conflateKey === undefined) return new Uint8Array(0);
   return encode([to ?? null, conflateKey ?? null]);
 }
@@ -49,12 +51,16 @@ export function openEnvelope(session: string, bytes: Buffer): StreamMessage {
   const msg: StreamMessage = { session, epoch, seq, frame: bytes.subarray(frameStart) };
   if (metaLength > 0) {
     const meta = decode(bytes.subarray(epochEnd + 4, frameStart));
-    if (!meta.ok || !Array.isArray(meta.value) || meta.value.length !== 2) throw new EnvelopeError('envelope metadata is not [to, conflateKey]');
-    const [to, conflateKey] = meta.value as unknown[];
+    if (!meta.ok || !Array.isArray(meta.value) || meta.value.length < 2 || meta.value.length > 3) {
+      throw new EnvelopeError('envelope metadata is not [to, conflateKey] or [to, conflateKey, at]');
+    }
+    const [to, conflateKey, at] = meta.value as unknown[];
     if (Array.isArray(to) && to.every((u): u is string => typeof u === 'string')) msg.to = to;
     else if (to !== null) throw new EnvelopeError('envelope recipients are not a list of user ids');
     if (typeof conflateKey === 'string') msg.conflateKey = conflateKey;
     else if (conflateKey !== null) throw new EnvelopeError('envelope conflation key is not a string');
+    if (typeof at === 'number' && Number.isSafeInteger(at) && at >= 0) msg.at = at;
+    else if (at !== undefined) throw new EnvelopeError('envelope release time is not a non-negative integer');
   }
   return msg;
 }

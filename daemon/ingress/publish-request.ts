@@ -1,7 +1,7 @@
 /**
  * Decoding and validation of upstream publish requests, one path for the HTTP API
  * body and the RabbitMQ messages: `{ session, type, data, id?, to?, snapshot?,
- * conflate? }` or `{ events: [...] }`, as JSON or msgpack. Problems name the field
+ * conflate?, at? }` or `{ events: [...] }`, as JSON or msgpack. Problems name the field
  * path so an upstream developer can fix the request from the message alone.
  */
 import { DEFAULT_LIMITS, SESSION_ID_PATTERN } from '../../protocol/frames.js';
@@ -15,8 +15,10 @@ export const MAX_EVENTS_PER_REQUEST = 1000;
 export const MAX_RECIPIENTS = 1000;
 /** Longest upstream event id, user id or snapshot key. */
 export const MAX_ID_LENGTH = 128;
+/** Furthest a scheduled event's `at` may lie ahead: everything sequenced after it in its session waits as long. */
+export const MAX_SCHEDULE_AHEAD_MS = 3_600_000;
 
-const EVENT_KEYS = new Set(['session', 'type', 'data', 'id', 'to', 'snapshot', 'conflate']);
+const EVENT_KEYS = new Set(['session', 'type', 'data', 'id', 'to', 'snapshot', 'conflate', 'at']);
 
 /** A parsed request: one event (single) or a batch. */
 export type ParsedPublish =
@@ -31,13 +33,13 @@ function shortString(v: unknown, max: number): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= max;
 }
 
-function parseEvent(raw: unknown, path: string): PublishRequest | string {
+function parseEvent(raw: unknown, path: string, now: number): PublishRequest | string {
   if (!isPlainObject(raw)) return `${path || 'body'} must be an object`;
   const at = (field: string) => (path ? `${path}.${field}` : field);
   for (const key of Object.keys(raw)) {
     if (!EVENT_KEYS.has(key)) return `${at(key)} is not a publish field (allowed: ${[...EVENT_KEYS].join(', ')})`;
   }
-  const { session, type, data, id, to, snapshot, conflate } = raw;
+  const { session, type, data, id, to, snapshot, conflate, at: releaseAt } = raw;
   if (!shortString(session, DEFAULT_LIMITS.maxSessionLength) || !SESSION_ID_PATTERN.test(session)) {
     return `${at('session')} must be 1–${DEFAULT_LIMITS.maxSessionLength} characters of [A-Za-z0-9_.:@-]`;
   }
@@ -71,11 +73,21 @@ function parseEvent(raw: unknown, path: string): PublishRequest | string {
     if (conflate && snapshot === undefined) return `${at('conflate')} needs ${at('snapshot')}: frames conflate per snapshot key`;
     if (conflate) event.conflate = true;
   }
+  if (releaseAt !== undefined) {
+    if (typeof releaseAt !== 'number' || !Number.isSafeInteger(releaseAt) || releaseAt < 0) {
+      return `${at('at')} must be a release time in ms since the Unix epoch (a non-negative integer)`;
+    }
+    if (releaseAt - now > MAX_SCHEDULE_AHEAD_MS) {
+      return `${at('at')} is ${releaseAt - now} ms ahead of the server clock; at most ${MAX_SCHEDULE_AHEAD_MS} ms`;
+    }
+    // A release time already past is no schedule: the event goes out at once.
+    if (releaseAt > now) event.at = releaseAt;
+  }
   return event;
 }
 
-/** Validates a decoded publish body. */
-export function parsePublishBody(body: unknown): ParsedPublish {
+/** Validates a decoded publish body (`now`: the server clock, for `at`). */
+export function parsePublishBody(body: unknown, now = Date.now()): ParsedPublish {
   if (isPlainObject(body) && 'events' in body) {
     const { events } = body;
     if (Object.keys(body).length !== 1) return { ok: false, message: 'a batch body has only the "events" field' };
@@ -84,13 +96,13 @@ export function parsePublishBody(body: unknown): ParsedPublish {
     }
     const out: PublishRequest[] = [];
     for (let i = 0; i < events.length; i++) {
-      const e = parseEvent(events[i], `events[${i}]`);
+      const e = parseEvent(events[i], `events[${i}]`, now);
       if (typeof e === 'string') return { ok: false, message: e };
       out.push(e);
     }
     return { ok: true, batch: true, events: out };
   }
-  const e = parseEvent(body, '');
+  const e = parseEvent(body, '', now);
   return typeof e === 'string' ? { ok: false, message: e } : { ok: true, batch: false, events: [e] };
 }
 

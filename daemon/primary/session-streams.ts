@@ -33,6 +33,10 @@
  *    `checkMs` each stream reads the session's position, and a stream still behind
  *    a head it saw one check earlier (not merely late) heals.
  * 6. Close: after the last subscriber left, wait `lingerMs`, then unsubscribe.
+ * 7. Scheduled events (`at`): what the stream forwards passes a ReleaseGate
+ *    (release-gate.ts), which holds frames until their release time; joins answer
+ *    up to what the gate released. A stream that opens while events are held (the
+ *    broker's position says from which seq) reads them back and holds them too.
  *
  * Pinned by test/unit/session-streams.test.ts (duplicates, gaps, epoch changes,
  * stale messages, coalesced heals, joins racing late frames) and by the e2e
@@ -40,6 +44,7 @@
  */
 import type { Broker, HistoryRead, StreamMessage, StreamPosition } from '../engine/broker.js';
 import type { Logger } from '../log.js';
+import { ReleaseGate } from './release-gate.js';
 
 /** Where a stream's output goes: the shards that hold the session's subscribers. */
 export interface StreamSink {
@@ -64,6 +69,8 @@ interface SessionStream {
   readonly session: string;
   /** Null until the position is known. */
   epoch: string | null;
+  /** Holds scheduled frames; created with the position. */
+  gate: ReleaseGate | null;
   last: number;
   /** Subscribed and positioned; rejects when the subscription failed. */
   ready: Promise<void>;
@@ -131,6 +138,7 @@ export class SessionStreams {
     const stream: SessionStream = {
       session,
       epoch: null,
+      gate: null,
       last: 0,
       ready: Promise.resolve(),
       pending: [],
@@ -191,13 +199,31 @@ export class SessionStreams {
       // A heal already in flight may have read before this read did: the next heal,
       // started after it, reads a head at least as far, so two rounds suffice.
       for (let round = 0; round < 2 && read.epoch === stream.epoch && stream.last < read.head; round++) await this.heal(stream);
-      if (read.epoch === stream.epoch && stream.last >= read.head) return read;
+      if (read.epoch === stream.epoch && stream.last >= read.head) return this.released(stream, read, since);
       // The stream has not seen this epoch yet (or has moved past it): heal, read again.
       if (read.epoch !== stream.epoch) await this.heal(stream);
       if (attempt >= JOIN_ATTEMPTS) {
         throw new Error(`session ${session}: the stream could not reach the join's position (epoch changing or history unreadable)`);
       }
     }
+  }
+
+  /**
+   * A join's read cut at what the release gate handed on: entries and snapshot
+   * values of held events are left out (the client gets them live once released).
+   * A client resuming past the cut (it came from an instance whose clock released
+   * a little earlier) keeps its position.
+   */
+  private released(stream: SessionStream, read: HistoryRead, since: StreamPosition | null): HistoryRead {
+    const gate = stream.gate;
+    if (gate === null || gate.released >= read.head) return read;
+    const upTo = read.complete && since !== null ? Math.max(gate.released, since.seq) : gate.released;
+    const cut: HistoryRead = { ...read, head: upTo, entries: read.entries.filter((e) => e.seq <= upTo) };
+    if (read.snapshot !== undefined) {
+      cut.snapshot = {};
+      for (const [key, entry] of Object.entries(read.snapshot)) if (entry.seq <= upTo) cut.snapshot[key] = entry;
+    }
+    return cut;
   }
 
   /**
@@ -244,6 +270,7 @@ export class SessionStreams {
     clearInterval(this.checkTimer);
     for (const stream of this.streams.values()) {
       stream.closed = true;
+      stream.gate?.close();
       if (stream.linger !== null) clearTimeout(stream.linger);
     }
     this.streams.clear();
@@ -286,10 +313,16 @@ export class SessionStreams {
     try {
       await this.broker.subscribe(session);
       const cutoff = stream.pending.length;
-      const pos = await this.broker.position(session);
+      const pos = await this.broker.position(session, Date.now());
+      // Events sequenced before this stream existed and not yet released: held here too.
+      const held = pos.heldFrom === undefined ? null : await this.broker.history(session, { epoch: pos.ep, seq: pos.heldFrom - 1 });
       if (stream.closed) return;
       stream.epoch = pos.ep;
       stream.last = pos.seq;
+      stream.gate = new ReleaseGate(pos.seq, (msg) => this.sink.forward(msg), (n) =>
+        this.opts.log.warn({ session, held: n }, 'a session holds too many frames behind a scheduled event; releasing the oldest early'),
+      );
+      if (held !== null && held.complete && held.epoch === pos.ep) stream.gate.adopt(held.entries);
       this.release(stream, cutoff);
     } catch (err) {
       // A subscribed-looking but deaf session would leave its clients silently
@@ -306,6 +339,7 @@ export class SessionStreams {
     if (this.streams.get(stream.session) !== stream) return;
     this.streams.delete(stream.session);
     stream.closed = true;
+    stream.gate?.close();
     const done = this.broker.unsubscribe(stream.session).catch((err: unknown) => {
       this.opts.log.error({ err, session: stream.session }, 'unsubscribing from a session failed');
     });
@@ -325,10 +359,16 @@ export class SessionStreams {
     stream.pending.push(msg);
   }
 
+  /** Hands a frame on through the stream's release gate. */
+  private forward(stream: SessionStream, msg: StreamMessage): void {
+    if (stream.gate !== null) stream.gate.push(msg);
+    else this.sink.forward(msg);
+  }
+
   /** Applies one message to a positioned stream that is not healing. */
   private accept(stream: SessionStream, msg: StreamMessage, staleIfForeign: boolean): void {
     if (msg.seq === 0) {
-      this.sink.forward(msg);
+      this.forward(stream, msg);
       return;
     }
     if (msg.epoch === stream.epoch) {
@@ -338,7 +378,7 @@ export class SessionStreams {
       }
       if (msg.seq === stream.last + 1) {
         stream.last = msg.seq;
-        this.sink.forward(msg);
+        this.forward(stream, msg);
         return;
       }
       this.counters.gaps++;
@@ -399,7 +439,7 @@ export class SessionStreams {
         if (entry.seq <= stream.last) continue;
         stream.last = entry.seq;
         this.counters.healedFrames++;
-        this.sink.forward(entry);
+        this.forward(stream, entry);
       }
       return;
     }
@@ -410,6 +450,8 @@ export class SessionStreams {
     );
     stream.epoch = read.epoch;
     stream.last = read.head;
+    // Held frames belong to the stream the shards are told to give up on.
+    stream.gate?.reset(read.head);
     this.sink.resync(stream.session, read.epoch, read.head);
   }
 

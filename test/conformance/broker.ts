@@ -453,6 +453,28 @@ export function brokerConformance(t: Test, name: string, factory: BrokerFactory)
     );
   });
 
+  t.test(`${name}: scheduled events carry \`at\`; position tells where the still-held ones begin`, async (t) => {
+    const f = await fixture(t);
+    const { broker } = f;
+    await broker.subscribe('s:at');
+    const now = Date.now();
+    const first = await broker.publish(ev('s:at', 1));
+    await broker.publish(ev('s:at', 2, { at: now + 10_000 }));
+    await broker.publish(ev('s:at', 3));
+    await broker.publish(ev('s:at', 4, { at: now + 20_000, to: ['bob'], snapshot: 'q', conflate: true }));
+    const h = await broker.history('s:at', { epoch: first.epoch, seq: 0 });
+    t.same(h.entries.map((e) => e.at), [undefined, now + 10_000, undefined, now + 20_000], 'history entries keep their release time');
+    t.same(h.entries[3].to, ['bob'], 'next to recipients');
+    const got = await checkDelivery(t, f, 's:at', [1, 2, 3, 4], first.epoch);
+    const atOf = [undefined, now + 10_000, undefined, now + 20_000];
+    t.same(got.map((m) => m.at), got.map((m) => atOf[m.seq - 1]), 'subscribers get it too');
+    const pos = (at: number) => broker.position('s:at', at).then((p) => p.heldFrom);
+    t.equal(await pos(now), 2, 'before both: held from the first');
+    t.equal(await pos(now + 10_000), 4, 'at the first release time it is released: held from the second');
+    t.equal(await pos(now + 20_000), undefined, 'after both: nothing held');
+    t.equal((await broker.position('s:plain')).heldFrom, undefined, 'a session without scheduled events holds nothing');
+  });
+
   t.test(`${name}: snapshot keys per user`, async (t) => {
     const { broker } = await fixture(t);
     await broker.publish({ session: 's:k', type: 'q', data: 'question 1', snapshot: 'question' });

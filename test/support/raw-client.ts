@@ -17,6 +17,8 @@ export interface CloseInfo {
 /** A connected raw client. */
 export class RawClient {
   readonly frames: ServerFrame[] = [];
+  /** When each frame arrived (Date.now()), by index in `frames`. */
+  readonly arrivedAt: number[] = [];
   readonly closed: Promise<CloseInfo>;
   private waiters: Array<() => void> = [];
   private nextId = 1;
@@ -26,6 +28,7 @@ export class RawClient {
     ws.on('message', (data: Buffer) => {
       const r = decode(data);
       this.frames.push((r.ok ? r.value : { t: 'undecodable' }) as ServerFrame);
+      this.arrivedAt.push(Date.now());
       this.wake();
     });
     this.closed = new Promise((resolve) => {

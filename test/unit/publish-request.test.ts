@@ -2,7 +2,7 @@
 // accepted becomes exactly the PublishRequest the sequencer gets; what is refused
 // comes with a message naming the field path.
 import t from 'tap';
-import { MAX_EVENTS_PER_REQUEST, MAX_ID_LENGTH, MAX_RECIPIENTS, parsePublishBody } from '../../daemon/ingress/publish-request.js';
+import { MAX_EVENTS_PER_REQUEST, MAX_ID_LENGTH, MAX_RECIPIENTS, MAX_SCHEDULE_AHEAD_MS, parsePublishBody } from '../../daemon/ingress/publish-request.js';
 
 const ok = { session: 'quiz:1', type: 'question', data: { q: 'why?' } };
 
@@ -71,8 +71,21 @@ t.test('each field problem names its path', async (t) => {
     ['snapshot not a string', { ...ok, snapshot: 1 }, /^snapshot must be a key/],
     ['conflate not a boolean', { ...ok, snapshot: 'k', conflate: 1 }, /^conflate must be a boolean/],
     ['conflate without snapshot', { ...ok, conflate: true }, /^conflate needs snapshot/],
+    ['at not a number', { ...ok, at: '1764511200000' }, /^at must be a release time in ms/],
+    ['at negative', { ...ok, at: -1 }, /^at must be a release time in ms/],
+    ['at fractional', { ...ok, at: 1.5 }, /^at must be a release time in ms/],
+    ['at more than an hour ahead', { ...ok, at: Date.now() + MAX_SCHEDULE_AHEAD_MS + 60_000 }, /^at is \d+ ms ahead of the server clock; at most 3600000 ms/],
   ];
   for (const [name, body, pattern] of cases) t.match(refused(body), pattern, name);
+});
+
+t.test('at: a future release time is kept; a past one means now and is dropped', async (t) => {
+  const now = 1_764_511_200_000;
+  t.same(parsePublishBody({ ...ok, at: now + 5000 }, now), { ok: true, batch: false, events: [{ ...ok, at: now + 5000 }] });
+  t.same(parsePublishBody({ ...ok, at: now + MAX_SCHEDULE_AHEAD_MS }, now).ok, true, 'exactly the furthest allowed');
+  t.same(parsePublishBody({ ...ok, at: now - 1 }, now), { ok: true, batch: false, events: [ok] }, 'a past at is no schedule');
+  const batch = parsePublishBody({ events: [ok, { ...ok, at: now + MAX_SCHEDULE_AHEAD_MS + 1 }] }, now);
+  t.match(batch.ok ? '' : batch.message, /^events\[1\]\.at is 3600001 ms ahead/, 'in a batch, naming the event');
 });
 
 t.test('__proto__ is refused as a data key (at any depth) and as a snapshot key', async (t) => {

@@ -130,8 +130,8 @@ async function fixture(t: Test, opts: FixtureOptions = {}): Promise<Fixture> {
       if (hooks.historyGate !== null) await hooks.historyGate;
       return read;
     },
-    async position(session) {
-      const pos = await inner.position(session);
+    async position(session, now) {
+      const pos = await inner.position(session, now);
       if (subscribed.delete(session)) positions.push(pos); // not a position check's read
       return pos;
     },
@@ -773,4 +773,93 @@ t.test('joins from one position arriving while its read is in flight share the n
   t.equal(f.calls.history, before + 2, '21 joins over 21 turns: two reads');
   t.same(a.entries.map((e) => e.seq), [3, 4, 5], 'the first join got what its read saw');
   t.ok(rest.every((r) => r.entries.map((e) => e.seq).join() === '3,4,5,6'), 'the later joins share a read begun after they asked: it has seq 6');
+});
+
+/** Forward times of the sink's frames, by seq (for the scheduled-release tests). */
+function timedSink(f: Fixture, session: string): Map<number, number> {
+  const at = new Map<number, number>();
+  const forward = f.sink.forward.bind(f.sink);
+  f.sink.forward = (msg) => {
+    if (msg.session === session) at.set(msg.seq, Date.now());
+    forward(msg);
+  };
+  return at;
+}
+
+t.test('scheduled: a frame with `at` and every frame after it wait until `at`; notices do not', async (t) => {
+  const f = await fixture(t);
+  const forwardedAt = timedSink(f, 's');
+  const pos = await opened(f, 's');
+  await publish(f, 's', 1);
+  const at = Date.now() + 400;
+  await f.broker.publish({ session: 's', type: 'question', data: 1, at });
+  await publish(f, 's', 2);
+  await f.broker.notice('s', Uint8Array.of(0x80));
+  await waitFor('the first frame', () => forwardedAt.has(pos.seq + 1));
+  await sleep(100);
+  t.same(f.sink.frames('s'), [pos.seq + 1, 0], 'before at: the frame before it and the notice only');
+  const read = await f.streams.join('s', { epoch: pos.epoch, seq: 0 }, 'u');
+  t.same(read.entries.map((e) => e.seq), [1], 'a join meanwhile replays only what was released');
+  t.equal(read.head, 1, 'and its head is the last released seq');
+  const fresh = await f.streams.join('s', null, 'u');
+  t.equal(fresh.head, 1, 'a fresh join starts at the last released seq');
+  await waitFor('all released', () => forwardedAt.has(4), 2000);
+  t.ok(forwardedAt.get(2)! >= at, `the scheduled frame went out no earlier than at (${forwardedAt.get(2)! - at} ms after)`);
+  t.ok(forwardedAt.get(3)! >= at && forwardedAt.get(4)! >= at, 'the frames after it waited too');
+  t.same(f.sink.frames('s'), [1, 0, 2, 3, 4], 'in seq order');
+  t.same(f.sink.violations, []);
+  const after = await f.streams.join('s', { epoch: pos.epoch, seq: 0 }, 'u');
+  t.same(after.entries.map((e) => e.seq), [1, 2, 3, 4], 'after at, joins replay it');
+});
+
+t.test('scheduled: a snapshot read leaves out values of held events', async (t) => {
+  const f = await fixture(t);
+  await opened(f, 's');
+  await f.broker.publish({ session: 's', type: 'board', data: 'b1', snapshot: 'board' });
+  await f.broker.publish({ session: 's', type: 'question', data: 'q1', snapshot: 'question' });
+  await f.broker.publish({ session: 's', type: 'question', data: 'q2', snapshot: 'question', at: Date.now() + 300 });
+  await f.broker.publish({ session: 's', type: 'board', data: 'b2', snapshot: 'board' });
+  await waitFor('two released', () => f.sink.frames('s').length === 2);
+  const read = await f.streams.join('s', { epoch: 'gone', seq: 9 }, 'u');
+  t.equal(read.complete, false);
+  t.same(read.snapshot, {}, 'keys whose latest value is held (q2, and b2 behind it) are left out: the broker keeps only the latest value');
+  await waitFor('all released', () => f.sink.frames('s').length === 4, 2000);
+  const later = await f.streams.join('s', { epoch: 'gone', seq: 9 }, 'u');
+  t.same(Object.fromEntries(Object.entries(later.snapshot ?? {}).map(([k, v]) => [k, v.data])), { board: 'b2', question: 'q2' }, 'once released, the snapshot has them');
+});
+
+t.test('scheduled: a stream opened while events are held holds them too', async (t) => {
+  const f = await fixture(t);
+  await publish(f, 's', 2);
+  const at = Date.now() + 400;
+  await f.broker.publish({ session: 's', type: 'question', data: 1, at });
+  await publish(f, 's', 1);
+  const forwardedAt = timedSink(f, 's');
+  f.streams.open('s');
+  await waitFor('positioned', () => f.positions.some((p) => p.s === 's'));
+  f.sink.from('s', f.positions[0].ep, 2);
+  const read = await f.streams.join('s', { epoch: f.positions[0].ep, seq: 0 }, 'u');
+  t.same(read.entries.map((e) => e.seq), [1, 2], 'a join before at replays up to the held event');
+  await waitFor('released', () => forwardedAt.has(4), 2000);
+  t.ok(forwardedAt.get(3)! >= at, 'the held event reaches the shards at its time, though sequenced before the stream opened');
+  t.same(f.sink.frames('s'), [3, 4]);
+  t.same(f.sink.violations, []);
+});
+
+t.test('scheduled: a resync drops what was held; stop() leaves no timer', async (t) => {
+  const f = await fixture(t, { historySize: 2 });
+  const pos = await opened(f, 's');
+  t.equal(pos.seq, 0);
+  f.drop = (msg) => msg.seq === 3 || msg.seq === 4; // lost: the heal finds them trimmed
+  await publish(f, 's', 1);
+  await f.broker.publish({ session: 's', type: 'e', data: 1, at: Date.now() + 60_000 });
+  await publish(f, 's', 3);
+  await waitFor('resync', () => f.sink.resyncs('s').length === 1);
+  t.same(f.sink.resyncs('s'), [{ epoch: pos.epoch, head: 5 }]);
+  await publish(f, 's', 1);
+  await waitFor('6', () => f.sink.frames('s').includes(6));
+  t.same(f.sink.frames('s'), [1, 6], 'the held frame was dropped with the resync; the stream goes on after it');
+  const timers = refTimers();
+  f.streams.stop();
+  t.equal(refTimers(), timers, 'no ref\'d timer is left');
 });
