@@ -56,8 +56,11 @@ export class ReleaseGate {
     if (this.queue.length > MAX_HELD_FRAMES) {
       this.onOverflow(this.queue.length);
       this.pass(this.queue.shift() as StreamMessage);
+      this.arm();
+    } else if (this.queue.length === 1 || this.timer === null) {
+      // The timer waits for the queue's head only: later frames just queue behind it.
+      this.arm();
     }
-    this.arm();
   }
 
   /**
