@@ -8,7 +8,7 @@
  * clock: there is no timer, so tests control expiry exactly through `now`.
  */
 import type { PresenceEntry } from '../../protocol/frames.js';
-import type { Presence, PresenceDeparture } from './presence.js';
+import { LeaseLost, type Presence, type PresenceDeparture } from './presence.js';
 
 /** Settings of the memory presence table. */
 export interface MemoryPresenceOptions {
@@ -88,8 +88,9 @@ export function createMemoryPresence(opts: MemoryPresenceOptions = {}): Presence
   }
 
   const presence = {
-    async join(session: string, user: string, owner: string) {
+    async join(session: string, user: string, owner: string, established = false) {
       sweep();
+      if (established && !leases.has(owner)) throw new LeaseLost(`presence lease of ${owner} is gone: what it held was lost`);
       renew(owner, leases.get(owner)?.ttlMs ?? defaultLeaseMs);
       let users = table.get(session);
       if (!users) table.set(session, (users = new Map()));

@@ -58,10 +58,21 @@ export function presenceOwner(instance: string, shard: number, incarnation: numb
   return `${instance}/${shard}/${incarnation}`;
 }
 
+/** A join refused because its owner's established lease is gone: what it held was lost (see Presence.join). */
+export class LeaseLost extends Error {
+  override name = 'LeaseLost';
+}
+
 /** Tracks who is present in which session; see the contract above. */
 export interface Presence {
-  /** Counts one connection of `user` held by `owner` and renews its lease; true when this is an arrival. */
-  join(session: string, user: string, owner: string): Promise<boolean>;
+  /**
+   * Counts one connection of `user` held by `owner` and renews its lease; true when
+   * this is an arrival. With `established` (the caller knows the lease was live),
+   * rejects with LeaseLost and counts nothing when it is not live any more: the
+   * owner's connections were lost (lapse, a backend restarted empty), and creating
+   * the lease again would hide that from the next refresh.
+   */
+  join(session: string, user: string, owner: string, established?: boolean): Promise<boolean>;
   /** Uncounts one connection; true when it was the user's last live one in the session (a departure). */
   leave(session: string, user: string, owner: string): Promise<boolean>;
   /**

@@ -40,7 +40,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { PresenceEntry } from '../../protocol/frames.js';
-import type { Presence, PresenceDeparture } from './presence.js';
+import { LeaseLost, type Presence, type PresenceDeparture } from './presence.js';
 
 /** Settings of the Redis presence table. */
 export interface RedisPresenceOptions {
@@ -115,10 +115,13 @@ end
 sweep()
 `;
 
-// KEYS[4] = session hash, KEYS[5] = owner hash; ARGV[3..6] = session, user, owner, default lease.
+// KEYS[4] = session hash, KEYS[5] = owner hash; ARGV[3..7] = session, user, owner,
+// default lease, '1' when the lease must be live already (else -1, nothing counted).
 const JOIN = `
 local session, user, owner = ARGV[3], ARGV[4], ARGV[5]
-renew(owner, redis.call('HGET', leasesKey, owner) or ARGV[6])
+local lease = redis.call('HGET', leasesKey, owner)
+if ARGV[7] == '1' and not lease then return -1 end
+renew(owner, lease or ARGV[6])
 redis.call('HINCRBY', KEYS[5], session .. SEP .. user, 1)
 if redis.call('HINCRBY', KEYS[4], user, 1) > 1 then return 0 end
 -- Back before her departure was announced: to the listeners she never left.
@@ -277,8 +280,9 @@ export function createRedisPresence(opts: RedisPresenceOptions): Presence {
   }
 
   const presence = {
-    async join(session: string, user: string, owner: string) {
-      const reply = await run(SCRIPTS.join, [sessionKey(session), ownerKey(owner)], [session, user, owner, String(defaultLeaseMs)]);
+    async join(session: string, user: string, owner: string, established = false) {
+      const reply = await run(SCRIPTS.join, [sessionKey(session), ownerKey(owner)], [session, user, owner, String(defaultLeaseMs), established ? '1' : '0']);
+      if (reply === -1) throw new LeaseLost(`presence lease of ${owner} is gone: what it held was lost`);
       return flag(reply, 'join');
     },
     async leave(session: string, user: string, owner: string) {

@@ -13,6 +13,12 @@
  *   each round also sweeps lapsed owners (a crashed instance's, or ours after a stall
  *   longer than the lease) and announces their departures: with instances sharing a
  *   backend, a crashed instance's users stop being present within about a lease.
+ * - A lost owner (its lease lapsed, or the backend restarted empty) is noticed by
+ *   the next refresh or by the next join of that owner, whichever comes first (a
+ *   join never quietly recreates an established owner, presence.ts): the shard
+ *   becomes a new incarnation and reports its memberships counted under an earlier
+ *   one (shard/registry.ts reportPresence); joins answered meanwhile say which
+ *   incarnation they were counted under, so none is counted twice or missed.
  * - Backend failures are logged, never thrown out of join/leave/shardGone and never
  *   left as unhandled rejections. A failed join is simply not counted (its leave
  *   then reports nothing); a failed dropOwner is healed by the lease lapsing, and
@@ -24,7 +30,7 @@
  */
 import type { PresenceEntry } from '../../protocol/frames.js';
 import type { Logger } from '../log.js';
-import { presenceOwner, type Presence, type PresenceDeparture } from '../engine/presence.js';
+import { LeaseLost, presenceOwner, type Presence, type PresenceDeparture } from '../engine/presence.js';
 
 /** Settings and hooks of the tracker. */
 export interface PresenceTrackerOptions {
@@ -35,8 +41,8 @@ export interface PresenceTrackerOptions {
   log: Logger;
   /** Publishes a notice to the session (the primary filters by namespace). */
   announce(t: 'pjoin' | 'pleave', session: string, user: string): void;
-  /** Asks the shard to report (join) its present connections again: its lease was lost. */
-  recount(shard: number): void;
+  /** Asks the shard to report (join) its present connections again under `incarnation`: its lease was lost. */
+  recount(shard: number, incarnation: number): void;
 }
 
 /** This instance's presence owners, leases and notices; see the header comment. */
@@ -77,17 +83,34 @@ export class PresenceTracker {
     void this.refreshOwner(this.ownerOf(shard));
   }
 
-  /** Counts a connection of `user` on `shard`; announces pjoin when it is the user's first. */
-  async join(session: string, user: string, shard: number): Promise<void> {
-    const owner = this.liveOwner(shard, session, 'join');
-    if (owner === undefined) return;
-    try {
-      const arrived = await this.presence.join(session, user, owner);
-      this.lists.delete(session);
-      this.markLeased(owner);
-      if (arrived) this.say('pjoin', session, user);
-    } catch (err) {
-      this.opts.log.error({ err, session, shard, owner }, 'presence join failed; the connection is not counted as present');
+  /**
+   * Counts a connection of `user` on `shard`; announces pjoin when it is the user's
+   * first. Resolves with the shard's incarnation it was counted under (undefined:
+   * not counted), so a join answered after its shard's presence was lost is counted
+   * again (see recount).
+   */
+  async join(session: string, user: string, shard: number): Promise<number | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const owner = this.liveOwner(shard, session, 'join');
+      if (owner === undefined) return undefined;
+      const incarnation = this.incarnations.get(shard) ?? 0;
+      try {
+        // An established owner must find its lease live: a join must not quietly
+        // recreate an owner whose connections the backend lost.
+        const arrived = await this.presence.join(session, user, owner, this.leased.has(owner));
+        this.lists.delete(session);
+        this.markLeased(owner);
+        if (arrived) this.say('pjoin', session, user);
+        return incarnation;
+      } catch (err) {
+        if (err instanceof LeaseLost && attempt === 1) {
+          // Start over as a new owner (the shard reports what it holds), then count this one under it.
+          if (this.ownerOf(shard) === owner) this.lost(shard, owner);
+          continue;
+        }
+        this.opts.log.error({ err, session, shard, owner }, 'presence join failed; the connection is not counted as present');
+        return undefined;
+      }
     }
   }
 
@@ -179,21 +202,28 @@ export class PresenceTracker {
     try {
       const wasLive = await this.presence.refresh(owner, this.opts.leaseMs);
       if (!wasLive && this.leased.has(owner) && shard !== undefined && this.ownerOf(shard) === owner) {
-        // Lost (the backend restarted empty, or this instance stalled past the lease
-        // and was swept): the shard starts over as a new owner and reports what it
-        // holds, so its users are present again without reconnecting.
-        this.opts.log.error(
-          { owner, leaseMs: this.opts.leaseMs },
-          'presence lease lapsed before it was refreshed (event loop stalled or backend unreachable or emptied); the shard reports its connections again',
-        );
-        this.shardStarted(shard);
-        this.opts.recount(shard);
+        this.lost(shard, owner);
         return;
       }
       this.markLeased(owner);
     } catch (err) {
       this.opts.log.error({ err, owner }, 'presence lease refresh failed; retried on the next round, the lease lapses if it keeps failing');
     }
+  }
+
+  /**
+   * The shard's owner lost what it held (the backend restarted empty, or this
+   * instance stalled past the lease and was swept): the shard starts over as a new
+   * owner and reports what it holds, so its users are present again without
+   * reconnecting.
+   */
+  private lost(shard: number, owner: string): void {
+    this.opts.log.error(
+      { owner, leaseMs: this.opts.leaseMs },
+      'presence lease lapsed before it was refreshed (event loop stalled or backend unreachable or emptied); the shard reports its connections again',
+    );
+    this.shardStarted(shard);
+    this.opts.recount(shard, this.incarnations.get(shard) ?? 0);
   }
 
   /** Remembers the owner as leased unless it stopped being current meanwhile (no stale entries). */

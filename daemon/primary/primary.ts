@@ -78,7 +78,7 @@ export class Primary {
       leaseMs: config.presenceLeaseMs,
       log,
       announce: (t, session, user) => this.announce(t, session, user),
-      recount: (shard) => this.supervisor.link(shard)?.send({ op: 'presence-report' }),
+      recount: (shard, incarnation) => this.supervisor.link(shard)?.send({ op: 'presence-report', incarnation }),
     });
     this.ingress =
       config.amqpUrl === undefined

@@ -18,7 +18,7 @@ type Handler<K extends RequestName> = (
 
 const handlers: { [K in RequestName]: Handler<K> } = {
   async history(primary, args, link) {
-    if (args.trackPresence) await primary.presence.join(args.session, args.user, link.id);
+    const presenceIncarnation = args.trackPresence ? await primary.presence.join(args.session, args.user, link.id) : undefined;
     // Through the session's stream: every frame up to the head is forwarded to the
     // shards before this reply, which follows them on the port (session-streams.ts).
     let read = await primary.streams.join(args.session, args.since, args.user);
@@ -38,6 +38,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
       frames,
     };
     if (read.snapshot !== undefined) result.snapshot = read.snapshot;
+    if (presenceIncarnation !== undefined) result.presenceIncarnation = presenceIncarnation;
     if (args.listPresence) result.presence = (await primary.presence.list(args.session, primary.config.maxPresenceList)).users;
     return result;
   },

@@ -39,6 +39,12 @@ export interface Membership {
   lastSeqAtUs: number;
   /** Whether the connection counts in the session's presence. */
   counted: boolean;
+  /**
+   * The shard's presence incarnation its join was counted under (the join's reply
+   * says), 0 until then: a presence report re-counts it when the primary has moved
+   * to a later incarnation (registry.reportPresence).
+   */
+  presenceIncarnation: number;
 }
 
 /** A client connection; see the header comment. */

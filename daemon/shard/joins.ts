@@ -121,6 +121,12 @@ async function requestHistory(
     }
     // The client may have left, gone or been cut off while the primary answered.
     if (!conn.active || conn.memberships.get(sessionId) !== m) return;
+    if (history.presenceIncarnation !== undefined) {
+      // Counted under an incarnation the primary has since given up (its presence
+      // was lost while this reply was on its way): counted again under the current one.
+      m.presenceIncarnation = history.presenceIncarnation;
+      ctx.registry.recount(conn, m);
+    }
     const current = m.session.epoch;
     if (current === '' || history.epoch === current || attempt >= MAX_HISTORY_ATTEMPTS) {
       try {

@@ -65,24 +65,37 @@ export class Registry {
       this.sessions.set(sessionId, (session = new LocalSession(sessionId)));
       this.notify({ op: 'interest', session: sessionId });
     }
-    const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, lastSeqAtUs: 0, counted };
+    const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, lastSeqAtUs: 0, counted, presenceIncarnation: 0 };
     conn.memberships.set(sessionId, m);
     session.members.add(conn);
     session.pending.add(m);
     return m;
   }
 
+  /** The primary's current presence incarnation of this shard (presence-report). */
+  presenceIncarnation = 0;
+
   /**
-   * Tells the primary again about every joined membership counted in presence (it
-   * lost them). Pending ones are counted by their own join request.
+   * The primary lost this shard's presence and now counts it as `incarnation`: tells
+   * it again about every membership whose join was counted under an earlier one,
+   * joined or resyncing alike. A join whose reply has not come yet is left to that
+   * reply (joins.ts countedUnder), which knows the incarnation it was counted under.
    */
-  reportPresence(): void {
+  reportPresence(incarnation: number): void {
+    this.presenceIncarnation = Math.max(this.presenceIncarnation, incarnation);
     for (const session of this.sessions.values()) {
       for (const conn of session.members) {
         const m = conn.memberships.get(session.id);
-        if (m?.counted && m.state === 'joined') this.notify({ op: 'presence-join', session: session.id, user: conn.principal.user });
+        if (m !== undefined) this.recount(conn, m);
       }
     }
+  }
+
+  /** Re-counts one membership counted under an earlier incarnation than the current one. */
+  recount(conn: Connection, m: Membership): void {
+    if (!m.counted || m.presenceIncarnation === 0 || m.presenceIncarnation >= this.presenceIncarnation) return;
+    m.presenceIncarnation = this.presenceIncarnation;
+    this.notify({ op: 'presence-join', session: m.session.id, user: conn.principal.user });
   }
 
   /** Removes a membership; tells the primary when the session has no local member left. */

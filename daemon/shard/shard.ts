@@ -97,7 +97,7 @@ export class Shard {
         void this.drain(msg.deadline, msg.goAwayMaxDelayMs);
         return;
       case 'presence-report':
-        this.registry.reportPresence();
+        this.registry.reportPresence(msg.incarnation);
         return;
       case 'crash':
         // Test hook: an uncaught exception, exactly like a real bug would raise.

@@ -20,6 +20,8 @@ export interface HistoryResult {
   snapshot?: Record<string, SnapshotEntry>;
   /** The session's presence list, when asked for. */
   presence?: PresenceEntry[];
+  /** Presence incarnation of the shard under which the join was counted (with trackPresence; absent when not counted). */
+  presenceIncarnation?: number;
 }
 
 /** What a shard thread gets as workerData. */
@@ -89,7 +91,10 @@ export type PrimaryToShard =
   | { op: 'ready'; ready: boolean }
   | { op: 'drain'; deadline: number; goAwayMaxDelayMs: number }
   | { op: 'crash' }
-  /** Send presence-join for every joined connection counted in presence (the primary lost them). */
-  | { op: 'presence-report' }
+  /**
+   * The primary lost this shard's presence and counts it as a new incarnation: send
+   * presence-join for every membership whose join was counted under an earlier one.
+   */
+  | { op: 'presence-report'; incarnation: number }
   | { op: 'reply'; req: number; ok: true; result: unknown }
   | { op: 'reply'; req: number; ok: false; code: number; message: string; after?: number };

@@ -4,7 +4,7 @@
  * clock the suite controls (leases are judged by it).
  */
 import type { Test } from 'tap';
-import { presenceOwner, type Presence, type PresenceDeparture } from '../../daemon/engine/presence.js';
+import { LeaseLost, presenceOwner, type Presence, type PresenceDeparture } from '../../daemon/engine/presence.js';
 import type { PresenceEntry } from '../../protocol/frames.js';
 import { seededRandom } from '../../daemon/engine/seeded-random.js';
 
@@ -198,6 +198,18 @@ export function presenceConformance(t: Test, name: string, factory: PresenceFact
     t.equal(await p.join('s:2', 'carol', A1), false, 'a lapsed owner joining without a refresh: no arrival either');
     t.same(await p.list('s:2'), [{ u: 'carol', n: 1 }], 'and neither of its two old connections revived');
     t.same(keys(await p.expire()), ['s:1/bob'], 'not carol, who never left as far as the notices go (bob went with A0, which lapsed meanwhile)');
+  });
+
+  t.test(`${name}: an established join refuses an owner whose lease is gone, and counts nothing`, async (t) => {
+    const { p, advance } = await fixture(t);
+    await p.refresh(A0, 1000);
+    t.equal(await p.join('s:1', 'alice', A0, true), true, 'a live lease: counted');
+    advance(1000);
+    await t.rejects(p.join('s:1', 'bob', A0, true), LeaseLost, 'lapsed: refused');
+    t.same(await p.list('s:1'), [], 'bob not counted, and alice went with the lapse');
+    t.equal(await p.refresh(A0, 1000), false, 'the refused join recreated no lease: the next refresh still sees the loss');
+    await t.rejects(p.join('s:1', 'carol', B0, true), LeaseLost, 'an owner that never had a lease: refused too');
+    t.equal(await p.join('s:1', 'carol', B0), true, 'without established, a join creates the lease as before');
   });
 
   t.test(`${name}: a lapsed owner's departures are reported once across dropOwner and expire`, async (t) => {

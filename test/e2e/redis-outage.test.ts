@@ -94,11 +94,16 @@ t.test('Redis restarted empty: /readyz 503 meanwhile, publishes refused with 503
     present = f.t === 'presence' ? f.users.map((u) => u.u).sort().join() : '';
     if (present !== everyone) await sleep(200);
   }
-  // Open bug (issue 8): on one clean-clone CI run only one instance's users came back
-  // within 5 s (c1,c3,c5,c7). Kept running as a todo until the cause is found.
-  t.equal(present, everyone, 'the connected users are present again, on both instances, without reconnecting', {
-    todo: 'one instance sometimes does not report its connections again after Redis restarted empty (CI only)',
-  });
+  if (present !== everyone) {
+    // What the instances logged about presence and Redis, to find the open bug below.
+    for (const [name, d] of [['A', a], ['B', b]] as const) {
+      for (const l of d.lines.filter((x) => /presence|lease|redis/i.test(String(x.msg)))) t.comment(`${name}: ${JSON.stringify(l).slice(0, 400)}`);
+    }
+    t.comment(`present: ${present}`);
+  }
+  // Once a bug: a shard asked to report while its members were resyncing (the new
+  // epoch) skipped them, and one instance's users stayed absent.
+  t.equal(present, everyone, 'the connected users are present again, on both instances, without reconnecting');
   for (const [i, f] of away.entries()) {
     await f.connect(i % 2 ? b : a);
     const joined = f.joins[1];

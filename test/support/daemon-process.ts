@@ -115,7 +115,14 @@ export async function startDaemon(env: Record<string, string> = {}): Promise<Dae
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const daemon = new DaemonProcess(proc);
-  const line = await daemon.waitForLine((l) => l.msg === 'listening' && typeof l.port === 'number', 15_000);
-  daemon.port = line.port as number;
+  try {
+    // Generous: a loaded CI machine has taken more than 15 s to start one.
+    const line = await daemon.waitForLine((l) => l.msg === 'listening' && typeof l.port === 'number', 30_000);
+    daemon.port = line.port as number;
+  } catch (err) {
+    // Nobody owns a daemon that never said it listens: end it here, or it keeps the test process alive.
+    proc.kill('SIGKILL');
+    throw err;
+  }
   return daemon;
 }

@@ -19,7 +19,12 @@ export function redisEnv(url: string, prefix: string, cluster = false): Record<s
 
 /** Starts `n` instances with the same environment (2 shards each). */
 export async function startInstances(n: number, env: Record<string, string>): Promise<DaemonProcess[]> {
-  return Promise.all(Array.from({ length: n }, () => startDaemon({ SHARDCAST_SHARDS: '2', ...env })));
+  const started = await Promise.allSettled(Array.from({ length: n }, () => startDaemon({ SHARDCAST_SHARDS: '2', ...env })));
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed === undefined) return started.map((s) => (s as PromiseFulfilledResult<DaemonProcess>).value);
+  // The caller gets no handle on the ones that did start: stop them here.
+  await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
+  throw failed.reason;
 }
 
 export const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);

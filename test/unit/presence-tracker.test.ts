@@ -16,7 +16,7 @@ interface LogLine {
 /** A tracker on `presence` recording its notices and log lines. */
 function tracker(presence: Presence, opts: { instanceId?: string; leaseMs?: number } = {}) {
   const notices: string[] = [];
-  const recounts: number[] = [];
+  const recounts: Array<[number, number]> = [];
   const lines: LogLine[] = [];
   const log = createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) } });
   const tr = new PresenceTracker(presence, {
@@ -24,7 +24,7 @@ function tracker(presence: Presence, opts: { instanceId?: string; leaseMs?: numb
     leaseMs: opts.leaseMs ?? 3000,
     log,
     announce: (kind, session, user) => notices.push(`${kind} ${session} ${user}`),
-    recount: (shard) => recounts.push(shard),
+    recount: (shard, incarnation) => recounts.push([shard, incarnation]),
   });
   return { tr, notices, lines, recounts };
 }
@@ -130,21 +130,35 @@ t.test('lease expiry: a crashed instance\'s users leave once, announced by a liv
   );
 });
 
+t.test('a join that finds its lease lost (before any refresh noticed) starts a new owner, asks for a recount, and is counted under it', async (t) => {
+  const { presence, advance } = clocked();
+  const { tr, lines, recounts } = tracker(presence, { leaseMs: 3000 });
+  tr.shardStarted(0);
+  await tr.tick();
+  t.equal(await tr.join('s:1', 'alice', 0), 1);
+  advance(3000); // lost (a stall, or a backend restarted empty), and no refresh ran since
+  t.equal(await tr.join('s:1', 'bob', 0), 2, 'bob is counted under the new incarnation');
+  t.same(recounts, [[0, 2]], 'the shard is asked to report the rest (alice) again');
+  t.ok(lines.some((l) => l.level === 50 && /lease lapsed/.test(l.msg)), 'logged as an error');
+  await tr.join('s:1', 'alice', 0); // the report
+  t.same((await tr.list('s:1', 10)).users.map((e) => `${e.u}:${e.n}`).sort(), ['alice:1', 'bob:1'], 'both present, once each');
+});
+
 t.test('a lapse of our own lease is reported and its users announced gone', async (t) => {
   const { presence, advance } = clocked();
   const { tr, notices, lines, recounts } = tracker(presence, { leaseMs: 3000 });
   tr.shardStarted(0);
   const before = tr.ownerOf(0);
-  await tr.join('s:1', 'alice', 0);
+  t.equal(await tr.join('s:1', 'alice', 0), 1, 'a join says the incarnation it was counted under');
   advance(3000); // the event loop stalled for a whole lease
   await tr.tick();
   await new Promise((r) => setImmediate(r));
   t.same(notices, ['pjoin s:1 alice', 'pleave s:1 alice']);
   t.ok(lines.some((l) => l.level === 50 && /lease lapsed/.test(l.msg)), 'logged as an error');
-  t.same(recounts, [0], 'the shard is asked to report its connections again');
+  t.same(recounts, [[0, 2]], 'the shard is asked to report its connections again, as incarnation 2');
   t.not(tr.ownerOf(0), before, 'as a new owner: nothing of the lapsed one is revived');
   await tr.join('s:1', 'alice', 0); // what the shard's report does
-  await tr.join('s:1', 'bob', 0);
+  t.equal(await tr.join('s:1', 'bob', 0), 2);
   t.same(notices.slice(2), ['pjoin s:1 alice', 'pjoin s:1 bob'], 'the renewed lease counts reported and new connections');
   t.same((await tr.list('s:1', 10)).users.map((e) => `${e.u}:${e.n}`).sort(), ['alice:1', 'bob:1']);
 });
