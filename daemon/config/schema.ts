@@ -103,6 +103,7 @@ export interface Settings {
   readonly amqpCommandsFormat: 'json' | 'msgpack';
   readonly databaseUrl: string | undefined;
   readonly databaseSchema: string;
+  readonly commandRetentionHours: number;
   readonly namespaces: readonly NamespaceConfig[];
 }
 
@@ -639,6 +640,7 @@ export const SCHEMA = {
   amqpCommandsFormat: define('amqpCommandsFormat', oneOf(['json', 'msgpack'] as const), 'json', 'Body encoding of relayed commands: json or msgpack.'),
   databaseUrl: define('databaseUrl', optional(databaseTarget()), undefined, "PostgreSQL for the durable command journal (`postgres://user:password@host:5432/db`): commands are acked once stored there (group commit), unique on (session, user, cid) across instances, and one instance at a time relays them to RabbitMQ (docs/postgres.md). Unset: the journal is in memory.", { secret: true }),
   databaseSchema: define('databaseSchema', schemaName(), 'public', 'Schema of the journal tables (created, and migrated at start under an advisory lock).'),
+  commandRetentionHours: define('commandRetentionHours', integer(0, 87_600), 168, 'Hours the Postgres journal keeps a command after recording it (with the RabbitMQ relay: and only once relayed); older ones are deleted every minute, in batches. 0 = keep forever. A client retry arriving after its command was deleted is journaled again, so keep it far above any retry window.'),
   namespaces: define('namespaces', namespaceList(), Object.freeze([]) as readonly NamespaceConfig[], 'Per-prefix session settings: `[{ prefix, historySize?, presence? (default true), joinLeave? (pjoin/pleave notices, default false), clientPublish?: boolean | roles[] (default false), conflate? (default true), commandLimits?: { "<cmd type>" | "*": { perMinute, burst } } (per-user token buckets on `cmd` frames, across shards and instances; none by default) }]`; a session belongs to the namespace with the longest `prefix` its id starts with (plain text, no wildcards; none: the defaults); JSON text in the environment.', {
     defaultDoc: '`[]`',
   }),

@@ -24,6 +24,8 @@ import { createRedisPresence } from './redis-presence.js';
 import postgres from 'postgres';
 import type { Sql } from './migrations.js';
 import { createPostgresCommandJournal } from './postgres-command-journal.js';
+import { AMQP_RELAY } from './postgres-cursor-store.js';
+import { JournalRetention } from './journal-retention.js';
 
 /** How long start() waits for Redis before the daemon gives up (it then exits non-zero). */
 const REDIS_CONNECT_TIMEOUT_MS = 10_000;
@@ -75,6 +77,16 @@ export function createEngine(config: Config, isActive: (session: string) => bool
   // 110 (unavailable) by the journal rather than 111 by the shard.
   const pg = sql === undefined ? undefined : createPostgresCommandJournal({ sql, schema: config.databaseSchema, log: ctx.log, flushTimeoutMs: 8000 });
   const journal: CommandJournal = pg ?? memoryJournal();
+  const retention =
+    sql === undefined || config.commandRetentionHours === 0
+      ? undefined
+      : new JournalRetention({
+          sql,
+          schema: config.databaseSchema,
+          retentionMs: config.commandRetentionHours * 3_600_000,
+          ...(config.amqpUrl !== undefined ? { relay: AMQP_RELAY } : {}),
+          log: ctx.log,
+        });
   const durable = pg !== undefined ? { journalDurable: true, sql } : { journalDurable: false };
   /** Starts the journal (migrations) within the start timeout; rejects naming SHARDCAST_DATABASE_URL. */
   const startJournal = async () => {
@@ -84,8 +96,10 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     } catch (err) {
       throw new Error(`postgres (SHARDCAST_DATABASE_URL) could not be used: ${err instanceof Error ? err.message : String(err)}`);
     }
+    retention?.start();
   };
   const stopJournal = async () => {
+    await retention?.stop();
     await journal.close();
     await sql?.end({ timeout: 5 });
   };

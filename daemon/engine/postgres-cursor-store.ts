@@ -12,6 +12,9 @@
 import type { CursorStore } from '../egress/command-relay.js';
 import { DEFAULT_SCHEMA, quoteSchema, type Sql } from './migrations.js';
 
+/** Name of the RabbitMQ command relay's cursor and lease rows. */
+export const AMQP_RELAY = 'amqp';
+
 /** The cursor of relay `name` in `relay_cursors` of `schema` (`public` by default). */
 export function createPostgresCursorStore(sql: Sql, name: string, opts: { schema?: string } = {}): CursorStore {
   const table = sql.unsafe(`${quoteSchema(opts.schema ?? DEFAULT_SCHEMA)}.relay_cursors`);

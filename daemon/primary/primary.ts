@@ -16,7 +16,7 @@ import { AmqpIngress } from '../ingress/amqp-ingress.js';
 import { AmqpCommandSink } from '../egress/amqp-command-sink.js';
 import { CommandRelay } from '../egress/command-relay.js';
 import { RelayLeadership } from '../egress/relay-leader.js';
-import { createPostgresCursorStore } from '../engine/postgres-cursor-store.js';
+import { AMQP_RELAY, createPostgresCursorStore } from '../engine/postgres-cursor-store.js';
 import type { ShardToPrimary } from '../threads/messages.js';
 import { Admissions } from './admissions.js';
 import { PresenceTracker } from './presence-tracker.js';
@@ -109,9 +109,9 @@ export class Primary {
         idleMs: 1000,
         retryMs: { min: 100, max: 5000 },
         log,
-        ...(sql !== undefined ? { cursor: createPostgresCursorStore(sql, 'amqp', { schema: config.databaseSchema }) } : {}),
+        ...(sql !== undefined ? { cursor: createPostgresCursorStore(sql, AMQP_RELAY, { schema: config.databaseSchema }) } : {}),
       });
-      if (sql !== undefined) this.leadership = new RelayLeadership(sql, this.relay, { name: 'amqp', holder: this.instanceId, schema: config.databaseSchema, log });
+      if (sql !== undefined) this.leadership = new RelayLeadership(sql, this.relay, { name: AMQP_RELAY, holder: this.instanceId, schema: config.databaseSchema, log });
     }
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),

@@ -136,6 +136,7 @@ t.test('every validation error names its key and env var', async (t) => {
     amqpCommandsFormat: 'xml',
     databaseUrl: 'mysql://root@127.0.0.1/test',
     databaseSchema: 'drop table x',
+    commandRetentionHours: '-1',
     shardYoungGenerationMb: '1025',
     logLevel: 'verbose',
     testHooks: '2',

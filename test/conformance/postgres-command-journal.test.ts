@@ -16,7 +16,8 @@ import {
   type PostgresCommandJournal,
   type PostgresJournalOptions,
 } from '../../daemon/engine/postgres-command-journal.js';
-import { createPostgresCursorStore } from '../../daemon/engine/postgres-cursor-store.js';
+import { AMQP_RELAY, createPostgresCursorStore } from '../../daemon/engine/postgres-cursor-store.js';
+import { BATCH, JournalRetention, pruneJournal } from '../../daemon/engine/journal-retention.js';
 import { command, commandJournalConformance, visibilityProblems, writeWhileReading } from './command-journal.js';
 import { connect, connectTest, createTestSchema, schemaName, withSchema } from '../support/postgres.js';
 import { startPostgresServer } from '../support/postgres-server.js';
@@ -215,15 +216,21 @@ t.test('positions commit in order: a writer waits for another holding the writer
     release = resolve;
   });
   let slowPos = 0;
+  let inserted!: () => void;
+  const insertedYet = new Promise<void>((resolve) => {
+    inserted = resolve;
+  });
   const slow = other.begin(async (tx) => {
     // What another instance's flush does: lock, take a position, (slowly) commit.
     await tx`select pg_advisory_xact_lock(${JOURNAL_LOCK_CLASS}, hashtext(${`${schema}.command_journal`}))`;
     const [row] = await tx.unsafe(`insert into "${schema}".command_journal (session, "user", cid, role, type, data, received_at, last_seq, last_seq_at, conn, shard)
       values ('quiz:1', 'zoe', 'slow', 'participant', 'answer', '\\xc0', 0, 0, 0, 'c', 0) returning pos`);
     slowPos = Number(row.pos);
+    inserted();
     await released;
   });
-  await sleep(100);
+  // Not a sleep: on a loaded machine the other transaction may take longer than any guess.
+  await insertedYet;
   const fast = j.record(command({ cid: 'fast' }));
   t.equal(await stateAfter(fast, 300), 'pending', 'a record waits while a lower position is uncommitted');
   t.same((await j.read(0, 10)).map((e) => e.cid), ['first'], 'readers meanwhile see only committed positions');
@@ -309,11 +316,16 @@ t.test('a flush that takes too long rejects its callers; a retry then learns it 
   const released = new Promise<void>((resolve) => {
     release = resolve;
   });
+  let locked!: () => void;
+  const lockedYet = new Promise<void>((resolve) => {
+    locked = resolve;
+  });
   const holder = other.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${JOURNAL_LOCK_CLASS}, hashtext(${`${schema}.command_journal`}))`;
+    locked();
     await released;
   });
-  await sleep(100);
+  await lockedYet;
   await t.rejects(j.record(command({ cid: 'slow' })), /within 300 ms/, 'rejected: the client retries');
   t.equal(j.stats.failedFlushes, 1);
   release();
@@ -410,4 +422,33 @@ t.test('a private Postgres goes down and comes back: records reject meanwhile, d
   t.same((await j.read(0, 10)).map((e) => [e.cid, e.pos]), [['before', stored.pos], ['during', again?.pos]], 'what was stored before the outage is kept');
   t.ok(lines.some((l) => /works again/.test(l.msg)), 'recovery is logged');
   t.equal(j.stats.failedInARow, 0);
+});
+
+t.test('retention: commands older than it go, in batches; with a relay, only those relayed', async (t) => {
+  const schema = await withSchema(t);
+  const j = await journalOn(t, schema);
+  const pos: number[] = [];
+  for (let i = 1; i <= 6; i++) pos.push((await j.record(command({ cid: `r${i}` }))).pos);
+  // r1–r4 recorded three hours ago; r5, r6 just now.
+  await shared.unsafe(`update "${schema}".command_journal set recorded_at = now() - interval '3 hours' where cid in ('r1', 'r2', 'r3', 'r4')`);
+  const cids = async () => (await j.read(0, 100)).map((e) => e.cid);
+  const hour = 3_600_000;
+  t.equal(await pruneJournal({ sql: shared, schema, retentionMs: 4 * hour }), 0, 'nothing older than 4 h');
+  await createPostgresCursorStore(shared, AMQP_RELAY, { schema }).save(pos[1]);
+  t.equal(await pruneJournal({ sql: shared, schema, retentionMs: hour, relay: AMQP_RELAY }), 2, 'with the relay at r2: r1 and r2 only');
+  t.same(await cids(), ['r3', 'r4', 'r5', 'r6'], 'r3 and r4 wait for the relay, however old');
+  t.equal(await pruneJournal({ sql: shared, schema, retentionMs: hour, relay: 'never-ran' }), 0, 'a relay without a cursor has relayed nothing');
+  t.equal(await pruneJournal({ sql: shared, schema, retentionMs: hour }), 2, 'without a relay: by age alone');
+  t.same(await cids(), ['r5', 'r6']);
+  t.same(await j.record(command({ cid: 'r1' })), { duplicate: false, pos: pos[5] + 1 }, 'a retry after its command was pruned is journaled again (documented)');
+
+  await shared.unsafe(`insert into "${schema}".command_journal (session, "user", cid, role, type, data, received_at, last_seq, last_seq_at, conn, shard, recorded_at)
+    select 's', 'u', 'old' || g, 'participant', 'answer', '\\x80'::bytea, 0, 0, 0, 'c', 0, now() - interval '2 days' from generate_series(1, ${BATCH + 5}) g`);
+  const retention = new JournalRetention({ sql: shared, schema, retentionMs: hour, roundMs: 50 });
+  retention.start();
+  const deadline = Date.now() + 10_000;
+  while (retention.deleted < BATCH + 5 && Date.now() < deadline) await sleep(50);
+  await retention.stop();
+  t.equal(retention.deleted, BATCH + 5, 'the loop worked off more than one batch');
+  t.same(await cids(), ['r5', 'r6', 'r1'], 'and left the recent ones');
 });
