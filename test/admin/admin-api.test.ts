@@ -1,0 +1,235 @@
+/**
+ * The admin API and shardcast-admin against a real daemon (standalone engine,
+ * dev mode for ?user= clients, an admin token set so the API requires it):
+ * authentication, the API's absence from the client port, live figures of shards,
+ * sessions and connections for known numbers of clients, kick with the SDK client
+ * not reconnecting, /metrics matching what the test did, and the session tail.
+ */
+import t, { type Test } from 'tap';
+import { WebSocket } from 'ws';
+import { ShardcastClient, type CloseInfo } from '../../protocol/client/index.js';
+import { CloseCode } from '../../protocol/codes.js';
+import { RawClient } from '../support/raw-client.js';
+import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
+import { admin, adminFetch, adminJson, eventually } from './admin-cli-process.js';
+import { parsePrometheusText, sum } from './prometheus-text.js';
+import type { ConnectionsReply, SessionsReply, ShardsReply } from '../../admin-cli/admin-replies.js';
+
+const TOKEN = 'admin-test-token-0123456789';
+
+async function daemonWithToken(t: Test, env: Record<string, string> = {}): Promise<DaemonProcess> {
+  const daemon = await startDaemon({ SHARDCAST_ADMIN_TOKEN: TOKEN, SHARDCAST_SHARDS: '3', ...env });
+  t.teardown(() => daemon.stop());
+  return daemon;
+}
+
+/** Connects `n` raw clients as users `${prefix}1..n` joined to `session`. */
+async function members(t: Test, daemon: DaemonProcess, session: string, prefix: string, n: number): Promise<RawClient[]> {
+  const clients = await Promise.all(Array.from({ length: n }, (_, i) => RawClient.connect(daemon.ws, { user: `${prefix}${i + 1}` })));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  for (const c of clients) {
+    const joined = await c.join(session);
+    if (joined.t !== 'joined') throw new Error(`join refused: ${JSON.stringify(joined)}`);
+  }
+  return clients;
+}
+
+t.test('the admin API refuses requests without the token or with a wrong one, and is not served on the client port', async (t) => {
+  const daemon = await daemonWithToken(t);
+  t.not(daemon.adminPort, 0, 'the admin listener has its own port');
+  t.not(daemon.adminPort, daemon.port);
+  for (const path of ['/v1/admin/status', '/v1/admin/shards', '/metrics']) {
+    const none = await adminFetch(daemon, undefined, path);
+    t.equal(none.status, 401, `${path} without a token: 401`);
+    t.match(JSON.parse(none.text), { error: { code: 'unauthorized' } });
+    const wrong = await adminFetch(daemon, 'admin-test-token-0123456788', path);
+    t.equal(wrong.status, 401, `${path} with a wrong token of the same length: 401`);
+    const short = await adminFetch(daemon, 'x', path);
+    t.equal(short.status, 401, `${path} with a short wrong token: 401`);
+  }
+  const kick = await adminFetch(daemon, 'wrong', '/v1/admin/kick', { method: 'POST', body: { user: 'x' } });
+  t.equal(kick.status, 401, 'a mutating call without the right token: 401');
+  t.equal((await adminFetch(daemon, TOKEN, '/v1/admin/status')).status, 200, 'with the token: 200');
+  t.equal((await adminFetch(daemon, undefined, '/healthz')).status, 200, '/healthz needs no token (probes)');
+  t.equal((await adminFetch(daemon, undefined, '/readyz')).status, 200, '/readyz needs no token (probes)');
+
+  for (const path of ['/v1/admin/status', '/v1/admin/sessions', '/metrics']) {
+    const res = await fetch(`${daemon.http}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    t.equal(res.status, 404, `${path} on the client port: 404`);
+    await res.text();
+  }
+
+  const cli = await admin(daemon, 'wrong-token-wrong-token', ['status']);
+  t.equal(cli.code, 4, 'the CLI exits 4 on a refused token');
+  t.match(cli.stderr, /refused the token \(HTTP 401\)/);
+  const unset = await admin(daemon, undefined, ['shards']);
+  t.equal(unset.code, 4);
+  t.match(unset.stderr, /SHARDCAST_ADMIN_TOKEN is not set/);
+  const down = await admin('http://127.0.0.1:9', TOKEN, ['status']);
+  t.equal(down.code, 3, 'the CLI exits 3 when the admin API is unreachable');
+  t.match(down.stderr, /cannot reach the admin API at http:\/\/127\.0\.0\.1:9/);
+});
+
+t.test('status, shards, sessions and conns show the live figures of known clients', async (t) => {
+  const daemon = await daemonWithToken(t);
+  await members(t, daemon, 'adm:big', 'b', 5);
+  await members(t, daemon, 'adm:small', 's', 2);
+  // One client in both sessions: 8 memberships over 8 connections.
+  const both = await members(t, daemon, 'adm:big', 'both', 1);
+  await both[0].join('adm:small');
+
+  const status = await adminJson<{ connections: number; shards: { live: number; configured: number }; version: string; engine: string; draining: boolean }>(daemon, TOKEN, ['status']);
+  t.match(status, { connections: 8, shards: { live: 3, configured: 3 }, version: '0.1.0', engine: 'memory', draining: false });
+
+  const sessions = await adminJson<SessionsReply>(daemon, TOKEN, ['sessions']);
+  t.equal(sessions.total, 2);
+  t.same(sessions.sessions.map((s) => [s.session, s.subscribers]), [['adm:big', 6], ['adm:small', 3]], 'largest first, with their subscribers');
+  const top = await adminJson<SessionsReply>(daemon, TOKEN, ['sessions', '--top', '1']);
+  t.same(top.sessions.map((s) => s.session), ['adm:big'], '--top 1');
+  t.equal(top.total, 2);
+
+  const conns = await adminJson<ConnectionsReply>(daemon, TOKEN, ['conns']);
+  t.equal(conns.total, 8);
+  const bigConns = await adminJson<ConnectionsReply>(daemon, TOKEN, ['conns', '--session', 'adm:big']);
+  t.equal(bigConns.total, 6, 'conns --session');
+  t.same(bigConns.connections.map((c) => c.user).sort(), ['b1', 'b2', 'b3', 'b4', 'b5', 'both1']);
+  const userConns = await adminJson<ConnectionsReply>(daemon, TOKEN, ['conns', '--user', 'both1']);
+  t.equal(userConns.total, 1, 'conns --user');
+  t.same(userConns.connections[0].sessions.sort(), ['adm:big', 'adm:small']);
+
+  // Per shard: the kernel chose where each connection went; the shard figures must
+  // agree with where the connections say they are, and with the per-shard session counts.
+  const shards = await adminJson<ShardsReply>(daemon, TOKEN, ['shards']);
+  t.equal(shards.shards.length, 3);
+  const perShard = new Map<number, number>();
+  for (const c of conns.connections) perShard.set(c.shard, (perShard.get(c.shard) ?? 0) + 1);
+  for (const s of shards.shards) t.equal(s.connections, perShard.get(s.shard) ?? 0, `shard ${s.shard}: connections`);
+  const big = sessions.sessions.find((s) => s.session === 'adm:big')!;
+  for (const [shard, n] of Object.entries(big.perShard)) {
+    t.equal(n, bigConns.connections.filter((c) => String(c.shard) === shard).length, `adm:big on shard ${shard}`);
+  }
+
+  // The human tables carry the same figures.
+  const table = await admin(daemon, TOKEN, ['sessions']);
+  t.equal(table.code, 0, table.stderr);
+  t.match(table.stdout, /^SESSION\s+SUBSCRIBERS\s+PER_SHARD/m);
+  t.match(table.stdout, /^adm:big\s+6\s/m);
+  t.match(table.stdout, /^adm:small\s+3\s/m);
+  const shardTable = await admin(daemon, TOKEN, ['shards']);
+  t.match(shardTable.stdout, /^SHARD\s+CONNS\s+SESSIONS/m);
+
+  const detail = await adminJson<{ subscribers: number; head: number; connections: unknown[] }>(daemon, TOKEN, ['session', 'adm:small']);
+  t.match(detail, { subscribers: 3, head: 0 });
+  t.equal(detail.connections.length, 3);
+  const unknown = await admin(daemon, TOKEN, ['session', 'adm:nobody']);
+  t.equal(unknown.code, 5, 'an unknown session exits 5');
+  t.match(unknown.stderr, /unknown_session/);
+});
+
+t.test('kick closes the right socket with 4505 and the SDK client does not reconnect', async (t) => {
+  const daemon = await daemonWithToken(t);
+  const bystander = await members(t, daemon, 'adm:kick', 'stay', 1);
+  const victim = new ShardcastClient({ url: daemon.ws, user: 'victim', WebSocket, reconnect: { baseMs: 50, maxMs: 200 } });
+  t.teardown(() => victim.close());
+  await victim.connect();
+  await victim.join('adm:kick').ready;
+  const states: string[] = [];
+  victim.on('state', (s) => states.push(s.state));
+  const closed = new Promise<CloseInfo>((resolve) => victim.on('closed', resolve));
+  victim.on('error', () => {});
+
+  const run = await admin(daemon, TOKEN, ['kick', '--user', 'victim', '--reason', 'spamming the quiz', '--json']);
+  t.equal(run.code, 0, run.stderr);
+  const reply = JSON.parse(run.stdout) as { kicked: Array<{ user: string }>; closeCode: number };
+  t.same(reply.kicked.map((k) => k.user), ['victim']);
+  t.equal(reply.closeCode, CloseCode.Kicked);
+  const info = await closed;
+  t.match(info, { code: CloseCode.Kicked, reason: 'spamming the quiz', byClient: false }, 'the client saw 4505 with the reason');
+  await new Promise((r) => setTimeout(r, 1000));
+  t.notOk(states.includes('reconnecting'), 'it did not try to reconnect');
+  const left = await adminJson<ConnectionsReply>(daemon, TOKEN, ['conns', '--user', 'victim']);
+  t.equal(left.total, 0, 'and no connection of the user came back');
+  t.equal((await adminJson<ConnectionsReply>(daemon, TOKEN, ['conns', '--user', 'stay1'])).total, 1, 'the other user is untouched');
+  t.equal(bystander[0].ws.readyState, WebSocket.OPEN);
+
+  const again = await admin(daemon, TOKEN, ['kick', '--user', 'victim']);
+  t.equal(again.code, 5, 'nobody left to kick: exit 5');
+  const conn = (await adminJson<ConnectionsReply>(daemon, TOKEN, ['conns', '--user', 'stay1'])).connections[0].conn;
+  const byConn = await admin(daemon, TOKEN, ['kick', '--conn', conn]);
+  t.equal(byConn.code, 0, byConn.stderr);
+  t.match(await bystander[0].closed, { code: CloseCode.Kicked, reason: 'kicked by an admin' }, 'kick --conn closes that one connection');
+  t.ok(daemon.lines.some((l) => l.msg === 'admin kick' && (l.audit as { target?: string } | undefined)?.target === 'user:victim'), 'the kick is in the audit log');
+});
+
+t.test('/metrics parses as Prometheus text and its counters match what happened', async (t) => {
+  const daemon = await daemonWithToken(t);
+  const clients = await members(t, daemon, 'adm:metrics', 'm', 3);
+  const EVENTS = 4;
+  for (let i = 1; i <= EVENTS; i++) {
+    const r = await daemon.publish({ session: 'adm:metrics', type: 'q', data: { i } });
+    t.equal(r.status, 200);
+  }
+  await Promise.all(clients.map((c) => c.until((fs) => fs.filter((f) => f.t === 'ev').length >= EVENTS, 10_000, 'every event')));
+  // A resume that recovers: from seq 2 of the session's epoch.
+  const ep = (clients[0].frames.find((f) => f.t === 'ev') as { ep: string }).ep;
+  const resumer = await RawClient.connect(daemon.ws, { user: 'resumer' });
+  t.teardown(() => resumer.close());
+  t.match(await resumer.join('adm:metrics', { ep, seq: 2 }), { t: 'joined', rec: true });
+  await adminFetch(daemon, TOKEN, '/v1/admin/kick', { method: 'POST', body: { user: 'resumer' } });
+
+  const res = await adminFetch(daemon, TOKEN, '/metrics');
+  t.equal(res.status, 200);
+  const { samples, types } = parsePrometheusText(res.text);
+  t.equal(types.get('shardcast_frames_delivered_total'), 'counter');
+  t.equal(types.get('shardcast_connections'), 'gauge');
+  t.equal(types.get('shardcast_publish_latency_seconds'), 'histogram');
+  t.equal(sum(samples, 'shardcast_frames_delivered_total'), EVENTS * 3, 'frames delivered: events × live members');
+  t.ok(sum(samples, 'shardcast_bytes_delivered_total') > EVENTS * 3 * 10, 'bytes delivered counted');
+  t.equal(sum(samples, 'shardcast_joins_total'), 4, 'joins');
+  t.equal(sum(samples, 'shardcast_resumes_total', { outcome: 'recovered' }), 1, 'one recovered resume');
+  t.equal(sum(samples, 'shardcast_resumes_total', { outcome: 'not_recovered' }), 0);
+  t.equal(sum(samples, 'shardcast_disconnects_total', { reason: 'kicked' }), 1, 'one kick');
+  t.equal(sum(samples, 'shardcast_published_events_total', { outcome: 'sequenced' }), EVENTS, 'events sequenced');
+  t.equal(sum(samples, 'shardcast_publish_latency_seconds_count'), EVENTS, 'one publish-latency observation per publish call');
+  t.equal(sum(samples, 'shardcast_shards'), 3);
+  t.equal(sum(samples, 'shardcast_ready'), 1);
+  // The kicked socket may take a moment to be gone from the registry.
+  await eventually('3 connections in /metrics', async () => {
+    const again = parsePrometheusText((await adminFetch(daemon, TOKEN, '/metrics')).text).samples;
+    return sum(again, 'shardcast_connections') === 3 ? true : undefined;
+  });
+  t.equal(samples.filter((s) => s.name === 'shardcast_connections').length, 3, 'one connections series per shard');
+  t.ok(samples.some((s) => s.name === 'process_cpu_user_seconds_total'), 'process metrics under their usual names');
+});
+
+t.test('tail follows a session live', async (t) => {
+  const daemon = await daemonWithToken(t);
+  const { spawn } = await import('node:child_process');
+  const { CLI_MAIN } = await import('./admin-cli-process.js');
+  const child = spawn(process.execPath, [CLI_MAIN, 'tail', 'adm:tail', '--count', '2', '--json'], {
+    env: { PATH: process.env.PATH ?? '', SHARDCAST_ADMIN_URL: daemon.admin, SHARDCAST_ADMIN_TOKEN: TOKEN },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => child.kill());
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const started = new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.includes('tailing adm:tail')) resolve();
+  }));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  await started;
+  // Nobody has joined the session: the tail holds its stream open by itself.
+  await daemon.publish({ session: 'adm:tail', type: 'first', data: { n: 1 } });
+  await daemon.publish({ session: 'adm:tail', type: 'second', data: { n: 2 }, to: ['u1'] });
+  t.equal(await exited, 0, stderr);
+  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { t: string; seq?: number; frame?: { type?: string; data?: unknown } });
+  const frames = lines.filter((l) => l.t === 'frame');
+  t.match(frames, [{ seq: 1, frame: { t: 'ev', type: 'first', data: { n: 1 } } }, { seq: 2, to: ['u1'], frame: { type: 'second' } }]);
+  // The tail's stream was given back once it ended.
+  await eventually('no streamed session left', async () => {
+    const s = JSON.parse((await adminFetch(daemon, TOKEN, '/v1/admin/status')).text) as { streamedSessions: number };
+    return s.streamedSessions === 0 ? true : undefined;
+  });
+});
