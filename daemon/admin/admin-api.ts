@@ -280,9 +280,7 @@ async function drain(ctx: AdminContext, req: AdminRequest) {
   if (body.shard === undefined || body.shard === null) {
     if (ctx.draining()) throw new AdminError(409, 'already_draining', 'the instance is already draining');
     await ctx.audit.record({ action: 'drain', target: 'instance', reason, remote: req.remote, outcome: 'accepted' });
-    // After this answer has left: the drain closes the admin listener last, but the
-    // caller should not have to race it.
-    setImmediate(() => ctx.drainInstance());
+    ctx.drainInstance();
     return { instance: ctx.instanceId, draining: 'instance' };
   }
   if (typeof body.shard !== 'number' || !Number.isInteger(body.shard) || body.shard < 0) {

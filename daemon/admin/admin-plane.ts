@@ -28,6 +28,8 @@ export class AdminPlane {
   private readonly server: AdminServer;
   private cluster: ClusterRegistry | undefined;
   private startedAt = Date.now();
+  /** Set when the admin API asked for a drain: not ready from that moment, before the signal arrives. */
+  private drainRequested = false;
 
   constructor(private readonly primary: Primary, private readonly config: Config, private readonly log: Logger) {
     this.server = new AdminServer({
@@ -35,7 +37,7 @@ export class AdminPlane {
       port: config.adminPort,
       token: config.adminToken,
       log,
-      ready: () => primary.isReady,
+      ready: () => primary.isReady && !this.drainRequested,
       router: adminRouter(this.context()),
     });
   }
@@ -83,8 +85,8 @@ export class AdminPlane {
       startedAt: () => this.startedAt,
       port: () => p.supervisor.listenPort,
       configuredShards: config.shards,
-      ready: () => p.isReady,
-      draining: () => p.isDraining,
+      ready: () => p.isReady && !this.drainRequested,
+      draining: () => p.isDraining || this.drainRequested,
       links: () => p.supervisor.links(),
       queries: this.queries,
       admittedConnections: () => p.admissions.connections,
@@ -94,6 +96,7 @@ export class AdminPlane {
       presence: (session, max) => p.presence.list(session, Math.max(1, max)),
       historySize: (session) => namespaceFor(config, session).historySize,
       drainInstance: () => {
+        this.drainRequested = true;
         // The very path SIGTERM takes (daemon/main.ts), so the process exits after it.
         process.kill(process.pid, 'SIGTERM');
       },
