@@ -32,7 +32,7 @@ export class InstanceMetrics {
   readonly registry = new Registry();
   private readonly r = [this.registry];
 
-  private readonly info = new Gauge({ name: 'shardcast_info', help: 'Always 1; labels say which instance, version and engine', labelNames: ['instance', 'version', 'engine'] as const, registers: this.r });
+  private readonly info = new Gauge({ name: 'shardcast_info', help: 'Always 1; labels say which instance, version and engine', labelNames: ['instance_id', 'version', 'engine'] as const, registers: this.r });
   private readonly ready = new Gauge({ name: 'shardcast_ready', help: '1 while the instance is ready for traffic (/readyz answers 200)', registers: this.r });
   private readonly draining = new Gauge({ name: 'shardcast_draining', help: '1 once the instance drains (SIGTERM or admin drain)', registers: this.r });
   private readonly liveShards = new Gauge({ name: 'shardcast_shards', help: 'Shard threads running', registers: this.r });
@@ -80,7 +80,7 @@ export class InstanceMetrics {
   /** Sets every figure from the shards' answers and the primary's, then renders the text format. */
   async render(figures: InstanceFigures, shards: readonly ShardStats[]): Promise<string> {
     this.info.reset();
-    this.info.set({ instance: figures.instance, version: figures.version, engine: figures.engine }, 1);
+    this.info.set({ instance_id: figures.instance, version: figures.version, engine: figures.engine }, 1);
     this.ready.set(figures.ready ? 1 : 0);
     this.draining.set(figures.draining ? 1 : 0);
     this.liveShards.set(figures.liveShards);
