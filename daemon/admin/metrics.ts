@@ -6,7 +6,8 @@
  * admissions, the Redis round trip), then renders the text format. Owned by the
  * primary thread; nothing here runs between scrapes except the publish histogram.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { DELIVERY_LATENCY_BUCKETS_S, type LatencySnapshot } from '../shard/delivery-latency.js';
 import type { PublishResult } from '../engine/broker.js';
 import type { ShardStats } from './shard-query.js';
 
@@ -64,11 +65,40 @@ export class InstanceMetrics {
     registers: this.r,
   });
   private readonly published = new Counter({ name: 'shardcast_published_events_total', help: 'Events handed to the broker, by outcome: sequenced, duplicate (same id again) or failed', labelNames: ['outcome'] as const, registers: this.r });
+  private readonly clientErrors = new Counter({ name: 'shardcast_client_errors_total', help: 'error frames sent to clients for refused requests, by error code (106 = rate limited; protocol/SPEC.md)', labelNames: ['shard', 'code'] as const, registers: this.r });
+  private readonly clientCloses = new Counter({ name: 'shardcast_client_closes_total', help: 'Connections closed for what the client did, by close code (4500 protocol error, 4503 frame too big, 4002 rate limited, 4003 connection limit)', labelNames: ['shard', 'code'] as const, registers: this.r });
+  private readonly upgradesRefused = new Counter({ name: 'shardcast_connections_refused_total', help: 'Connections refused at the handshake, by close code (4501 authentication failed, 4502 origin not allowed, 4504 unsupported version, 1001 draining)', labelNames: ['shard', 'code'] as const, registers: this.r });
+  /** Summed over the shards at each scrape (their histograms have the same buckets). */
+  private deliveryLatency: LatencySnapshot = { counts: [], sumS: 0, count: 0 };
   private readonly redisPing = new Gauge({ name: 'shardcast_redis_round_trip_seconds', help: 'Round trip of one Redis PING, measured at scrape (Redis engine only)', registers: this.r });
 
   constructor() {
     // Process figures under their conventional names (process_*, nodejs_*).
     collectDefaultMetrics({ register: this.registry });
+    // The shards' histograms arrive as bucket counts: rendered as they are (prom-client's
+    // Histogram only takes single observations).
+    const name = 'shardcast_delivery_latency_seconds';
+    const latency = {
+      name,
+      help: 'Time from an event being sequenced (the ts in its frame) to the shard handing it to its sockets, once per frame and shard',
+      type: 'histogram',
+      aggregator: 'sum',
+      get: async () => {
+        const { counts, sumS, count } = this.deliveryLatency;
+        const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+        let cumulative = 0;
+        DELIVERY_LATENCY_BUCKETS_S.forEach((le, i) => {
+          cumulative += counts[i] ?? 0;
+          values.push({ metricName: `${name}_bucket`, labels: { le }, value: cumulative });
+        });
+        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: count });
+        values.push({ metricName: `${name}_sum`, labels: {}, value: sumS });
+        values.push({ metricName: `${name}_count`, labels: {}, value: count });
+        return { name, help: latency.help, type: 'histogram', aggregator: 'sum', values };
+      },
+      reset: () => {},
+    };
+    this.registry.registerMetric(latency as unknown as Metric);
   }
 
   /** Records one sequenced batch: its latency and each event's outcome. */
@@ -90,7 +120,8 @@ export class InstanceMetrics {
 
     // Shards that are gone (drained) leave no stale series behind.
     for (const m of [this.connections, this.sessions, this.buffered, this.lagging, this.loopDelay, this.heap]) m.reset();
-    for (const m of [this.frames, this.bytes, this.joins, this.resumes, this.disconnects, this.lagStarted, this.conflated, this.duplicatesDropped, this.stream]) m.reset();
+    for (const m of [this.frames, this.bytes, this.joins, this.resumes, this.disconnects, this.lagStarted, this.conflated, this.duplicatesDropped, this.stream, this.clientErrors, this.clientCloses, this.upgradesRefused]) m.reset();
+    const latency: LatencySnapshot = { counts: new Array<number>(DELIVERY_LATENCY_BUCKETS_S.length + 1).fill(0), sumS: 0, count: 0 };
     for (const s of shards) {
       const shard = String(s.shard);
       const c = s.counters;
@@ -112,7 +143,14 @@ export class InstanceMetrics {
       this.lagStarted.inc({ shard }, c.lagStarted);
       this.conflated.inc({ shard }, c.conflated);
       this.duplicatesDropped.inc({ shard }, c.duplicatesDropped);
+      for (const [code, n] of Object.entries(c.errorReplies)) this.clientErrors.inc({ shard, code }, n);
+      for (const [code, n] of Object.entries(c.clientCloses)) this.clientCloses.inc({ shard, code }, n);
+      for (const [code, n] of Object.entries(c.upgradesRefused)) this.upgradesRefused.inc({ shard, code }, n);
+      c.deliveryLatency.counts.forEach((n, i) => (latency.counts[i] += n));
+      latency.sumS += c.deliveryLatency.sumS;
+      latency.count += c.deliveryLatency.count;
     }
+    this.deliveryLatency = latency;
     const st = figures.streams;
     this.stream.inc({ kind: 'duplicate' }, st.duplicates);
     this.stream.inc({ kind: 'stale' }, st.stale);

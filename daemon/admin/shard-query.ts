@@ -5,6 +5,8 @@
  * on the primary. Everything here is plain data (structured-clone safe).
  */
 
+import type { LatencySnapshot } from '../shard/delivery-latency.js';
+
 /** The shard's counters since it started (plain numbers, incremented on the hot path). */
 export interface ShardCounterSnapshot {
   /** Live frames handed to sockets (one per recipient), and their bytes. */
@@ -28,6 +30,14 @@ export interface ShardCounterSnapshot {
   kicked: number;
   /** Frames dropped because their seq had already been routed here (a bug guard; should stay 0). */
   duplicatesDropped: number;
+  /** Event sequenced → handed to uWS, per frame (shard/delivery-latency.ts). */
+  deliveryLatency: LatencySnapshot;
+  /** `error` frames sent to clients, by error code (e.g. 106 rate limited). */
+  errorReplies: Record<string, number>;
+  /** Connections closed for what the client did, by close code (4500 protocol, 4503 too big, 4002 rate limited, 4003 connection limit). */
+  clientCloses: Record<string, number>;
+  /** Connections refused at the upgrade, by close code (4501 auth failed, 4502 origin, 4504 version, 1001 draining). */
+  upgradesRefused: Record<string, number>;
 }
 
 /** Figures of one shard at the moment it answered. */

@@ -42,6 +42,7 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
     session.lastSeqAt = now;
   }
   for (const m of session.pending) m.buffered?.push(msg);
+  if (msg.seq !== 0) registry.counters.deliveryLatency.observeFrame(msg.frame, now);
   if (msg.to !== undefined) {
     for (const user of msg.to) {
       const conns = registry.byUser(user);

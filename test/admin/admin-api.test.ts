@@ -176,6 +176,13 @@ t.test('/metrics parses as Prometheus text and its counters match what happened'
   t.teardown(() => resumer.close());
   t.match(await resumer.join('adm:metrics', { ep, seq: 2 }), { t: 'joined', rec: true });
   await adminFetch(daemon, TOKEN, '/v1/admin/kick', { method: 'POST', body: { user: 'resumer' } });
+  // Refusals: a handshake for another protocol version (4504), a request with a bad session id (error 112).
+  const wrongVersion = await RawClient.connect(daemon.ws, { user: 'old', protocols: ['shardcast.v9'] });
+  t.match(await wrongVersion.closed, { code: CloseCode.UnsupportedVersion });
+  const invalid = clients[0];
+  invalid.send({ t: 'join', id: 99, s: 'bad session!' });
+  t.match(await invalid.next((f) => f.t === 'error' && 'id' in f && f.id === 99), { code: 112 });
+  const shardsOfSession = Object.keys(JSON.parse((await adminFetch(daemon, TOKEN, '/v1/admin/sessions')).text).sessions[0].perShard as Record<string, number>).length;
 
   const res = await adminFetch(daemon, TOKEN, '/metrics');
   t.equal(res.status, 200);
@@ -192,6 +199,12 @@ t.test('/metrics parses as Prometheus text and its counters match what happened'
   t.equal(sum(samples, 'shardcast_published_events_total', { outcome: 'sequenced' }), EVENTS, 'events sequenced');
   t.equal(sum(samples, 'shardcast_publish_latency_seconds_count'), EVENTS, 'one publish-latency observation per publish call');
   t.equal(sum(samples, 'shardcast_shards'), 3);
+  t.equal(types.get('shardcast_delivery_latency_seconds'), 'histogram');
+  t.equal(sum(samples, 'shardcast_delivery_latency_seconds_count'), EVENTS * shardsOfSession, 'delivery latency: one observation per event and shard holding members');
+  t.equal(sum(samples, 'shardcast_delivery_latency_seconds_bucket', { le: '+Inf' }), EVENTS * shardsOfSession);
+  t.ok(sum(samples, 'shardcast_delivery_latency_seconds_bucket', { le: '10' }) === EVENTS * shardsOfSession, 'all within 10 s');
+  t.equal(sum(samples, 'shardcast_connections_refused_total', { code: '4504' }), 1, 'the refused handshake, by close code');
+  t.equal(sum(samples, 'shardcast_client_errors_total', { code: '112' }), 1, 'the refused request, by error code');
   t.equal(sum(samples, 'shardcast_ready'), 1);
   // The kicked socket may take a moment to be gone from the registry.
   await eventually('3 connections in /metrics', async () => {
