@@ -49,6 +49,10 @@ export interface AdminContext {
   drainShard(shard: number): void;
   tails: TailHub;
   metrics: InstanceMetrics;
+  /** RabbitMQ ingress counters (undefined without RabbitMQ). */
+  amqpCounters(): InstanceFigures['amqp'];
+  /** The command relay's cursor while it runs here (undefined otherwise). */
+  relayPosition(): number | undefined;
   /** Seconds one Redis round trip takes (undefined without Redis or when it fails). */
   redisPing(): Promise<number | undefined>;
   /** Instances registered in Redis (undefined without Redis). */
@@ -320,6 +324,8 @@ async function renderMetrics(ctx: AdminContext, res: ServerResponse): Promise<vo
         streamedSessions: ctx.streamedSessions(),
         streams: ctx.streamCounters(),
         ...(redisPingSeconds !== undefined ? { redisPingSeconds } : {}),
+        ...(ctx.amqpCounters() !== undefined ? { amqp: ctx.amqpCounters() } : {}),
+        ...(ctx.relayPosition() !== undefined ? { relayPosition: ctx.relayPosition() } : {}),
       },
       stats,
     );

@@ -106,6 +106,8 @@ export class AdminPlane {
         if (outcome === 'last-shard') throw new AdminError(409, 'last_shard', `shard ${shard} is the last shard taking connections: drain the instance instead`);
         if (outcome === 'instance-draining') throw new AdminError(409, 'already_draining', 'the instance is already draining');
       },
+      amqpCounters: () => p.ingress?.counters,
+      relayPosition: () => (p.relay?.running ? p.relay.cursor : undefined),
       tails: p.tails,
       metrics: this.metrics,
       redisPing: async () => {

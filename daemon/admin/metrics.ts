@@ -24,6 +24,10 @@ export interface InstanceFigures {
   streams: { duplicates: number; stale: number; gaps: number; healedFrames: number; resyncs: number };
   /** Seconds one Redis PING took, when the Redis engine runs (undefined: no Redis, or it failed). */
   redisPingSeconds?: number;
+  /** RabbitMQ ingress counters, when SHARDCAST_AMQP_URL is set. */
+  amqp?: { deliveries: number; redeliveries: number; acks: number; deadLettered: number; returned: number };
+  /** The command relay's position in the journal (last command RabbitMQ accepted), while this instance relays. */
+  relayPosition?: number;
 }
 
 const SHARD = ['shard'] as const;
@@ -70,6 +74,8 @@ export class InstanceMetrics {
   private readonly upgradesRefused = new Counter({ name: 'shardcast_connections_refused_total', help: 'Connections refused at the handshake, by close code (4501 authentication failed, 4502 origin not allowed, 4504 unsupported version, 1001 draining)', labelNames: ['shard', 'code'] as const, registers: this.r });
   /** Summed over the shards at each scrape (their histograms have the same buckets). */
   private deliveryLatency: LatencySnapshot = { counts: [], sumS: 0, count: 0 };
+  private readonly amqp = new Counter({ name: 'shardcast_amqp_deliveries_total', help: 'RabbitMQ ingress deliveries by outcome: received, redelivered (flagged by RabbitMQ), acked (settled: stored, or dead-lettered), dead_lettered (refused), returned (nacked back after a failed dead-lettering)', labelNames: ['outcome'] as const, registers: this.r });
+  private readonly relayPosition = new Gauge({ name: 'shardcast_command_relay_position', help: 'Journal position of the last command the relay delivered to RabbitMQ (while this instance relays); its rate is the relay throughput', registers: this.r });
   private readonly redisPing = new Gauge({ name: 'shardcast_redis_round_trip_seconds', help: 'Round trip of one Redis PING, measured at scrape (Redis engine only)', registers: this.r });
 
   constructor() {
@@ -117,6 +123,17 @@ export class InstanceMetrics {
     this.admitted.set(figures.admittedConnections);
     this.streamed.set(figures.streamedSessions);
     if (figures.redisPingSeconds !== undefined) this.redisPing.set(figures.redisPingSeconds);
+    this.amqp.reset();
+    if (figures.amqp !== undefined) {
+      const a = figures.amqp;
+      this.amqp.inc({ outcome: 'received' }, a.deliveries);
+      this.amqp.inc({ outcome: 'redelivered' }, a.redeliveries);
+      this.amqp.inc({ outcome: 'acked' }, a.acks);
+      this.amqp.inc({ outcome: 'dead_lettered' }, a.deadLettered);
+      this.amqp.inc({ outcome: 'returned' }, a.returned);
+    }
+    this.relayPosition.reset();
+    if (figures.relayPosition !== undefined) this.relayPosition.set(figures.relayPosition);
 
     // Shards that are gone (drained) leave no stale series behind.
     for (const m of [this.connections, this.sessions, this.buffered, this.lagging, this.loopDelay, this.heap]) m.reset();
