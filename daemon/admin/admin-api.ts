@@ -345,6 +345,8 @@ function binAsBase64(this: Record<string, unknown>, key: string, value: unknown)
 }
 
 function tail(ctx: AdminContext, session: string, req: AdminRequest): AdminReply {
+  // A drain stops the session streams: a tail started now would hold one open on a stopping engine.
+  if (ctx.draining()) throw new AdminError(409, 'already_draining', 'the instance is draining: tail another instance');
   return {
     stream: (res) => {
       res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });

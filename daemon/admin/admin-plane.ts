@@ -6,6 +6,7 @@
  * cluster entry needs Redis); stop() last of all, so /readyz answers 503 until the
  * listener closes.
  */
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { namespaceFor } from '../config/namespaces.js';
@@ -17,6 +18,19 @@ import { ClusterRegistry } from './cluster-registry.js';
 import { InstanceMetrics } from './metrics.js';
 import { ShardQueryClient } from './shard-queries.js';
 import { daemonVersion } from './version.js';
+
+/**
+ * The address other machines reach the admin listener at: the bound host, or for a
+ * wildcard bind (0.0.0.0, ::) this machine's first non-loopback IPv4 address (in
+ * Kubernetes, the pod IP).
+ */
+export function advertisedHost(bound: string): string {
+  if (bound !== '0.0.0.0' && bound !== '::' && bound !== '') return bound.includes(':') ? `[${bound}]` : bound;
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
 
 /** Longest a Redis PING for the round-trip metric may take before it is reported as missing. */
 const REDIS_PING_TIMEOUT_MS = 1000;
@@ -53,7 +67,7 @@ export class AdminPlane {
       this.cluster = new ClusterRegistry(
         redis,
         this.config.redisPrefix,
-        () => ({ instance: this.primary.instanceId, admin: `${this.config.adminHost}:${port}`, version, startedAt, draining: this.primary.isDraining }),
+        () => ({ instance: this.primary.instanceId, admin: `${advertisedHost(this.config.adminHost)}:${port}`, version, startedAt, draining: this.primary.isDraining }),
         this.log,
       );
       this.cluster.start();

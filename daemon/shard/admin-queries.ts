@@ -9,6 +9,7 @@ import { getHeapStatistics } from 'node:v8';
 import { CloseCode } from '../../protocol/codes.js';
 import type { ConnectionFigures, ConnectionFilter, ShardQueries, ShardQuery, ShardStats } from '../admin/shard-query.js';
 import type { Connection } from './connection.js';
+import { stopDelivery } from './delivery.js';
 import { conflatedFrames } from './outbound-queue.js';
 import type { Registry } from './registry.js';
 import { snapshotCounters } from './shard-counters.js';
@@ -63,6 +64,9 @@ export class AdminQueryHandler {
           if (conn.closed) continue;
           kicked.push(this.figures(conn, now));
           this.ctx.registry.counters.kicked++;
+          // A close frame queued behind a lag queue's backlog could be lost (the
+          // client would see 1006 and reconnect): drop the queue first.
+          if (conn.queue !== null) stopDelivery(conn);
           conn.end(CloseCode.Kicked, query.args.reason);
         }
         return { kicked };
