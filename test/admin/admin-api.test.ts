@@ -246,3 +246,19 @@ t.test('tail follows a session live', async (t) => {
     return s.streamedSessions === 0 ? true : undefined;
   });
 });
+
+t.test('an admin port already in use stops the daemon at start with a message naming the setting', async (t) => {
+  const first = await daemonWithToken(t);
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../../dist/daemon/main.js', import.meta.url))], {
+    env: { PATH: process.env.PATH ?? '', SHARDCAST_DEV_MODE: 'true', SHARDCAST_PORT: '0', SHARDCAST_SHARDS: '1', SHARDCAST_ADMIN_PORT: String(first.adminPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.equal(code, 1, 'exit 1');
+  t.match(out, new RegExp(`admin port ${first.adminPort} on 127\\.0\\.0\\.1 is already in use: set SHARDCAST_ADMIN_PORT`));
+  t.equal((await adminFetch(first, TOKEN, '/v1/admin/status')).status, 200, 'the first daemon keeps serving');
+});
