@@ -16,7 +16,7 @@ import { AdminError, type AdminReply, type AdminRequest, type AdminRouter } from
 import type { InstanceInfo } from './cluster-registry.js';
 import type { InstanceFigures, InstanceMetrics } from './metrics.js';
 import type { TailHub } from './session-tail.js';
-import type { ShardAnswer, ShardQueryClient } from './shard-queries.js';
+import type { ShardQueryClient } from './shard-queries.js';
 import type { ConnectionFigures, ConnectionFilter, ShardSessionFigures, ShardStats } from './shard-query.js';
 
 /** What the admin API reads from and asks of the primary. */
