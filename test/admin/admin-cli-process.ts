@@ -1,11 +1,13 @@
 /**
  * Helpers of the admin tests: the built shardcast-admin (dist/admin-cli/main.js)
  * run as a child process against a daemon's admin listener, and authenticated
- * requests to the admin API.
+ * requests to the admin API, and daemons whose admin API needs a token.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { DaemonProcess } from '../support/daemon-process.js';
+import type { Test } from 'tap';
+import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
+import { RawClient } from '../support/raw-client.js';
 
 export const CLI_MAIN = fileURLToPath(new URL('../../dist/admin-cli/main.js', import.meta.url));
 
@@ -65,4 +67,25 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last !== undefined ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The admin token the admin tests' daemons require. */
+export const TOKEN = 'admin-test-token-0123456789';
+
+/** A daemon (3 shards, dev mode for ?user= clients) whose admin API requires TOKEN; stopped at teardown. */
+export async function daemonWithToken(t: Test, env: Record<string, string> = {}): Promise<DaemonProcess> {
+  const daemon = await startDaemon({ SHARDCAST_ADMIN_TOKEN: TOKEN, SHARDCAST_SHARDS: '3', ...env });
+  t.teardown(() => daemon.stop());
+  return daemon;
+}
+
+/** Connects `n` raw clients as users `${prefix}1..n` joined to `session`. */
+export async function members(t: Test, daemon: DaemonProcess, session: string, prefix: string, n: number): Promise<RawClient[]> {
+  const clients = await Promise.all(Array.from({ length: n }, (_, i) => RawClient.connect(daemon.ws, { user: `${prefix}${i + 1}` })));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  for (const c of clients) {
+    const joined = await c.join(session);
+    if (joined.t !== 'joined') throw new Error(`join refused: ${JSON.stringify(joined)}`);
+  }
+  return clients;
 }
