@@ -16,7 +16,11 @@ Commands:
 ${verbs}
   ${'help'.padEnd(width)}  show help for a command: shardcast-admin help <command>
 
-Environment: SHARDCAST_URL (daemon address, default http://127.0.0.1:8080).
+Environment: SHARDCAST_URL (daemon address, default http://127.0.0.1:8080);
+SHARDCAST_ADMIN_URL (admin API, default http://127.0.0.1:9090) and
+SHARDCAST_ADMIN_TOKEN for the admin verbs.
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 daemon unreachable, 4 token refused,
+5 not found.
 Run shardcast-admin <command> --help for its flags.`;
 }
 
@@ -59,7 +63,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     if (err instanceof CliError) {
       io.stderr(`shardcast-admin ${command.name}: ${err.message}`);
-      return EXIT_FAILURE;
+      return err.exitCode;
     }
     io.stderr(`shardcast-admin ${command.name}: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return EXIT_FAILURE;

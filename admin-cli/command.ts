@@ -25,6 +25,15 @@ export function parseFlags<O extends Options>(args: string[], options: O) {
   }
 }
 
+/** parseArgs in strict mode with positionals allowed; errors become UsageErrors. */
+export function parseFlagsAndArgs<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
 /** Returns a required string flag or throws a UsageError naming it. */
 export function required(value: string | undefined, flag: string): string {
   if (value === undefined || value === '') throw new UsageError(`${flag} is required`);

@@ -109,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
 
   // Dev mode lets anyone connect as anyone: unless told where, it listens on loopback only.
   if (defaulted.has('host') && settings.devMode === true) settings.host = '127.0.0.1';
+  // An instance on a kernel-chosen port (tests, several on one machine) gets a free admin port too.
+  if (defaulted.has('adminPort') && settings.port === 0) settings.adminPort = 0;
   const s = settings as unknown as Settings;
   checkCrossField(s, invalid, env, problems, warnings);
   const jwtPublicKeys = s.jwtPublicKeyFile === undefined ? [] : readKeyFile('jwtPublicKeyFile', s.jwtPublicKeyFile, parsePublicKeysPem, problems);
@@ -129,6 +131,13 @@ function checkCrossField(s: Settings, invalid: ReadonlySet<keyof Settings>, env:
       problems.push(`apiKey (${SCHEMA.apiKey.env}) is required unless devMode: set it to a random string of ${MIN_API_KEY_LENGTH}+ characters (e.g. \`openssl rand -hex 32\`), ${devHint}`);
     } else if (s.apiKey.length < MIN_API_KEY_LENGTH) {
       problems.push(`apiKey (${SCHEMA.apiKey.env}) is ${s.apiKey.length} characters long; at least ${MIN_API_KEY_LENGTH} required unless devMode (e.g. \`openssl rand -hex 32\`)`);
+    }
+    if (invalid.has('adminToken')) {
+      // Its own problem is already listed.
+    } else if (s.adminToken === undefined) {
+      problems.push(`adminToken (${SCHEMA.adminToken.env}) is required unless devMode: the admin API (kick, drain, inspection) answers only to it; set it to a random string of ${MIN_API_KEY_LENGTH}+ characters (e.g. \`openssl rand -hex 32\`), ${devHint}`);
+    } else if (s.adminToken.length < MIN_API_KEY_LENGTH) {
+      problems.push(`adminToken (${SCHEMA.adminToken.env}) is ${s.adminToken.length} characters long; at least ${MIN_API_KEY_LENGTH} required unless devMode (e.g. \`openssl rand -hex 32\`)`);
     }
     const keyless = s.jwtSecret === undefined && s.jwtPublicKeyFile === undefined && s.jwtJwksFile === undefined;
     if (keyless && !invalid.has('jwtSecret') && !invalid.has('jwtPublicKeyFile') && !invalid.has('jwtJwksFile')) {

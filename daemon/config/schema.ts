@@ -59,6 +59,9 @@ export interface Settings {
   readonly shards: number;
   readonly devMode: boolean;
   readonly apiKey: string | undefined;
+  readonly adminPort: number;
+  readonly adminHost: string;
+  readonly adminToken: string | undefined;
   readonly jwtSecret: string | undefined;
   readonly jwtPublicKeyFile: string | undefined;
   readonly jwtJwksFile: string | undefined;
@@ -584,7 +587,14 @@ export const SCHEMA = {
     defaultDoc: 'CPU count (`os.availableParallelism()`)',
   }),
   devMode: define('devMode', boolean(), false, 'Local development: no JWT key or API key needed, clients may connect as any user. Never in production.'),
-  apiKey: define('apiKey', optional(text(4096)), undefined, 'Token for the admin and HTTP publish APIs; at least 16 characters, required unless devMode.', {
+  apiKey: define('apiKey', optional(text(4096)), undefined, 'Token for the HTTP publish API and `GET /v1/commands`; at least 16 characters, required unless devMode.', {
+    secret: true,
+  }),
+  adminPort: define('adminPort', integer(0, 65535), 9090, 'TCP port of the admin listener (admin API, `/metrics`, `/healthz`, `/readyz`; docs/admin.md); 0 = pick a free port. When `port` is 0 and this is unset, 0 as well.', {
+    defaultDoc: '`9090` (`port` 0: `0`)',
+  }),
+  adminHost: define('adminHost', text(255, 'string (address)'), '127.0.0.1', 'Address the admin listener binds: loopback unless the admin API must be reached from elsewhere (then keep it off the clients\' network).'),
+  adminToken: define('adminToken', optional(text(4096)), undefined, 'Bearer token of the admin API (not the publish API\'s `apiKey`); at least 16 characters, required unless devMode (in devMode, when unset, the admin API is open on its loopback listener).', {
     secret: true,
   }),
   jwtSecret: define('jwtSecret', optional(text(4096)), undefined, 'HS256/HS384/HS512 shared secret for client tokens (32 bytes or more recommended).', {

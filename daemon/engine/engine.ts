@@ -22,6 +22,7 @@ import { createRedisBroker } from './redis-broker.js';
 import { connectRedis } from './redis-connection.js';
 import { createRedisPresence } from './redis-presence.js';
 import postgres from 'postgres';
+import type { Cluster, Redis } from 'ioredis';
 import type { Sql } from './migrations.js';
 import { createPostgresCommandJournal } from './postgres-command-journal.js';
 import { AMQP_RELAY } from './postgres-cursor-store.js';
@@ -49,6 +50,8 @@ export interface Engine {
   readonly sql?: Sql;
   /** Per-user command limits (namespaces' commandLimits). */
   readonly limiter: CommandLimiter;
+  /** The Redis command connection, with the Redis engine (the admin API's cluster registry and round-trip metric use it). */
+  readonly redis?: Redis | Cluster;
   /** Present when test hooks are on and the engine can inject faults. */
   readonly faults?: EngineFaults;
   /** Connects every backend; `handler` receives the broker's messages. */
@@ -123,6 +126,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
       journal,
       ...durable,
       limiter: createRedisCommandLimiter(link.command, config.redisPrefix),
+      redis: link.command,
       ...(config.testHooks ? { faults: { resetEpoch: (session: string) => broker.resetEpoch(session) } } : {}),
       async start(handler) {
         await link.ready(REDIS_CONNECT_TIMEOUT_MS);

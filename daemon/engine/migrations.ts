@@ -120,6 +120,25 @@ export const MIGRATIONS: readonly Migration[] = [
       comment on column command_journal.last_seq_at_us is 'µs since the epoch when last_seq was handed to the socket (same clock): received_at_us - last_seq_at_us is the time to answer';
     `,
   },
+  {
+    version: 5,
+    name: 'admin_audit',
+    // Mutating admin API calls (admin/audit.ts): who kicked or drained what, when.
+    sql: `
+      create table admin_audit (
+        id       bigserial   primary key,
+        at       timestamptz not null default now(),
+        instance text        not null,
+        action   text        not null,
+        target   text        not null,
+        reason   text        not null,
+        remote   text        not null,
+        outcome  text        not null
+      );
+      comment on table admin_audit is
+        'Shardcast: mutating admin API calls (kick, drain), newest last (docs/admin.md).';
+    `,
+  },
 ];
 
 /** Options of migrate(). */

@@ -120,6 +120,8 @@ export class AmqpIngress {
   private setupError: string | undefined;
   private stopping = false;
   private stopped = false;
+  /** What happened to deliveries since start (admin API metrics). */
+  readonly counters = { deliveries: 0, redeliveries: 0, acks: 0, deadLettered: 0, returned: 0 };
 
   constructor(private readonly opts: AmqpIngressOptions) {
     this.topology = topologyOf(opts.exchange, opts.partitions, opts.deliveryLimit);
@@ -320,6 +322,8 @@ export class AmqpIngress {
       return;
     }
     if (this.stopped || p.channel !== ch) return;
+    this.counters.deliveries++;
+    if (msg.fields.redelivered) this.counters.redeliveries++;
     p.pending.push({ msg, ch, attempts: 0 });
     this.kick(p);
   }
@@ -394,6 +398,7 @@ export class AmqpIngress {
     // A delivery of a closed channel cannot be acked (and must not be on another).
     if (this.stopped || p.channel !== d.ch) return;
     d.ch.ack(d.msg);
+    this.counters.acks++;
   }
 
   /** Publishes the message to the dead-letter exchange with `reason`, then acks it; on failure it is returned. */
@@ -413,10 +418,14 @@ export class AmqpIngress {
         headers: { ...(msg.properties.headers ?? {}), 'x-shardcast-error': reason, 'x-shardcast-queue': p.queue },
       });
       await dead.waitForConfirms();
+      this.counters.deadLettered++;
       this.ack(p, d);
     } catch (err) {
       this.opts.log.error({ err, queue: p.queue }, 'dead-lettering failed: the message goes back to its queue');
-      if (!this.stopped && p.channel === d.ch) d.ch.nack(msg, false, true);
+      if (!this.stopped && p.channel === d.ch) {
+        d.ch.nack(msg, false, true);
+        this.counters.returned++;
+      }
     }
   }
 }

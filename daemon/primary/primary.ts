@@ -18,6 +18,8 @@ import { CommandRelay } from '../egress/command-relay.js';
 import { RelayLeadership } from '../egress/relay-leader.js';
 import { AMQP_RELAY, createPostgresCursorStore } from '../engine/postgres-cursor-store.js';
 import type { ShardToPrimary } from '../threads/messages.js';
+import { AdminPlane } from '../admin/admin-plane.js';
+import { TailHub, TAIL_ROUTE } from '../admin/session-tail.js';
 import { Admissions } from './admissions.js';
 import { PresenceTracker } from './presence-tracker.js';
 import { handleShardRequest } from './requests.js';
@@ -55,6 +57,17 @@ export class Primary {
   private drainForced = 0;
   private healthTimer: NodeJS.Timeout | undefined;
   private shutdownPromise: Promise<number> | undefined;
+  /** Live tails of sessions (admin API); they hold a session's stream open like a shard. */
+  readonly tails = new TailHub({
+    open: (session) => {
+      if (this.router.addInterest(session, TAIL_ROUTE)) this.streams.open(session);
+    },
+    close: (session) => {
+      if (this.router.removeInterest(session, TAIL_ROUTE)) this.streams.close(session);
+    },
+  });
+  /** The admin listener, metrics, audit trail and cluster registration (admin/admin-plane.ts). */
+  readonly admin: AdminPlane;
 
   constructor(readonly config: Config, readonly log: Logger) {
     this.admissions = new Admissions(config.maxConnections, config.maxConnectionsPerUser);
@@ -65,10 +78,12 @@ export class Primary {
         forward: (msg) => {
           const shards = this.router.shardsFor(msg.session);
           if (shards) for (const id of shards) this.supervisor.link(id)?.enqueue(msg);
+          if (this.tails.size > 0) this.tails.forward(msg);
         },
         resync: (session, epoch, head) => {
           const shards = this.router.shardsFor(session);
           if (shards) for (const id of shards) this.supervisor.link(id)?.enqueueResync(session, epoch, head);
+          if (this.tails.size > 0) this.tails.resync(session, epoch, head);
         },
       },
       { lingerMs: config.subscriptionLingerMs, checkMs: config.streamCheckMs, log },
@@ -113,6 +128,7 @@ export class Primary {
       });
       if (sql !== undefined) this.leadership = new RelayLeadership(sql, this.relay, { name: AMQP_RELAY, holder: this.instanceId, schema: config.databaseSchema, log });
     }
+    this.admin = new AdminPlane(this, config, log);
     this.supervisor = new Supervisor(config, log, {
       onMessage: (link, msg) => this.onShardMessage(link, msg),
       onShardExit: (id, crashed) => this.onShardExit(id, crashed),
@@ -137,12 +153,13 @@ export class Primary {
     if (this.leadership !== undefined) this.leadership.start();
     else this.relay?.start();
     const port = await this.supervisor.start();
+    const adminPort = await this.admin.start();
     this.started = true;
     this.updateReadiness();
     this.healthTimer = setInterval(() => this.updateReadiness(), HEALTH_CHECK_MS);
     this.healthTimer.unref();
     this.log.info(
-      { port, host: this.config.host, shards: this.config.shards, engine: this.engine.kind, instance: this.instanceId },
+      { port, host: this.config.host, adminPort, adminHost: this.config.adminHost, shards: this.config.shards, engine: this.engine.kind, instance: this.instanceId },
       'listening',
     );
     return port;
@@ -177,12 +194,39 @@ export class Primary {
     await this.commandSink?.close();
     this.streams.stop();
     this.presence.stop();
+    await this.admin.beforeEngineStop();
     await this.engine.stop(Math.max(deadline, Date.now() + 1000));
     const tookMs = Date.now() - started;
     // Overran: past the deadline, or clients closed at it while still behind.
     const late = Date.now() > deadline + 1000 || this.drainForced > 0;
     this.log[late ? 'warn' : 'info']({ tookMs, late, forced: this.drainForced, streams: this.streams.counters }, 'stopped');
+    // Last: /readyz answers 503 on it through the whole drain.
+    await this.admin.stop();
     return late ? 1 : 0;
+  }
+
+  /** True while the instance takes traffic (/readyz). */
+  get isReady(): boolean {
+    return this.ready;
+  }
+
+  /** True once a drain of the instance started. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Drains one shard (admin API): the supervisor stops it without a restart; the
+   * instance serves on with the others. False when the shard is not live, is
+   * already draining, or is the last one taking connections.
+   */
+  drainShard(id: number): 'ok' | 'not-live' | 'last-shard' | 'instance-draining' {
+    if (this.draining) return 'instance-draining';
+    if (this.supervisor.link(id) === undefined || this.supervisor.isRetiring(id)) return 'not-live';
+    const serving = [...this.supervisor.links()].filter((l) => !this.supervisor.isRetiring(l.id));
+    if (serving.length <= 1) return 'last-shard';
+    this.log.info({ shard: id }, 'draining one shard (admin)');
+    return this.supervisor.drainShard(id, Date.now() + this.config.drainTimeoutMs) ? 'ok' : 'not-live';
   }
 
   /** Ready while started, not draining, and the engine and ingress are healthy (Kubernetes stops routing otherwise). */
@@ -203,12 +247,16 @@ export class Primary {
    * dropped and the frame is delivered like any other.
    */
   sequence(events: readonly PublishRequest[]): Promise<Array<PromiseSettledResult<PublishResult>>> {
+    const started = performance.now();
     return Promise.allSettled(
       events.map((event) => {
         const allowed = !event.conflate || namespaceFor(this.config, event.session).conflate;
         return this.engine.broker.publish(allowed ? event : { ...event, conflate: undefined });
       }),
-    );
+    ).then((outcomes) => {
+      this.admin.metrics.observePublish((performance.now() - started) / 1000, outcomes);
+      return outcomes;
+    });
   }
 
   private onShardMessage(link: ShardLink, msg: ShardToPrimary): void {
@@ -234,6 +282,9 @@ export class Primary {
       case 'drained':
         this.drainForced += msg.forced;
         return;
+      case 'admin-reply':
+        this.admin.queries.settle(msg);
+        return;
       case 'listening':
       case 'listen-failed':
         return;
@@ -250,7 +301,9 @@ export class Primary {
 
   private onShardExit(id: number, crashed: boolean): void {
     void this.presence.shardGone(id);
-    if (!crashed) return;
+    // A shard drained on its own (admin) is gone for good while the instance runs on:
+    // forget it like a crashed one (its connections closed, its routes must go).
+    if (!crashed && this.draining) return;
     this.admissions.dropShard(id);
     for (const session of this.router.dropShard(id)) this.streams.close(session);
   }

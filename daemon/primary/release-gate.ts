@@ -22,7 +22,9 @@ export const MAX_HELD_FRAMES = 100_000;
 
 /** Holds a session's frames until their release time; see the header. */
 export class ReleaseGate {
+  /** Held frames from `first` on (an index, not shift(): a long queue drains in linear time). */
   private queue: StreamMessage[] = [];
+  private first = 0;
   private timer: NodeJS.Timeout | null = null;
   /** Last seq handed on. */
   released: number;
@@ -38,7 +40,7 @@ export class ReleaseGate {
 
   /** Frames waiting for their release. */
   get held(): number {
-    return this.queue.length;
+    return this.queue.length - this.first;
   }
 
   /** Hands on a frame in stream order: now, or once every `at` before and at it has come. */
@@ -47,17 +49,17 @@ export class ReleaseGate {
       this.forward(msg);
       return;
     }
-    if (this.queue.length === 0 && (msg.at === undefined || msg.at <= this.now())) {
+    if (this.held === 0 && (msg.at === undefined || msg.at <= this.now())) {
       this.released = msg.seq;
       this.forward(msg);
       return;
     }
     this.queue.push(msg);
-    if (this.queue.length > MAX_HELD_FRAMES) {
-      this.onOverflow(this.queue.length);
-      this.pass(this.queue.shift() as StreamMessage);
+    if (this.held > MAX_HELD_FRAMES) {
+      this.onOverflow(this.held);
+      this.pass(this.take());
       this.arm();
-    } else if (this.queue.length === 1 || this.timer === null) {
+    } else if (this.held === 1 || this.timer === null) {
       // The timer waits for the queue's head only: later frames just queue behind it.
       this.arm();
     }
@@ -75,7 +77,8 @@ export class ReleaseGate {
     if (first < 0) return;
     const earlier = entries.slice(first).filter((e) => e.seq > 0 && e.seq <= this.released);
     this.released = earlier[0].seq - 1;
-    this.queue = [...earlier, ...this.queue];
+    this.queue = [...earlier, ...this.queue.slice(this.first)];
+    this.first = 0;
     this.arm();
   }
 
@@ -83,6 +86,7 @@ export class ReleaseGate {
   reset(head: number): void {
     this.clearTimer();
     this.queue = [];
+    this.first = 0;
     this.released = head;
   }
 
@@ -90,6 +94,20 @@ export class ReleaseGate {
   close(): void {
     this.clearTimer();
     this.queue = [];
+    this.first = 0;
+  }
+
+  /** Removes and returns the oldest held frame (there is one). */
+  private take(): StreamMessage {
+    const msg = this.queue[this.first++];
+    if (this.first === this.queue.length) {
+      this.queue = [];
+      this.first = 0;
+    } else if (this.first >= 1024 && this.first * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.first);
+      this.first = 0;
+    }
+    return msg;
   }
 
   private pass(msg: StreamMessage): void {
@@ -99,19 +117,18 @@ export class ReleaseGate {
 
   private flush(): void {
     const now = this.now();
-    while (this.queue.length > 0) {
-      const head = this.queue[0];
+    while (this.held > 0) {
+      const head = this.queue[this.first];
       if (head.at !== undefined && head.at > now) break;
-      this.queue.shift();
-      this.pass(head);
+      this.pass(this.take());
     }
   }
 
   private arm(): void {
     this.clearTimer();
     this.flush();
-    if (this.queue.length === 0) return;
-    const at = this.queue[0].at ?? this.now();
+    if (this.held === 0) return;
+    const at = this.queue[this.first].at ?? this.now();
     // setTimeout may fire up to a ms early relative to Date.now(): flush re-checks and re-arms.
     this.timer = setTimeout(() => {
       this.timer = null;

@@ -44,6 +44,8 @@ export class Supervisor {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private port = 0;
   private draining = false;
+  /** Shards drained on their own (admin drain of one shard): not restarted when they end. */
+  private readonly retiring = new Set<number>();
   private exitWaiters: Array<() => void> = [];
 
   constructor(
@@ -96,6 +98,24 @@ export class Supervisor {
     while (this.live.size > 0) await new Promise<void>((resolve) => this.exitWaiters.push(resolve));
   }
 
+  /**
+   * Drains one shard by `deadline` (admin API): it stops accepting — the kernel
+   * then spreads new connections over the other shards' listen sockets — sends its
+   * clients their go-aways and ends; it is not restarted. False when it is not live.
+   */
+  drainShard(id: number, deadline: number): boolean {
+    const link = this.live.get(id);
+    if (link === undefined || this.retiring.has(id)) return false;
+    this.retiring.add(id);
+    link.send({ op: 'drain', deadline, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs });
+    return true;
+  }
+
+  /** True while a shard drained on its own is still running. */
+  isRetiring(id: number): boolean {
+    return this.retiring.has(id);
+  }
+
   private spawnAndListen(id: number, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const link = this.spawn(id, port);
@@ -141,7 +161,8 @@ export class Supervisor {
 
   private onExit(link: ShardLink, code: number): void {
     if (this.live.get(link.id) === link) this.live.delete(link.id);
-    const crashed = !this.draining;
+    const retired = this.retiring.delete(link.id);
+    const crashed = !this.draining && !retired;
     this.hooks.onShardExit(link.id, crashed);
     for (const wake of this.exitWaiters.splice(0)) wake();
     if (!crashed) {

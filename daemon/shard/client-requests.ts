@@ -13,6 +13,7 @@ import type { Connection, Membership } from './connection.js';
 import { join, leave, type JoinContext } from './joins.js';
 import { PrimaryCallError } from './primary-link.js';
 import { takeToken } from './rate-limit.js';
+import { countRefusal, refusals } from './shard-counters.js';
 
 /** What request handling needs from the shard. */
 export interface RequestContext extends JoinContext {
@@ -32,11 +33,13 @@ export function clientLimits(maxFrameBytes: number): ClientLimits {
 
 /** Closes a connection that broke the protocol, with the code and reason given (fitted to a close frame by Connection.end). */
 export function failConnection(conn: Connection, code: number, reason: string): void {
+  if (!conn.closed) countRefusal(refusals.clientCloses, code);
   conn.end(code, reason);
 }
 
 /** Sends an `error` frame. */
 export function replyError(conn: Connection, id: number | undefined, code: number, msg: string, after?: number): void {
+  countRefusal(refusals.errorReplies, code);
   const frame: ErrorFrame = id === undefined ? { t: 'error', code, msg } : { t: 'error', id, code, msg };
   if (after !== undefined) frame.after = after;
   conn.sendNow(encodeServerFrame(frame));

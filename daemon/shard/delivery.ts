@@ -43,6 +43,7 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
     session.lastSeqAtUs = nowUs;
   }
   for (const m of session.pending) m.buffered?.push(msg);
+  if (msg.seq !== 0) registry.counters.deliveryLatency.observeFrame(msg.frame, nowUs / 1000);
   if (msg.to !== undefined) {
     for (const user of msg.to) {
       const conns = registry.byUser(user);
@@ -50,12 +51,18 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
       for (const conn of conns) {
         if (conn.memberships.get(msg.session)?.state === 'joined') {
           conn.deliver(msg.frame, msg.session, msg.seq, msg.conflateKey);
+          registry.counters.framesDelivered++;
+          registry.counters.bytesDelivered += msg.frame.length;
         }
       }
     }
     return;
   }
   app.publish(msg.session, msg.frame, true);
+  // Every joined member gets it (from the topic or its lag queue); joining ones later, in their replay.
+  const recipients = session.members.size - session.pending.size;
+  registry.counters.framesDelivered += recipients;
+  registry.counters.bytesDelivered += recipients * msg.frame.length;
   for (const conn of session.lagging) conn.deliver(msg.frame, msg.session, msg.seq, msg.conflateKey);
   policy.published(session, msg.frame.length);
 }

@@ -131,6 +131,11 @@ async function requestHistory(
     if (current === '' || history.epoch === current || attempt >= MAX_HISTORY_ATTEMPTS) {
       try {
         completeJoin(conn, m, history, purpose);
+        // A resume (a join from a position): was everything missed replayed?
+        if (purpose.kind === 'join' && since !== null) {
+          if (history.recovered) ctx.registry.counters.resumeRecovered++;
+          else ctx.registry.counters.resumeNotRecovered++;
+        }
       } catch (err) {
         // An answer that cannot be sent (e.g. a snapshot msgpack cannot encode) fails
         // this request alone; the shard and the other clients carry on.

@@ -14,6 +14,9 @@ interface QueuedFrame {
   slot: string | undefined;
 }
 
+/** Frames replaced by conflation in every queue of this shard thread (queues die with their connection; the count stays). */
+export const conflatedFrames = { total: 0 };
+
 /** A per-connection FIFO with conflation; `bytes` counts what it holds. */
 export class OutboundQueue {
   private items: Array<QueuedFrame | null> = [];
@@ -43,6 +46,7 @@ export class OutboundQueue {
         this.items[at] = null;
         this.holes++;
         this.conflated++;
+        conflatedFrames.total++;
       }
       this.slots.set(slot, this.items.length);
     }

@@ -6,6 +6,7 @@
  */
 import type { ShardToPrimary } from '../threads/messages.js';
 import type { Connection, Membership } from './connection.js';
+import { ShardCounters } from './shard-counters.js';
 
 /** A session as one shard sees it. */
 export class LocalSession {
@@ -32,6 +33,8 @@ export class Registry {
   private readonly users = new Map<string, Set<Connection>>();
   /** Frames dropped as already routed to this shard (the primary's session streams should keep this at 0). */
   duplicatesDropped = 0;
+  /** Counters for the admin API and /metrics (shard-counters.ts). */
+  readonly counters = new ShardCounters();
 
   constructor(private readonly notify: (msg: ShardToPrimary) => void) {}
 
@@ -66,6 +69,7 @@ export class Registry {
       this.notify({ op: 'interest', session: sessionId });
     }
     const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, lastSeqAtUs: 0, counted, presenceIncarnation: 0 };
+    this.counters.joins++;
     conn.memberships.set(sessionId, m);
     session.members.add(conn);
     session.pending.add(m);

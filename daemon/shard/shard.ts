@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { PrimaryToShard, ShardToPrimary } from '../threads/messages.js';
 import { loadUws, type App, type us_listen_socket } from '../uws.js';
+import { AdminQueryHandler } from './admin-queries.js';
 import { clientLimits, replyError } from './client-requests.js';
 import { deliverBatch } from './delivery.js';
 import { drainConnections } from './drain.js';
@@ -34,6 +35,7 @@ export class Shard {
   private stopSweep: () => void = () => {};
   readonly policy: BufferPolicy;
   private readonly joinContext: JoinContext;
+  private readonly admin: AdminQueryHandler;
 
   constructor(
     readonly config: Config,
@@ -57,6 +59,7 @@ export class Shard {
       accepting: () => !this.draining,
     };
     this.joinContext = ctx;
+    this.admin = new AdminQueryHandler({ shardId, registry: this.registry, policy: this.policy, draining: () => this.draining });
     this.app.ws(WS_PATH, websocketBehavior(ctx));
     registerHttpApi(this.app, { config, primary: this.primary, log, isReady: () => this.ready && !this.draining });
     port.on('message', (msg: PrimaryToShard) => this.onPrimaryMessage(msg));
@@ -96,6 +99,13 @@ export class Shard {
       case 'drain':
         void this.drain(msg.deadline, msg.goAwayMaxDelayMs);
         return;
+      case 'admin':
+        try {
+          this.primary.notify({ op: 'admin-reply', req: msg.req, ok: true, result: this.admin.answer(msg.query) });
+        } catch (err) {
+          this.primary.notify({ op: 'admin-reply', req: msg.req, ok: false, message: err instanceof Error ? err.message : String(err) });
+        }
+        return;
       case 'presence-report':
         this.registry.reportPresence(msg.incarnation);
         return;
@@ -132,6 +142,7 @@ export class Shard {
   /** Closes everything the thread holds so it can end (normally or after a crash). */
   stop(): void {
     this.stopSweep();
+    this.admin.stop();
     this.closeListenSocket();
     this.app.close();
     this.primary.close();

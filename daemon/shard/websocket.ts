@@ -17,6 +17,7 @@ import { pumpQueue } from './delivery.js';
 import { IdleWatch } from './idle.js';
 import { backstopBytes, type BufferPolicy } from './slow-consumers.js';
 import { failConnection, handleMessage, type RequestContext } from './client-requests.js';
+import { countRefusal, refusals } from './shard-counters.js';
 
 /** What the endpoint needs from the shard. */
 export interface EndpointContext extends RequestContext {
@@ -107,6 +108,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       const data = ws.getUserData();
       if (data.refusal !== null || data.principal === null) {
         const refusal = data.refusal ?? { code: CloseCode.AuthFailed, reason: 'not authenticated' };
+        countRefusal(refusals.upgradesRefused, refusal.code);
         closeSocket(ws, refusal.code, refusal.reason);
         return;
       }
@@ -122,6 +124,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
         (admission) => {
           if (!admission.admitted) {
             conn.early = null;
+            if (!conn.closed) countRefusal(refusals.clientCloses, CloseCode.ConnectionLimit);
             conn.end(CloseCode.ConnectionLimit, admission.reason ?? 'connection limit reached');
             return;
           }

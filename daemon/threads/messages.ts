@@ -6,6 +6,7 @@
 import type { Command, JournalEntry } from '../engine/command-journal.js';
 import type { PublishRequest, PublishResult, StreamPosition } from '../engine/broker.js';
 import type { PresenceEntry, SnapshotEntry } from '../../protocol/frames.js';
+import type { ShardQuery } from '../admin/shard-query.js';
 
 /** What a joining client needs: the replay after its position, or the snapshot. */
 export interface HistoryResult {
@@ -83,6 +84,9 @@ export type ShardToPrimary =
   | { op: 'release'; conn: string }
   | { op: 'presence-join'; session: string; user: string }
   | { op: 'presence-leave'; session: string; user: string }
+  /** The answer to an admin query (admin/shard-query.ts); `ok: false` when the shard failed to answer. */
+  | { op: 'admin-reply'; req: number; ok: true; result: unknown }
+  | { op: 'admin-reply'; req: number; ok: false; message: string }
   | ShardRequest;
 
 /** Primary → shard. */
@@ -91,6 +95,8 @@ export type PrimaryToShard =
   | { op: 'ready'; ready: boolean }
   | { op: 'drain'; deadline: number; goAwayMaxDelayMs: number }
   | { op: 'crash' }
+  /** An admin API query (admin/shard-query.ts), answered with `admin-reply` and the same `req`. */
+  | { op: 'admin'; req: number; query: ShardQuery }
   /**
    * The primary lost this shard's presence and counts it as a new incarnation: send
    * presence-join for every membership whose join was counted under an earlier one.

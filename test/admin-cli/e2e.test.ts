@@ -84,7 +84,7 @@ if (!existsSync(daemonMain) || !existsSync(cliMain)) {
   t.test('with a JWT secret and an API key: tokens, session patterns and keys are enforced', async (t) => {
     const secret = 'e2e-jwt-secret-e2e-jwt-secret-0123456789';
     const apiKey = 'e2e-api-key-0123456789';
-    const daemon = await startDaemon({ SHARDCAST_DEV_MODE: 'false', SHARDCAST_JWT_SECRET: secret, SHARDCAST_API_KEY: apiKey });
+    const daemon = await startDaemon({ SHARDCAST_DEV_MODE: 'false', SHARDCAST_JWT_SECRET: secret, SHARDCAST_API_KEY: apiKey, SHARDCAST_ADMIN_TOKEN: apiKey });
     t.teardown(() => daemon.stop());
     const env = { SHARDCAST_URL: daemon.http, SHARDCAST_JWT_SECRET: secret, SHARDCAST_API_KEY: apiKey };
 

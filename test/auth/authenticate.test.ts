@@ -11,7 +11,7 @@ const API_KEY = 'k'.repeat(32);
 const NOW = Date.UTC(2026, 5, 1);
 const nowS = NOW / 1000;
 
-const hsConfig = loadConfig({ SHARDCAST_API_KEY: API_KEY, SHARDCAST_JWT_SECRET: SECRET, SHARDCAST_JWT_ISSUER: 'quiz-service', SHARDCAST_JWT_AUDIENCE: 'shardcast' }).config;
+const hsConfig = loadConfig({ SHARDCAST_API_KEY: API_KEY, SHARDCAST_ADMIN_TOKEN: API_KEY, SHARDCAST_JWT_SECRET: SECRET, SHARDCAST_JWT_ISSUER: 'quiz-service', SHARDCAST_JWT_AUDIENCE: 'shardcast' }).config;
 const devConfig = loadConfig({ SHARDCAST_DEV_MODE: 'true' }).config;
 const hs = (claims: Record<string, unknown>) =>
   signJwt({ sub: 'u1', iss: 'quiz-service', aud: 'shardcast', exp: nowS + 600, ...claims }, { alg: 'HS256', secret: SECRET });
@@ -51,7 +51,7 @@ t.test('RS256 / ES256 from jwtPublicKeyFile, HS256 refused then', async (t) => {
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pem = (rsa.publicKey.export({ type: 'spki', format: 'pem' }) as string) + (ec.publicKey.export({ type: 'spki', format: 'pem' }) as string);
   const dir = t.testdir({ 'keys.pem': pem });
-  const { config } = loadConfig({ SHARDCAST_API_KEY: API_KEY, SHARDCAST_JWT_PUBLIC_KEY_FILE: join(dir, 'keys.pem') });
+  const { config } = loadConfig({ SHARDCAST_API_KEY: API_KEY, SHARDCAST_ADMIN_TOKEN: API_KEY, SHARDCAST_JWT_PUBLIC_KEY_FILE: join(dir, 'keys.pem') });
   const claims = { sub: 'u2', sessions: ['poll:1'] };
   const rs = authenticate({ token: signJwt(claims, { alg: 'RS256', privateKey: rsa.privateKey }) }, { config });
   t.same(rs, { ok: true, principal: { user: 'u2', sessions: ['poll:1'], role: 'participant' } });
@@ -74,7 +74,7 @@ t.test('the clock-skew allowance is configured once and holds at the handshake a
   const accepted = authenticate({ token: inside }, { config: hsConfig, now: NOW });
   t.equal(accepted.ok, true, '10 s past exp is inside the default 30 s allowance');
   t.equal(accepted.ok && accepted.principal.validUntilS, nowS - 10 + 30, 'the connection may stay until exp + allowance, not until exp');
-  const strict = loadConfig({ SHARDCAST_API_KEY: API_KEY, SHARDCAST_JWT_SECRET: SECRET, SHARDCAST_JWT_CLOCK_SKEW_S: '5' }).config;
+  const strict = loadConfig({ SHARDCAST_API_KEY: API_KEY, SHARDCAST_ADMIN_TOKEN: API_KEY, SHARDCAST_JWT_SECRET: SECRET, SHARDCAST_JWT_CLOCK_SKEW_S: '5' }).config;
   t.equal(strict.jwtClockSkewS, 5);
   refused(t, authenticate({ token: inside }, { config: strict, now: NOW }), CloseCode.TokenExpired, /expired/);
   const near = authenticate({ token: hs({ exp: nowS - 4 }) }, { config: strict, now: NOW });
@@ -98,7 +98,7 @@ t.test('RS256 / ES256 from a JWKS file, chosen by kid', async (t) => {
     ],
   };
   const dir = t.testdir({ 'keys.json': JSON.stringify(jwks) });
-  const { config } = loadConfig({ SHARDCAST_API_KEY: API_KEY, SHARDCAST_JWT_JWKS_FILE: join(dir, 'keys.json') });
+  const { config } = loadConfig({ SHARDCAST_API_KEY: API_KEY, SHARDCAST_ADMIN_TOKEN: API_KEY, SHARDCAST_JWT_JWKS_FILE: join(dir, 'keys.json') });
   t.same(config.jwtKeySet.map((k) => k.kid), ['a', 'b', 'e']);
   // signJwt writes no kid: these tokens are signed with the header spelled out.
   const kidToken = (kid: string | undefined, key: KeyObject, alg: 'RS256' | 'ES256') =>

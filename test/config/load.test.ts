@@ -10,6 +10,7 @@ import { SCHEMA, SETTING_KEYS, envNameOf } from '../../daemon/config/schema.js';
 /** Minimal valid production-like environment. */
 const BASE = {
   SHARDCAST_API_KEY: 'k'.repeat(24),
+  SHARDCAST_ADMIN_TOKEN: 'a'.repeat(24),
   SHARDCAST_JWT_SECRET: 's'.repeat(40),
 };
 
@@ -64,20 +65,33 @@ t.test('every env name is SHARDCAST_ + UPPER_SNAKE of its key', async (t) => {
   t.equal(envNameOf('idleTimeoutS'), 'SHARDCAST_IDLE_TIMEOUT_S');
 });
 
-t.test('outside dev mode an API key and a JWT key are required', async (t) => {
+t.test('outside dev mode an API key, an admin token and a JWT key are required', async (t) => {
   const err = configError(t, () => loadConfig({}));
-  t.equal(err.problems.length, 2, 'both problems at once');
+  t.equal(err.problems.length, 3, 'every problem at once');
   t.match(err.message, /apiKey \(SHARDCAST_API_KEY\) is required/);
+  t.match(err.message, /adminToken \(SHARDCAST_ADMIN_TOKEN\) is required unless devMode/);
   t.match(err.message, /jwtSecret \(SHARDCAST_JWT_SECRET\) or jwtPublicKeyFile \(SHARDCAST_JWT_PUBLIC_KEY_FILE\) or jwtJwksFile \(SHARDCAST_JWT_JWKS_FILE\)/);
   t.match(err.message, /SHARDCAST_DEV_MODE=true/);
 
   const short = configError(t, () => loadConfig({ ...BASE, SHARDCAST_API_KEY: 'short' }));
   t.match(short.message, /apiKey \(SHARDCAST_API_KEY\) is 5 characters long; at least 16/);
   t.notMatch(short.message, /short/, 'never echoes the key');
+  const shortToken = configError(t, () => loadConfig({ ...BASE, SHARDCAST_ADMIN_TOKEN: 'tiny' }));
+  t.match(shortToken.message, /adminToken \(SHARDCAST_ADMIN_TOKEN\) is 4 characters long; at least 16/);
+  t.notMatch(shortToken.message, /tiny/, 'never echoes the token');
 
   const dev = loadConfig({ SHARDCAST_DEV_MODE: 'yes', SHARDCAST_API_KEY: 'short' });
   t.equal(dev.config.devMode, true);
   t.equal(dev.config.apiKey, 'short');
+  t.equal(dev.config.adminToken, undefined, 'dev mode needs no admin token');
+});
+
+t.test('the admin listener: 127.0.0.1:9090 by default, a free port when the client port is 0', async (t) => {
+  const fixed = loadConfig(BASE).config;
+  t.equal(fixed.adminPort, 9090);
+  t.equal(fixed.adminHost, '127.0.0.1');
+  t.equal(loadConfig({ ...BASE, SHARDCAST_PORT: '0' }).config.adminPort, 0);
+  t.equal(loadConfig({ ...BASE, SHARDCAST_PORT: '0', SHARDCAST_ADMIN_PORT: '9191' }).config.adminPort, 9191);
 });
 
 t.test('booleans accept true/false/1/0/yes/no', async (t) => {
@@ -95,6 +109,9 @@ t.test('every validation error names its key and env var', async (t) => {
     shards: '0',
     devMode: 'on',
     apiKey: 'x\u0001y',
+    adminPort: '65536',
+    adminHost: '\u0001',
+    adminToken: 'x\u0002y',
     jwtSecret: 'a\nb',
     jwtPublicKeyFile: '\u0001',
     jwtJwksFile: '\u0001',
@@ -256,7 +273,7 @@ t.test('jwtPublicKeyFile: parsed at boot, errors name the key', async (t) => {
     'p384.pem': pem(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey),
     'rsa1024.pem': pem(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey),
   });
-  const withFile = (name: string) => ({ SHARDCAST_API_KEY: BASE.SHARDCAST_API_KEY, SHARDCAST_JWT_PUBLIC_KEY_FILE: join(dir, name) });
+  const withFile = (name: string) => ({ SHARDCAST_API_KEY: BASE.SHARDCAST_API_KEY, SHARDCAST_ADMIN_TOKEN: BASE.SHARDCAST_ADMIN_TOKEN, SHARDCAST_JWT_PUBLIC_KEY_FILE: join(dir, name) });
 
   const { config } = loadConfig(withFile('keys.pem'));
   t.equal(config.jwtPublicKeys.length, 2);
@@ -298,7 +315,7 @@ t.test('jwtJwksFile: a JSON Web Key Set parsed at boot, errors name the setting 
     'small.json': set(jwk(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey, { kid: 'small' })),
     'only-enc.json': set(jwk(rsa.publicKey, { use: 'enc' })),
   });
-  const withFile = (name: string) => ({ SHARDCAST_API_KEY: BASE.SHARDCAST_API_KEY, SHARDCAST_JWT_JWKS_FILE: join(dir, name) });
+  const withFile = (name: string) => ({ SHARDCAST_API_KEY: BASE.SHARDCAST_API_KEY, SHARDCAST_ADMIN_TOKEN: BASE.SHARDCAST_ADMIN_TOKEN, SHARDCAST_JWT_JWKS_FILE: join(dir, name) });
 
   const { config } = loadConfig(withFile('good.json'));
   t.same(config.jwtKeySet.map((k) => [k.kid, k.key.asymmetricKeyType]), [['r1', 'rsa'], ['e1', 'ec']], 'signature keys kept with their kid; the enc key skipped');
@@ -322,7 +339,7 @@ t.test('jwtJwksFile: a JSON Web Key Set parsed at boot, errors name the setting 
     t.match(err.message, /jwtJwksFile \(SHARDCAST_JWT_JWKS_FILE\)/, `${name}: names the setting`);
     t.match(err.message, pattern, name);
   }
-  t.equal(loadConfig({ SHARDCAST_API_KEY: BASE.SHARDCAST_API_KEY, SHARDCAST_JWT_JWKS_FILE: join(dir, 'good.json') }).config.jwtSecret, undefined, 'a JWKS alone is enough outside dev mode');
+  t.equal(loadConfig({ SHARDCAST_API_KEY: BASE.SHARDCAST_API_KEY, SHARDCAST_ADMIN_TOKEN: BASE.SHARDCAST_ADMIN_TOKEN, SHARDCAST_JWT_JWKS_FILE: join(dir, 'good.json') }).config.jwtSecret, undefined, 'a JWKS alone is enough outside dev mode');
 });
 
 t.test('config crosses to a worker thread by structured clone, keys included', async (t) => {

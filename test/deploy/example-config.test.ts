@@ -11,6 +11,7 @@ const examplePath = fileURLToPath(new URL('../../deploy/shardcast.example.json',
 /** Credentials come from the environment (a Kubernetes Secret), never the file. */
 const SECRETS = {
   SHARDCAST_API_KEY: 'a'.repeat(32),
+  SHARDCAST_ADMIN_TOKEN: 'b'.repeat(32),
   SHARDCAST_JWT_SECRET: 'b'.repeat(48),
 };
 

@@ -56,7 +56,7 @@ t.before(async () => {
       ],
     }),
   );
-  const common = { SHARDCAST_DEV_MODE: 'false', SHARDCAST_API_KEY: API_KEY };
+  const common = { SHARDCAST_DEV_MODE: 'false', SHARDCAST_API_KEY: API_KEY, SHARDCAST_ADMIN_TOKEN: API_KEY };
   [hs, rs] = await Promise.all([
     startDaemon({
       ...common,

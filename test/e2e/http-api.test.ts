@@ -21,6 +21,7 @@ t.before(async () => {
   daemon = await startDaemon({
     SHARDCAST_DEV_MODE: 'false',
     SHARDCAST_API_KEY: API_KEY,
+    SHARDCAST_ADMIN_TOKEN: API_KEY,
     SHARDCAST_JWT_SECRET: JWT_SECRET,
     SHARDCAST_DRAIN_TIMEOUT_MS: '3000',
     SHARDCAST_GO_AWAY_MAX_DELAY_MS: '0',

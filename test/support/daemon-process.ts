@@ -18,6 +18,8 @@ export class DaemonProcess {
   readonly lines: LogLine[] = [];
   readonly stderr: string[] = [];
   port = 0;
+  /** Port of the admin listener (admin API, /metrics, /readyz). */
+  adminPort = 0;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: Array<() => void> = [];
 
@@ -49,6 +51,11 @@ export class DaemonProcess {
   /** Base HTTP URL. */
   get http(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Base URL of the admin listener. */
+  get admin(): string {
+    return `http://127.0.0.1:${this.adminPort}`;
   }
 
   /** WebSocket endpoint URL. */
@@ -119,6 +126,7 @@ export async function startDaemon(env: Record<string, string> = {}): Promise<Dae
     // Generous: a loaded CI machine has taken more than 15 s to start one.
     const line = await daemon.waitForLine((l) => l.msg === 'listening' && typeof l.port === 'number', 30_000);
     daemon.port = line.port as number;
+    daemon.adminPort = typeof line.adminPort === 'number' ? line.adminPort : 0;
   } catch (err) {
     // Nobody owns a daemon that never said it listens: end it here, or it keeps the test process alive.
     proc.kill('SIGKILL');
