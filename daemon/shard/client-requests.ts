@@ -149,11 +149,11 @@ async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, n
   const m = joinedOrReply(conn, frame.id, frame.s);
   if (m === undefined) return;
   // Fair timing: what this socket had been handed when the command arrived, and
-  // when. On the topic path that is the session's last routed frame; lagging and
-  // addressed frames are tracked on the membership.
-  const fromTopic = conn.queue === null && m.session.lastSeq > m.lastSeq;
-  const lastSeq = fromTopic ? m.session.lastSeq : m.lastSeq;
-  const lastSeqAtUs = fromTopic ? m.session.lastSeqAtUs : m.lastSeqAtUs;
+  // when. On the topic path that is the session's last frame for everyone (not one
+  // addressed to others); lagging and addressed frames are tracked on the membership.
+  const fromTopic = conn.queue === null && m.session.topicSeq > m.lastSeq;
+  const lastSeq = fromTopic ? m.session.topicSeq : m.lastSeq;
+  const lastSeqAtUs = fromTopic ? m.session.topicSeqAtUs : m.lastSeqAtUs;
   const receivedAtUs = nowUs();
   try {
     const { duplicate } = await ctx.primary.call('command', {

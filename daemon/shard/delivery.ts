@@ -40,7 +40,10 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
       return;
     }
     session.lastSeq = msg.seq;
-    session.lastSeqAtUs = nowUs;
+    if (msg.to === undefined) {
+      session.topicSeq = msg.seq;
+      session.topicSeqAtUs = nowUs;
+    }
   }
   for (const m of session.pending) m.buffered?.push(msg);
   if (msg.seq !== 0) registry.counters.deliveryLatency.observeFrame(msg.frame, nowUs / 1000);
@@ -79,10 +82,10 @@ export function startLagging(conn: Connection): void {
   conn.queue = new OutboundQueue();
   for (const [id, m] of conn.memberships) {
     if (m.state !== 'joined') continue;
-    // The topic delivered everything up to the session's last seq to this socket.
-    if (m.session.lastSeq > m.lastSeq) {
-      m.lastSeq = m.session.lastSeq;
-      m.lastSeqAtUs = m.session.lastSeqAtUs;
+    // The topic delivered everything it carried up to now to this socket.
+    if (m.session.topicSeq > m.lastSeq) {
+      m.lastSeq = m.session.topicSeq;
+      m.lastSeqAtUs = m.session.topicSeqAtUs;
     }
     conn.unsubscribe(id);
     m.session.lagging.add(conn);

@@ -72,7 +72,9 @@ export function resyncSession(ctx: JoinContext, sessionId: string, epoch: string
   const previous = session.epoch;
   session.epoch = epoch;
   session.lastSeq = head;
-  session.lastSeqAtUs = nowUs();
+  // Seqs of the topic before the resync mean nothing in the new epoch.
+  session.topicSeq = 0;
+  session.topicSeqAtUs = 0;
   for (const conn of session.members) {
     const m = conn.memberships.get(sessionId);
     // Pending members compare their reply's epoch with the session's when it comes.

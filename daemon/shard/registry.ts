@@ -16,9 +16,15 @@ export class LocalSession {
   readonly pending = new Set<Membership>();
   /** Joined members that lag: they get frames through their queue, not the topic. */
   readonly lagging = new Set<Connection>();
-  /** Highest seq routed to this shard, when, and under which epoch. */
+  /** Highest seq routed to this shard (addressed frames too), and under which epoch. */
   lastSeq = 0;
-  lastSeqAtUs = 0;
+  /**
+   * Highest seq handed to the session's topic (every joined, non-lagging member got
+   * it: addressed frames do not count), and when (µs): a command's fair-timing stamps
+   * on the topic path (client-requests.ts). Reset by a resync (a new epoch's seqs).
+   */
+  topicSeq = 0;
+  topicSeqAtUs = 0;
   epoch = '';
   /** Bytes published to the session since its members' buffers were last checked. */
   bytesSinceCheck = 0;

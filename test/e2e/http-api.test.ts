@@ -298,6 +298,27 @@ t.test('commands: journaled with stamps, paged with after, a repeated cid stored
   }
 });
 
+t.test('fair timing: an event addressed to another user does not move a participant\'s stamps', async (t) => {
+  const s = 'quiz:fair-to';
+  const [ann, ben] = [await connect('ann'), await connect('ben')];
+  for (const c of [ann, ben]) t.equal((await c.join(s)).t, 'joined');
+  const q = await publish({ session: s, type: 'question', data: 1 });
+  const fb = await publish({ session: s, type: 'feedback', data: 'right', to: ['ann'] });
+  await ann.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === fb.body.seq), 5000, 'feedback');
+  await ben.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === q.body.seq), 5000, 'question');
+  const before = (await call('GET', '/v1/commands?after=0&limit=1000', { key: API_KEY })).body.next as number;
+  for (const [c, cid] of [[ann, 'fa'], [ben, 'fb']] as const) {
+    const id = c.id();
+    c.send({ t: 'cmd', id, s, cid, type: 'answer', data: null });
+    t.equal((await c.next((f: ServerFrame) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id, 5000)).t, 'ack');
+  }
+  const cmds = (await call('GET', `/v1/commands?after=${before}&limit=1000`, { key: API_KEY })).body.commands.filter((c: any) => c.session === s);
+  const by = (u: string) => cmds.find((c: any) => c.user === u);
+  t.equal(by('ann').lastSeq, fb.body.seq, 'ann was handed the feedback addressed to her');
+  t.equal(by('ben').lastSeq, q.body.seq, 'ben only the question: the feedback to ann is not what ben saw');
+  t.ok(by('ben').lastSeqAtUs <= by('ann').lastSeqAtUs, 'and ben\'s stamp is when the question reached him');
+});
+
 t.test('the command feed keeps bin data distinguishable from a map', async (t) => {
   // Commands arrive as msgpack and may carry bin; JSON.stringify turns a Uint8Array
   // into {"0":1,"1":2,…}, which upstream cannot tell from a map the client sent.
