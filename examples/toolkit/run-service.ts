@@ -1,0 +1,40 @@
+/**
+ * Runs an example service as a process: starts it, and on SIGTERM or SIGINT stops it
+ * (no new command taken, the one in hand finished, events confirmed, connections
+ * closed) and exits 0; a failed start or stop exits 1 with the reason.
+ */
+import type { Logger } from 'pino';
+
+/** What every example service returns from its start function. */
+export interface RunningService {
+  /** Stops taking commands, finishes what is in hand, closes every connection and timer. */
+  stop(): Promise<void>;
+}
+
+/** Starts the service and stops it on the first SIGTERM or SIGINT. */
+export async function runUntilSignalled(log: Logger, start: () => Promise<RunningService>): Promise<void> {
+  let service: RunningService;
+  try {
+    service = await start();
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'could not start');
+    process.exitCode = 1;
+    return;
+  }
+  log.info('started; SIGTERM or SIGINT stops it');
+  const stop = (signal: string) => {
+    log.info({ signal }, 'stopping');
+    service.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err: (err as Error).message }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
