@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 
 /** What every example service returns from its start function. */
 export interface RunningService {
+  /** Resolves once the service consumes its commands queue. */
+  ready: Promise<void>;
   /** Stops taking commands, finishes what is in hand, closes every connection and timer. */
   stop(): Promise<void>;
 }
