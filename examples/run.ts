@@ -11,11 +11,13 @@ import { runUntilSignalled, type RunningService } from './toolkit/run-service.js
 import { settingsFromEnv, type ServiceSettings } from './toolkit/service-settings.js';
 import type { Logger } from 'pino';
 import { startContest } from './contest/contest-service.js';
+import { startPolls } from './polls/polls-service.js';
 import { startQuiz } from './quiz/quiz-service.js';
 
 const SERVICES: Record<string, (settings: ServiceSettings, log: Logger) => Promise<RunningService>> = {
   quiz: (s, log) => startQuiz(s, log),
   contest: (s, log) => startContest(s, log),
+  polls: (s, log) => startPolls(s, log),
 };
 
 const name = process.argv[2] ?? '';

@@ -30,7 +30,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SinkEvent } from '../toolkit/event-sink.js';
 import { Refusal, intField, record, refusalEvent, textField } from '../toolkit/refusal.js';
-import type { UpstreamCommand } from '../toolkit/upstream-command.js';
+import { eventIdFor, type UpstreamCommand } from '../toolkit/upstream-command.js';
 import { questionsOf, type Question } from '../quiz/questions.js';
 import { timeToAnswerUs } from '../quiz/scoring.js';
 import type { ContestStore, Standing } from './contest-store.js';
@@ -118,7 +118,7 @@ export class ContestGame {
       data: { seats: this.ctx.rules.seats, players: [...this.seats.values()].map((s) => ({ user: s.user, name: s.name })) },
       snapshot: 'seats',
       conflate: true,
-      id: `seats/${command.messageId}`,
+      id: eventIdFor('seats', command),
     });
     if (this.ctx.rules.autoStart && this.seats.size === this.ctx.rules.seats) await this.start(null);
   }

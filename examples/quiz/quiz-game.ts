@@ -35,7 +35,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SinkEvent } from '../toolkit/event-sink.js';
 import { Refusal, intField, record, refusalEvent, textField } from '../toolkit/refusal.js';
-import type { UpstreamCommand } from '../toolkit/upstream-command.js';
+import { eventIdFor, idPart, type UpstreamCommand } from '../toolkit/upstream-command.js';
 import { questionsOf, type Question } from './questions.js';
 import type { QuizStore, ScoreLine, ScoredAnswer } from './quiz-store.js';
 import { pointsFor, timeToAnswerUs } from './scoring.js';
@@ -126,7 +126,7 @@ export class QuizGame {
     if (known !== undefined) known.name = name;
     else this.players.set(command.user, { user: command.user, name, score: 0, answers: [] });
     this.playersChanged = true;
-    if (this.state !== 'question') await this.ctx.publish(this.playersEvent(`players/${command.messageId}`));
+    if (this.state !== 'question') await this.ctx.publish(this.playersEvent(eventIdFor('players', command)));
   }
 
   private async start(command: UpstreamCommand): Promise<void> {
@@ -221,7 +221,7 @@ export class QuizGame {
         },
         to: [p.user],
         snapshot: 'answers',
-        id: `${this.gameId}/fb/${n}/${p.user}`,
+        id: `${this.gameId}/fb/${n}/${idPart(p.user)}`,
       });
     }
     events.push(...this.held.splice(0));

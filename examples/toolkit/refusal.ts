@@ -6,7 +6,7 @@
  * the service's verdict.
  */
 import type { SinkEvent } from './event-sink.js';
-import type { UpstreamCommand } from './upstream-command.js';
+import { eventIdFor, type UpstreamCommand } from './upstream-command.js';
 
 /** A command the service will not apply; `reason` is a stable code, `detail` says why. */
 export class Refusal extends Error {
@@ -25,7 +25,7 @@ export function refusalEvent(command: UpstreamCommand, refusal: Refusal): SinkEv
     type: 'refused',
     data: { cid: command.cid, command: command.type, reason: refusal.reason, detail: refusal.detail },
     to: [command.user],
-    id: `refused/${command.user}/${command.cid}`,
+    id: eventIdFor('refused', command),
   };
 }
 

@@ -7,6 +7,7 @@
  * `lastSeqAtUs` when it has them; older gateways send only the millisecond fields
  * (`receivedAt`, `lastSeqAt`), which are taken times 1000.
  */
+import { createHash } from 'node:crypto';
 import { decode } from '../../protocol/codec.js';
 
 /** A validated command from the commands exchange. */
@@ -97,4 +98,18 @@ export function parseCommand(content: Buffer, contentType: string | undefined, r
     lastSeqAtUs: count(body, 'lastSeqAtUs') ?? (count(body, 'lastSeqAt') ?? 0) * 1000,
     pos: count(body, 'pos') ?? 0,
   };
+}
+
+/**
+ * A stable event id derived from a command (`kind` plus a digest of its message id),
+ * at most 128 characters whatever the session, user and cid: publishing the same
+ * outcome of a redelivered command again is then sequenced once.
+ */
+export function eventIdFor(kind: string, command: UpstreamCommand): string {
+  return `${kind}/${idPart(command.messageId)}`;
+}
+
+/** A short, stable stand-in for `text` in an event id (a user id can be 128 characters long). */
+export function idPart(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 32);
 }
