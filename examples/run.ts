@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { runUntilSignalled, type RunningService } from './toolkit/run-service.js';
 import { settingsFromEnv, type ServiceSettings } from './toolkit/service-settings.js';
 import type { Logger } from 'pino';
+import { startChat } from './chat/chat-service.js';
 import { startContest } from './contest/contest-service.js';
 import { startPolls } from './polls/polls-service.js';
 import { startQuiz } from './quiz/quiz-service.js';
@@ -18,6 +19,7 @@ const SERVICES: Record<string, (settings: ServiceSettings, log: Logger) => Promi
   quiz: (s, log) => startQuiz(s, log),
   contest: (s, log) => startContest(s, log),
   polls: (s, log) => startPolls(s, log),
+  chat: (s, log) => startChat(s, log),
 };
 
 const name = process.argv[2] ?? '';
