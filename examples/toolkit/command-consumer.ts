@@ -88,7 +88,9 @@ export class CommandConsumer {
     }
     await ch.consume(queue, (msg) => {
       if (msg === null) return; // cancelled by the broker (queue deleted): recovery restores it
-      this.chain = this.chain.then(() => this.process(ch, msg));
+      // A failure here is a bug (handler errors are retried inside): log it and leave
+      // the delivery unacked, and keep the chain alive for the next ones.
+      this.chain = this.chain.then(() => this.process(ch, msg)).catch((err: unknown) => this.opts.log.error({ err }, 'command processing failed; the delivery stays unacked'));
     });
     this.channel = ch;
     this.opts.log.info({ queue, bindings }, 'consuming commands');

@@ -1,7 +1,8 @@
 /**
  * Runs an example service as a process: starts it, and on SIGTERM or SIGINT stops it
  * (no new command taken, the one in hand finished, events confirmed, connections
- * closed) and exits 0; a failed start or stop exits 1 with the reason.
+ * closed) and exits 0; a failed start, or a stop that fails or takes longer than
+ * `stopTimeoutMs`, exits 1 with the reason.
  */
 import type { Logger } from 'pino';
 
@@ -13,8 +14,8 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Starts the service and stops it on the first SIGTERM or SIGINT. */
-export async function runUntilSignalled(log: Logger, start: () => Promise<RunningService>): Promise<void> {
+/** Starts the service and stops it on the first SIGTERM or SIGINT (exit 1 if the stop takes over `stopTimeoutMs`). */
+export async function runUntilSignalled(log: Logger, start: () => Promise<RunningService>, stopTimeoutMs = 15_000): Promise<void> {
   let service: RunningService;
   try {
     service = await start();
@@ -26,6 +27,11 @@ export async function runUntilSignalled(log: Logger, start: () => Promise<Runnin
   log.info('started; SIGTERM or SIGINT stops it');
   const stop = (signal: string) => {
     log.info({ signal }, 'stopping');
+    // A broker or database that does not answer must not keep the process for ever.
+    setTimeout(() => {
+      log.error({ stopTimeoutMs }, 'stop did not finish in time; exiting');
+      process.exit(1);
+    }, stopTimeoutMs).unref();
     service.stop().then(
       () => {
         log.info('stopped');
