@@ -120,7 +120,11 @@ export class ContestGame {
       conflate: true,
       id: eventIdFor('seats', command),
     });
-    if (this.ctx.rules.autoStart && this.seats.size === this.ctx.rules.seats) await this.start(null);
+    if (this.ctx.rules.autoStart && this.seats.size === this.ctx.rules.seats) {
+      this.ctx.later(0, async () => {
+        if (this.state === 'seating') await this.start(null);
+      });
+    }
   }
 
   /** Synchronized start: everyone gets the same `startsAt`, the first question comes then. */
@@ -171,15 +175,19 @@ export class ContestGame {
       this.ctx.cancelTimers();
       this.ctx.later(this.ctx.rules.decideMs, () => this.end(n));
     } else if (this.state === 'open' && this.answers.size === this.seats.size) {
-      await this.end(n);
+      // A timed step, so that a failure on Postgres is retried (see the quiz's answer()).
+      this.ctx.later(0, () => this.end(n));
     }
   }
 
-  /** Ends round n: the fastest right answer by the stamps wins; publishes and moves on. */
+  /**
+   * Ends round n: the fastest right answer by the stamps wins; stores the outcome
+   * (and the standings after the last round) before changing anything, so a step
+   * failing on the database is simply run again; then publishes and moves on.
+   */
   private async end(n: number): Promise<void> {
     if ((this.state !== 'open' && this.state !== 'deciding') || this.current !== n) return;
     this.ctx.cancelTimers();
-    this.state = 'between';
     const q = this.questions[n - 1];
     let questionSeq = 0;
     for (const a of this.answers.values()) questionSeq = Math.max(questionSeq, a.command.lastSeq);
@@ -194,9 +202,15 @@ export class ContestGame {
       if (best === null || tUs < best.tUs || (tUs === best.tUs && c.receivedAtUs < best.receivedAtUs)) best = { user: c.user, tUs, receivedAtUs: c.receivedAtUs };
     }
     const winner = best === null ? null : this.seats.get(best.user)!;
-    if (winner !== null) winner.wins++;
+    const wins = new Map([...this.seats.values()].map((s) => [s.user, s.wins + (s === winner ? 1 : 0)]));
+    const standings = this.standings(wins);
+    const last = n === this.questions.length;
     await this.ctx.store.roundEnded(this.contestId, n, winner?.user ?? null, best?.tUs ?? null);
-    await this.ctx.publish(
+    if (last) await this.ctx.store.ended(this.contestId, standings);
+
+    if (winner !== null) winner.wins++;
+    this.state = last ? 'seating' : 'between';
+    const events: SinkEvent[] = [
       ...this.held.splice(0),
       {
         session: this.session,
@@ -208,34 +222,28 @@ export class ContestGame {
       {
         session: this.session,
         type: 'standings',
-        data: { contestId: this.contestId, after: n, entries: this.standings() },
+        data: { contestId: this.contestId, after: n, entries: standings },
         snapshot: 'standings',
         conflate: true,
         id: `${this.contestId}/standings/${n}`,
       },
-    );
-    if (n < this.questions.length) this.ctx.later(this.ctx.rules.pauseMs, () => this.open(n + 1));
-    else await this.finish();
-  }
-
-  private async finish(): Promise<void> {
-    const standings = this.standings();
-    await this.ctx.store.ended(this.contestId, standings);
-    await this.ctx.publish({
-      session: this.session,
-      type: 'over',
-      data: { contestId: this.contestId, standings },
-      snapshot: 'contest',
-      id: `${this.contestId}/over`,
-    });
+    ];
+    if (last) events.push({ session: this.session, type: 'over', data: { contestId: this.contestId, standings }, snapshot: 'contest', id: `${this.contestId}/over` });
+    await this.ctx.publish(...events);
+    if (!last) {
+      this.ctx.later(this.ctx.rules.pauseMs, () => this.open(n + 1));
+      return;
+    }
     this.ctx.log.info({ session: this.session, contestId: this.contestId }, 'contest over; standings stored');
     // Seats free up for the next contest in this session.
     this.seats.clear();
-    this.state = 'seating';
   }
 
-  private standings(): Standing[] {
-    const sorted = [...this.seats.values()].sort((a, b) => b.wins - a.wins || a.name.localeCompare(b.name));
-    return sorted.map((s, i) => ({ user: s.user, name: s.name, wins: s.wins, rank: sorted.findIndex((x) => x.wins === s.wins) + 1 }));
+  /** Standings by wins (then name) from `wins` (user → wins); equal wins share a rank. */
+  private standings(wins: Map<string, number>): Standing[] {
+    const w = (user: string) => wins.get(user) ?? 0;
+    const sorted = [...this.seats.values()].sort((a, b) => w(b.user) - w(a.user) || a.name.localeCompare(b.name));
+    return sorted.map((s) => ({ user: s.user, name: s.name, wins: w(s.user), rank: sorted.findIndex((x) => w(x.user) === w(s.user)) + 1 }));
   }
+
 }

@@ -174,18 +174,25 @@ export class QuizGame {
     if (this.state !== 'question' || n !== this.current) throw new Refusal('closed', `question ${n} is not open`);
     const choice = intField(d, 'choice', 0, this.questions[n - 1].choices.length - 1, 'answer');
     if (this.answers.has(command.user)) throw new Refusal('already_answered', `you already answered question ${n}`);
-    if (!this.players.has(command.user)) {
+    // A player who never sent `join` plays under their user id; they do not close the
+    // question early (with nobody joined, the first answer would close it).
+    const joined = this.players.has(command.user);
+    if (!joined) {
       this.players.set(command.user, { user: command.user, name: command.user, score: 0, answers: [] });
       this.playersChanged = true;
     }
     this.answers.set(command.user, { command, choice });
-    if (this.answers.size >= this.players.size) {
-      this.ctx.cancelTimers();
-      await this.close(n);
-    }
+    // Closed as a timed step, not here: a close that fails on Postgres is then retried
+    // by itself (a retried command would find its answer taken and close nothing).
+    if (joined && this.answers.size >= this.players.size) this.ctx.later(0, () => this.close(n));
   }
 
-  /** Closes question n: scores, stores, then publishes feedback, reveal and leaderboard. */
+  /**
+   * Closes question n: scores, stores (with the final scoreboard after the last
+   * question), then publishes feedback, reveal, leaderboard (and game over). Every
+   * write to Postgres comes before any change to the game, so a step that fails on
+   * the database is simply run again (SerialSteps retries it).
+   */
   private async close(n: number): Promise<void> {
     if (this.state !== 'question' || this.current !== n) return;
     this.ctx.cancelTimers();
@@ -197,13 +204,18 @@ export class QuizGame {
       const correct = choice === q.answer;
       return { q: n, user: c.user, cid: c.cid, choice, correct, receivedAtUs: c.receivedAtUs, lastSeq: c.lastSeq, lastSeqAtUs: c.lastSeqAtUs, questionSeq, timeUs, points: pointsFor(correct, timeUs, q.timeLimitMs) };
     });
-    await this.ctx.store.answersScored(this.gameId, scored);
-    this.state = 'reveal';
-    const events: SinkEvent[] = [];
     const byUser = new Map(scored.map((a) => [a.user, a]));
+    const totals = new Map([...this.players.values()].map((p) => [p.user, p.score + (byUser.get(p.user)?.points ?? 0)]));
+    const board = this.board(totals);
+    const last = n === this.questions.length;
+    await this.ctx.store.answersScored(this.gameId, scored);
+    if (last) await this.ctx.store.gameOver(this.gameId, board);
+
+    this.state = last ? 'lobby' : 'reveal';
+    const events: SinkEvent[] = [];
     for (const p of this.players.values()) {
       const a = byUser.get(p.user);
-      p.score += a?.points ?? 0;
+      p.score = totals.get(p.user) ?? p.score;
       p.answers.push({ n, choice: a?.choice ?? null, correct: a?.correct ?? false, points: a?.points ?? 0 });
       events.push({
         session: this.session,
@@ -236,39 +248,30 @@ export class QuizGame {
     events.push({
       session: this.session,
       type: 'leaderboard',
-      data: { gameId: this.gameId, after: n, entries: this.board() },
+      data: { gameId: this.gameId, after: n, entries: board },
       snapshot: 'leaderboard',
       conflate: true,
       id: `${this.gameId}/board/${n}`,
     });
+    if (last) {
+      events.push({
+        session: this.session,
+        type: 'gameover',
+        data: { gameId: this.gameId, state: 'over', scoreboard: board },
+        snapshot: 'game',
+        id: `${this.gameId}/over`,
+      });
+    }
     await this.ctx.publish(...events);
-    if (n < this.questions.length) this.ctx.later(this.ctx.timing.revealMs, () => this.ask(n + 1));
-    else await this.finish();
+    if (!last) this.ctx.later(this.ctx.timing.revealMs, () => this.ask(n + 1));
+    else this.ctx.log.info({ session: this.session, gameId: this.gameId, players: board.length }, 'game over; scoreboard stored');
   }
 
-  private async finish(): Promise<void> {
-    const scoreboard = this.board();
-    await this.ctx.store.gameOver(this.gameId, scoreboard);
-    await this.ctx.publish({
-      session: this.session,
-      type: 'gameover',
-      data: { gameId: this.gameId, state: 'over', scoreboard },
-      snapshot: 'game',
-      id: `${this.gameId}/over`,
-    });
-    this.ctx.log.info({ session: this.session, gameId: this.gameId, players: scoreboard.length }, 'game over; scoreboard stored');
-    this.state = 'lobby';
-  }
-
-  /** Standings: by score, then by name; equal scores share a rank. */
-  private board(): ScoreLine[] {
-    const sorted = [...this.players.values()].sort((a, b) => b.score - a.score || a.name.localeCompare(b.name));
-    return sorted.map((p, i) => ({
-      user: p.user,
-      name: p.name,
-      score: p.score,
-      rank: i > 0 && sorted[i - 1].score === p.score ? sorted.findIndex((x) => x.score === p.score) + 1 : i + 1,
-    }));
+  /** Standings by score (then name) from `scores` (user → score); equal scores share a rank. */
+  private board(scores: Map<string, number>): ScoreLine[] {
+    const score = (user: string) => scores.get(user) ?? 0;
+    const sorted = [...this.players.values()].sort((a, b) => score(b.user) - score(a.user) || a.name.localeCompare(b.name));
+    return sorted.map((p) => ({ user: p.user, name: p.name, score: score(p.user), rank: sorted.findIndex((x) => score(x.user) === score(p.user)) + 1 }));
   }
 
   private playersEvent(id: string): SinkEvent {

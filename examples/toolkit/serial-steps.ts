@@ -21,14 +21,21 @@ export class SerialSteps {
     return next;
   }
 
-  /** Runs `step` on the queue after `ms`, as a timer of `session` (a failure is logged). */
-  later(session: string, ms: number, step: () => Promise<void>): void {
+  /**
+   * Runs `step` on the queue after `ms`, as a timer of `session`. A step that fails
+   * (Postgres down) is logged and run again, 1 s doubling to 10 s, until it succeeds
+   * or the session's timers are cancelled: steps must be safe to repeat.
+   */
+  later(session: string, ms: number, step: () => Promise<void>, attempt = 0): void {
     if (this.stopped) return;
     const set = this.timers.get(session) ?? new Set<NodeJS.Timeout>();
     this.timers.set(session, set);
     const timer = setTimeout(() => {
       set.delete(timer);
-      this.run(step).catch((err: unknown) => this.log.error({ err: (err as Error).message, session }, 'a timed step failed'));
+      this.run(step).catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message, session, attempt }, 'a timed step failed: running it again');
+        this.later(session, Math.min(10_000, 1000 * 2 ** attempt), step, attempt + 1);
+      });
     }, ms);
     set.add(timer);
   }

@@ -11,8 +11,8 @@ import type { Test } from 'tap';
 import { signJwt } from '../../daemon/auth/jwt.js';
 import type { ServiceSettings } from '../../examples/toolkit/service-settings.js';
 import type { EventFrame, ServerFrame } from '../../protocol/frames.js';
-import type { DaemonProcess } from '../support/daemon-process.js';
-import { redisEnv, startInstances } from '../support/instances.js';
+import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
+import { redisEnv } from '../support/instances.js';
 import { createTestSchema, DATABASE_URL } from '../support/postgres.js';
 import { AMQP_URL, amqpEnv, deleteTopology, uniqueExchange } from '../support/rabbitmq.js';
 import { RawClient } from '../support/raw-client.js';
@@ -71,8 +71,14 @@ export async function startFlow(t: Test, name: string, opts: { namespaces: unkno
     env.SHARDCAST_DATABASE_URL = DATABASE_URL;
     env.SHARDCAST_DATABASE_SCHEMA = journal.schema;
   }
-  const instances = await startInstances(2, env);
-  t.teardown(() => Promise.all(instances.map((d) => d.stop())));
+  // One after the other (the machine is shared and loaded), each stopped at teardown
+  // as soon as it runs.
+  const instances: DaemonProcess[] = [];
+  for (let i = 0; i < 2; i++) {
+    const d = await startDaemon({ SHARDCAST_SHARDS: '2', ...env });
+    t.teardown(() => d.stop());
+    instances.push(d);
+  }
   return {
     instances,
     settings: { amqpUrl: AMQP_URL, eventsExchange: events, commandsExchange: commands, queue, databaseUrl: DATABASE_URL, schema: service.schema },
