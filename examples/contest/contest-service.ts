@@ -1,0 +1,58 @@
+/**
+ * The contest service (seed 001) wired to Shardcast through RabbitMQ only: it
+ * consumes `contest.*` commands (join, start, answer) and publishes each contest's
+ * events. One contest per session (contest-game.ts), every command and timer step on
+ * one serial queue; state in memory (results in Postgres).
+ */
+import type { Logger } from 'pino';
+import { CommandConsumer } from '../toolkit/command-consumer.js';
+import { EventSink } from '../toolkit/event-sink.js';
+import type { RunningService } from '../toolkit/run-service.js';
+import { SerialSteps } from '../toolkit/serial-steps.js';
+import type { ServiceSettings } from '../toolkit/service-settings.js';
+import { ContestGame, type ContestRules } from './contest-game.js';
+import { ContestStore } from './contest-store.js';
+
+/** Seed 001: six seats (starting once all are taken), a 5 s countdown, 3 s between rounds, 1.5 s grace, 1 s to decide. */
+export const DEFAULT_CONTEST_RULES: ContestRules = { seats: 6, autoStart: true, countdownMs: 5000, pauseMs: 3000, graceMs: 1500, decideMs: 1000 };
+
+/** Starts the contest service. */
+export async function startContest(settings: ServiceSettings, log: Logger, rules: ContestRules = DEFAULT_CONTEST_RULES): Promise<RunningService> {
+  const store = await ContestStore.open(settings.databaseUrl, settings.schema);
+  const sink = new EventSink(settings.amqpUrl, settings.eventsExchange, log);
+  const steps = new SerialSteps(log);
+  const games = new Map<string, ContestGame>();
+  const gameOf = (session: string): ContestGame => {
+    let game = games.get(session);
+    if (game === undefined) {
+      game = new ContestGame(session, {
+        publish: (...events) => sink.publish(...events),
+        store,
+        rules,
+        log,
+        later: (ms, step) => steps.later(session, ms, step),
+        cancelTimers: () => steps.cancel(session),
+      });
+      games.set(session, game);
+    }
+    return game;
+  };
+  const consumer = new CommandConsumer({
+    url: settings.amqpUrl,
+    exchange: settings.commandsExchange,
+    queue: settings.queue,
+    bindings: ['contest.*'],
+    log,
+    handle: (command) => steps.run(() => gameOf(command.session).handle(command)),
+  });
+  await consumer.start();
+  return {
+    ready: consumer.ready,
+    async stop() {
+      await consumer.stop();
+      await steps.stop();
+      await sink.close();
+      await store.close();
+    },
+  };
+}
