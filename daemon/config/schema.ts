@@ -67,6 +67,7 @@ export interface Settings {
   readonly jwtClockSkewS: number;
   readonly allowedOrigins: readonly string[];
   readonly drainTimeoutMs: number;
+  readonly drainSpreadMs: number;
   readonly goAwayMaxDelayMs: number;
   readonly historySize: number;
   readonly sessionTtlMs: number;
@@ -597,8 +598,9 @@ export const SCHEMA = {
   allowedOrigins: define('allowedOrigins', originList(), Object.freeze([]) as readonly string[], 'Browser origins allowed to connect, comma-separated in the environment; empty = any origin.', {
     defaultDoc: '`[]` (any)',
   }),
-  drainTimeoutMs: define('drainTimeoutMs', integer(1000, 600_000), 30_000, 'On shutdown or drain, how long to wait for clients\' buffers to empty before closing.'),
-  goAwayMaxDelayMs: define('goAwayMaxDelayMs', integer(0, 60_000), 5000, 'Window over which clients\' reconnects are spread on drain (jittered go-away delay).'),
+  drainTimeoutMs: define('drainTimeoutMs', integer(1000, 600_000), 30_000, 'On shutdown or drain, how long after the go-aways went out (drainSpreadMs) clients\' buffers may take to empty before the rest are closed; the process exits within drainSpreadMs + this.'),
+  drainSpreadMs: define('drainSpreadMs', integer(0, 600_000), 5000, 'On shutdown or drain, window over which go-away frames are sent, evenly spaced in random order, so the reconnect wave reaching the other instances is smooth (0 = all at once); clients keep being served until their turn.'),
+  goAwayMaxDelayMs: define('goAwayMaxDelayMs', integer(0, 60_000), 1000, 'Each go-away\'s reconnect delay is random in [0, this] ms, on top of the spread (drainSpreadMs): clients sent their go-away in the same instant do not reconnect in the same instant.'),
   historySize: define('historySize', integer(0, MAX_HISTORY), 1000, 'Events kept per session for resume (namespaces may override).'),
   sessionTtlMs: define('sessionTtlMs', integer(1000, 2_147_483_647), 3_600_000, 'Sessions idle this long (nothing published, no instance streaming them) are forgotten, with their history and snapshot; in Redis, between 0.9× and 1× this after their last activity.'),
   maxBufferBytes: define('maxBufferBytes', integer(16 * 1024, 64 * 1024 * 1024), 1024 * 1024, 'Bound of each socket\'s outgoing buffer; a client past it is disconnected as a slow consumer.'),

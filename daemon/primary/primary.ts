@@ -149,9 +149,11 @@ export class Primary {
   }
 
   /**
-   * Drains and stops: readiness off, shards stop accepting, send go-away, flush
-   * buffers and close with 1001, then the engine closes. Resolves with the exit
-   * code (0 when everything drained inside the deadline). Idempotent.
+   * Drains and stops: readiness off, shards stop accepting, send go-aways spread
+   * over SHARDCAST_DRAIN_SPREAD_MS, flush buffers and close with 1001 (every
+   * client closed within SHARDCAST_DRAIN_TIMEOUT_MS after the spread), then the
+   * engine closes. Resolves with the exit code (0 when everything drained inside
+   * the deadline). Idempotent.
    */
   shutdown(reason: string): Promise<number> {
     this.shutdownPromise ??= this.runShutdown(reason);
@@ -160,15 +162,16 @@ export class Primary {
 
   private async runShutdown(reason: string): Promise<number> {
     const started = Date.now();
-    const deadline = started + this.config.drainTimeoutMs;
-    this.log.info({ reason, drainTimeoutMs: this.config.drainTimeoutMs }, 'draining');
+    const { drainSpreadMs, drainTimeoutMs } = this.config;
+    const deadline = started + drainSpreadMs + drainTimeoutMs;
+    this.log.info({ reason, drainSpreadMs, drainTimeoutMs }, 'draining');
     this.draining = true;
     clearInterval(this.healthTimer);
     this.updateReadiness();
     // Ingress first: no new events are taken while clients are being drained, and
     // the deliveries not stored go back to RabbitMQ for another instance.
     await this.ingress?.stop(deadline);
-    await this.supervisor.drain(deadline);
+    await this.supervisor.drain(deadline, drainSpreadMs);
     // Shards are gone: commands recorded during the drain get their last chance to
     // leave (the relay stops after its pending delivery), then the streams and engine.
     this.relay?.notify();
@@ -183,6 +186,22 @@ export class Primary {
     const late = Date.now() > deadline + 1000 || this.drainForced > 0;
     this.log[late ? 'warn' : 'info']({ tookMs, late, forced: this.drainForced, streams: this.streams.counters }, 'stopped');
     return late ? 1 : 0;
+  }
+
+  /**
+   * Drains one shard while the rest of the instance keeps serving (its clients get
+   * go-aways spread over `spreadMs`, default SHARDCAST_DRAIN_SPREAD_MS, and are all
+   * closed within `timeoutMs` after it, default SHARDCAST_DRAIN_TIMEOUT_MS), then a
+   * fresh thread replaces it. Resolves once the new thread listens, with how many
+   * connections the shard had and how many were closed still behind; rejects with
+   * ShardDrainError (code SHARD_DRAIN_REFUSED) for an unknown shard, one already
+   * draining, or while the instance drains.
+   */
+  drainShard(shard: number, opts: { spreadMs?: number; timeoutMs?: number } = {}): Promise<{ connections: number; forced: number }> {
+    const spreadMs = opts.spreadMs ?? this.config.drainSpreadMs;
+    const deadline = Date.now() + spreadMs + (opts.timeoutMs ?? this.config.drainTimeoutMs);
+    this.log.info({ shard, spreadMs, deadline }, 'draining one shard');
+    return this.supervisor.drainShard(shard, deadline, spreadMs);
   }
 
   /** Ready while started, not draining, and the engine and ingress are healthy (Kubernetes stops routing otherwise). */
@@ -232,7 +251,8 @@ export class Primary {
         void handleShardRequest(this, link, msg);
         return;
       case 'drained':
-        this.drainForced += msg.forced;
+        // Only the instance's drain decides the exit code (not a one-shard drain).
+        if (this.draining) this.drainForced += msg.forced;
         return;
       case 'listening':
       case 'listen-failed':

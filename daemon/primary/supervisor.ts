@@ -31,6 +31,11 @@ const RESTART_MAX_MS = 5000;
 /** A shard that stayed up this long is considered healthy again. */
 const HEALTHY_AFTER_MS = 30_000;
 
+/** Thrown by drainShard when the shard cannot be drained now (unknown, already draining, instance draining). */
+export class ShardDrainError extends Error {
+  readonly code = 'SHARD_DRAIN_REFUSED';
+}
+
 /** Thrown when the shards cannot listen (port taken, bad host). */
 export class ListenError extends Error {
   readonly code = 'LISTEN_FAILED';
@@ -44,6 +49,8 @@ export class Supervisor {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private port = 0;
   private draining = false;
+  /** Shards drained one at a time (drainShard): their exit is not a crash. */
+  private readonly drainingShards = new Set<number>();
   private exitWaiters: Array<() => void> = [];
 
   constructor(
@@ -87,13 +94,52 @@ export class Supervisor {
     for (const link of this.live.values()) link.send(msg);
   }
 
-  /** Asks every shard to drain by `deadline`; resolves when all threads ended. */
-  async drain(deadline: number): Promise<void> {
+  /**
+   * Asks every shard to drain: go-aways spread over `spreadMs`, every connection
+   * closed by `deadline`. Resolves when all threads ended.
+   */
+  async drain(deadline: number, spreadMs: number): Promise<void> {
     this.draining = true;
     for (const t of this.restartTimers) clearTimeout(t);
     this.restartTimers.clear();
-    this.broadcast({ op: 'drain', deadline, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs });
+    this.broadcast({ op: 'drain', deadline, spreadMs, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs, reason: 'server shutting down' });
     while (this.live.size > 0) await new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+  }
+
+  /**
+   * Drains one shard while the others keep serving: its listen socket closes (the
+   * kernel places new connections on the other shards), its clients get go-aways
+   * spread over `spreadMs` and are closed by `deadline`, its thread ends, and a
+   * fresh thread takes its place on the shared port. Resolves with the drained
+   * thread's figures once the new one listens; rejects with ShardDrainError when
+   * the shard is not live, already draining, or the instance is draining.
+   */
+  async drainShard(id: number, deadline: number, spreadMs: number): Promise<{ connections: number; forced: number }> {
+    const link = this.live.get(id);
+    if (this.draining) throw new ShardDrainError('the instance is draining');
+    if (link === undefined) throw new ShardDrainError(`shard ${id} is not running (shards: 0–${this.config.shards - 1})`);
+    if (this.drainingShards.has(id)) throw new ShardDrainError(`shard ${id} is already draining`);
+    this.drainingShards.add(id);
+    try {
+      const drained = new Promise<{ connections: number; forced: number }>((resolve) => {
+        const onMessage = (msg: ShardToPrimary) => {
+          if (msg.op !== 'drained') return;
+          link.worker.off('message', onMessage);
+          resolve({ connections: msg.connections, forced: msg.forced });
+        };
+        link.worker.on('message', onMessage);
+        // A thread that dies before reporting drained nothing more.
+        link.worker.once('exit', () => resolve({ connections: 0, forced: 0 }));
+      });
+      const exited = new Promise<void>((resolve) => link.worker.once('exit', () => resolve()));
+      link.send({ op: 'drain', deadline, spreadMs, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs, reason: 'shard drain' });
+      const outcome = await drained;
+      await exited;
+      if (!this.draining) await this.spawnAndListen(id, this.port);
+      return outcome;
+    } finally {
+      this.drainingShards.delete(id);
+    }
   }
 
   private spawnAndListen(id: number, port: number): Promise<number> {
@@ -141,7 +187,7 @@ export class Supervisor {
 
   private onExit(link: ShardLink, code: number): void {
     if (this.live.get(link.id) === link) this.live.delete(link.id);
-    const crashed = !this.draining;
+    const crashed = !this.draining && !this.drainingShards.has(link.id);
     this.hooks.onShardExit(link.id, crashed);
     for (const wake of this.exitWaiters.splice(0)) wake();
     if (!crashed) {

@@ -87,7 +87,8 @@ export type ShardToPrimary =
 export type PrimaryToShard =
   | { op: 'frames'; batch: ArrayBuffer }
   | { op: 'ready'; ready: boolean }
-  | { op: 'drain'; deadline: number; goAwayMaxDelayMs: number }
+  /** Drain the shard's connections (drain.ts DrainPlan), then end the thread. */
+  | { op: 'drain'; deadline: number; spreadMs: number; goAwayMaxDelayMs: number; reason: string }
   | { op: 'crash' }
   /** Send presence-join for every joined connection counted in presence (the primary lost them). */
   | { op: 'presence-report' }

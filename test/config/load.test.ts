@@ -34,7 +34,8 @@ t.test('defaults', async (t) => {
   t.equal(config.devMode, false);
   t.equal(config.idleTimeoutS, 60);
   t.equal(config.drainTimeoutMs, 30000);
-  t.equal(config.goAwayMaxDelayMs, 5000);
+  t.equal(config.drainSpreadMs, 5000);
+  t.equal(config.goAwayMaxDelayMs, 1000);
   t.equal(config.historySize, 1000);
   t.equal(config.sessionTtlMs, 3_600_000);
   t.equal(config.maxBufferBytes, 1048576);
@@ -103,6 +104,7 @@ t.test('every validation error names its key and env var', async (t) => {
     jwtClockSkewS: '601',
     allowedOrigins: 'not an origin',
     drainTimeoutMs: '999',
+    drainSpreadMs: '600001',
     goAwayMaxDelayMs: '60001',
     historySize: '1000001',
     sessionTtlMs: '12.5',

@@ -8,12 +8,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { settingByEnv } from '../../daemon/config/schema.js';
+import { SCHEMA, settingByEnv } from '../../daemon/config/schema.js';
 
 const k8s = fileURLToPath(new URL('../../k8s/', import.meta.url));
 const kustomizations = ['base', 'overlays/dev', 'overlays/production'].map((d) => join(k8s, d));
 
-/** Margin left after preStop, drain and go-away spread, for the final closes and exit. */
+/** Margin left after preStop, go-away spread and drain, for the final closes and exit. */
 const MIN_MARGIN_S = 5;
 
 function read(path: string): string {
@@ -39,7 +39,7 @@ function graceBudget(text: string) {
     grace: numberAfter(text, /terminationGracePeriodSeconds:\s*(\d+)/, 'terminationGracePeriodSeconds'),
     preStop: numberAfter(text, /preStop:\s*\n(?:\s*#.*\n)*\s*exec:\s*\n\s*command:\s*\[?\s*-?\s*"?sleep"?,?\s*-?\s*"?(\d+)"?/, 'preStop sleep'),
     drainMs: numberAfter(text, /SHARDCAST_DRAIN_TIMEOUT_MS[=:]\s*"?(\d+)"?/, 'SHARDCAST_DRAIN_TIMEOUT_MS'),
-    goAwayMs: numberAfter(text, /SHARDCAST_GO_AWAY_MAX_DELAY_MS[=:]\s*"?(\d+)"?/, 'SHARDCAST_GO_AWAY_MAX_DELAY_MS'),
+    spreadMs: numberAfter(text, /SHARDCAST_DRAIN_SPREAD_MS[=:]\s*"?(\d+)"?/, 'SHARDCAST_DRAIN_SPREAD_MS'),
   };
 }
 
@@ -69,12 +69,30 @@ t.test('every kustomization lists files that exist, and every manifest is listed
   }
 });
 
-t.test('base grace period covers preStop + drain + go-away spread + margin', async (t) => {
+t.test('base grace period covers preStop + go-away spread + drain + margin', async (t) => {
   const base = read(join(k8s, 'base/deployment.yaml')) + read(join(k8s, 'base/config.env'));
   const b = graceBudget(base);
   t.equal(b.preStop, 10);
-  const needed = b.preStop + b.drainMs / 1000 + b.goAwayMs / 1000 + MIN_MARGIN_S;
-  t.ok(b.grace >= needed, `terminationGracePeriodSeconds ${b.grace} ≥ ${b.preStop} + ${b.drainMs / 1000} + ${b.goAwayMs / 1000} + ${MIN_MARGIN_S}`);
+  // The daemon exits within drainSpreadMs + drainTimeoutMs of SIGTERM (daemon/primary/primary.ts).
+  const needed = b.preStop + b.spreadMs / 1000 + b.drainMs / 1000 + MIN_MARGIN_S;
+  t.ok(b.grace >= needed, `terminationGracePeriodSeconds ${b.grace} ≥ ${b.preStop} + ${b.spreadMs / 1000} + ${b.drainMs / 1000} + ${MIN_MARGIN_S}`);
+});
+
+t.test('the ConfigMap leaves the drain settings at the daemon defaults, or the grace period is checked against what it sets', async (t) => {
+  // A setting missing from config.env falls back to the schema default: the budget
+  // must hold for whichever value the pod actually runs with.
+  const env = read(join(k8s, 'base/config.env'));
+  const d = read(join(k8s, 'base/deployment.yaml'));
+  const grace = numberAfter(d, /terminationGracePeriodSeconds:\s*(\d+)/, 'terminationGracePeriodSeconds');
+  const valueOf = (key: 'drainSpreadMs' | 'drainTimeoutMs') => {
+    const m = new RegExp(`^${SCHEMA[key].env}=(\\d+)$`, 'm').exec(env);
+    return m ? Number(m[1]) : (SCHEMA[key].defaultValue() as number);
+  };
+  const preStop = numberAfter(d, /command:\s*\["sleep",\s*"(\d+)"\]/, 'preStop sleep');
+  const needed = preStop + valueOf('drainSpreadMs') / 1000 + valueOf('drainTimeoutMs') / 1000 + MIN_MARGIN_S;
+  t.ok(grace >= needed, `grace ${grace} s ≥ ${needed} s`);
+  t.equal(SCHEMA.drainSpreadMs.defaultValue(), 5000, 'default spread as documented in k8s/README.md');
+  t.equal(SCHEMA.drainTimeoutMs.defaultValue(), 30_000, 'default drain timeout as documented in k8s/README.md');
 });
 
 t.test('rollout and probe settings', async (t) => {
@@ -122,7 +140,7 @@ t.test('rendered overlays keep the promises', { skip: kubectl ? false : 'kubectl
     const out = render(dir);
     const name = dir.slice(k8s.length);
     const b = graceBudget(out);
-    const needed = b.preStop + b.drainMs / 1000 + b.goAwayMs / 1000 + MIN_MARGIN_S;
+    const needed = b.preStop + b.spreadMs / 1000 + b.drainMs / 1000 + MIN_MARGIN_S;
     t.ok(b.grace >= needed, `${name}: grace ${b.grace} ≥ ${needed}`);
     const limits = /limits:\s*\n\s*cpu:\s*"?(\d+)"?/.exec(out);
     const requests = /requests:\s*\n\s*cpu:\s*"?(\d+)"?/.exec(out);

@@ -110,6 +110,9 @@ export async function startDaemon(env: Record<string, string> = {}): Promise<Dae
       SHARDCAST_SHARDS: '2',
       SHARDCAST_DEV_MODE: 'true',
       SHARDCAST_LOG_LEVEL: 'info',
+      // Go-aways all at once unless a test spreads them: stopping a daemon in
+      // teardown should not wait out the production window.
+      SHARDCAST_DRAIN_SPREAD_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
