@@ -35,11 +35,14 @@ export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
   /** One line per problem, each naming the key and its environment variable. */
   readonly problems: readonly string[];
+  /** The non-fatal findings gathered on the way (unknown variables, …), for tools that show both (checkconfig). */
+  readonly warnings: readonly string[];
 
-  constructor(problems: readonly string[]) {
+  constructor(problems: readonly string[], warnings: readonly string[] = []) {
     super(`invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` + problems.map((p) => `  - ${p}`).join('\n'));
     this.name = 'ConfigError';
     this.problems = problems;
+    this.warnings = warnings;
   }
 }
 
@@ -114,7 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
   const jwtPublicKeys = s.jwtPublicKeyFile === undefined ? [] : readKeyFile('jwtPublicKeyFile', s.jwtPublicKeyFile, parsePublicKeysPem, problems);
   const jwtKeySet = s.jwtJwksFile === undefined ? [] : readKeyFile('jwtJwksFile', s.jwtJwksFile, parseJwks, problems);
 
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems, warnings);
   const config: Config = Object.freeze({ ...s, jwtPublicKeys: Object.freeze(jwtPublicKeys), jwtKeySet: Object.freeze(jwtKeySet) });
   return { config, warnings: Object.freeze(warnings) };
 }

@@ -584,7 +584,7 @@ export const SCHEMA = {
     defaultDoc: 'CPU count (`os.availableParallelism()`)',
   }),
   devMode: define('devMode', boolean(), false, 'Local development: no JWT key or API key needed, clients may connect as any user. Never in production.'),
-  apiKey: define('apiKey', optional(text(4096)), undefined, 'Token for the admin and HTTP publish APIs; at least 16 characters, required unless devMode.', {
+  apiKey: define('apiKey', optional(text(4096)), undefined, 'Token for the HTTP publish API (and `GET /v1/commands`); at least 16 characters, required unless devMode.', {
     secret: true,
   }),
   jwtSecret: define('jwtSecret', optional(text(4096)), undefined, 'HS256/HS384/HS512 shared secret for client tokens (32 bytes or more recommended).', {
