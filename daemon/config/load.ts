@@ -113,7 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
   // Dev mode lets anyone connect as anyone: unless told where, it listens on loopback only.
   if (defaulted.has('host') && settings.devMode === true) settings.host = '127.0.0.1';
   const s = settings as unknown as Settings;
-  checkCrossField(s, invalid, env, problems, warnings);
+  checkCrossField(s, invalid, defaulted, env, problems, warnings);
   const jwtPublicKeys = s.jwtPublicKeyFile === undefined ? [] : readKeyFile('jwtPublicKeyFile', s.jwtPublicKeyFile, parsePublicKeysPem, problems);
   const jwtKeySet = s.jwtJwksFile === undefined ? [] : readKeyFile('jwtJwksFile', s.jwtJwksFile, parseJwks, problems);
 
@@ -123,7 +123,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
 }
 
 /** Checks between settings; a setting that already failed on its own is not reported again as missing. */
-function checkCrossField(s: Settings, invalid: ReadonlySet<keyof Settings>, env: NodeJS.ProcessEnv, problems: string[], warnings: string[]): void {
+function checkCrossField(
+  s: Settings,
+  invalid: ReadonlySet<keyof Settings>,
+  defaulted: ReadonlySet<keyof Settings>,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+  warnings: string[],
+): void {
+  checkReplicas(s, invalid, defaulted, env, problems, warnings);
   const devHint = `or set ${SCHEMA.devMode.env}=true for local use`;
   if (!s.devMode && !invalid.has('devMode')) {
     if (invalid.has('apiKey')) {
@@ -153,6 +161,33 @@ function checkCrossField(s: Settings, invalid: ReadonlySet<keyof Settings>, env:
   }
   if (s.devMode && production) {
     warnings.push(`devMode (${SCHEMA.devMode.env}) is on with NODE_ENV=production: clients may connect as any user without a token`);
+  }
+}
+
+/**
+ * Several instances of the standalone engine are islands: each sequences, keeps
+ * history and fans out on its own, so a client moving to another instance (a
+ * rollout, a scale-down) cannot resume and publishers reach a fraction of the
+ * clients. Told it runs as several replicas, the daemon refuses that; in
+ * Kubernetes (KUBERNETES_SERVICE_HOST is set in every pod) without being told, it
+ * warns, since nothing in a pod says how many replicas its Deployment runs.
+ */
+function checkReplicas(
+  s: Settings,
+  invalid: ReadonlySet<keyof Settings>,
+  defaulted: ReadonlySet<keyof Settings>,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+  warnings: string[],
+): void {
+  if (s.redisUrl !== undefined || invalid.has('redisUrl') || invalid.has('replicas')) return;
+  const standalone = `the standalone engine (no redisUrl, ${SCHEMA.redisUrl.env}) keeps each instance an island: clients resuming on another instance get rec: false and the snapshot instead of what they missed, an event published to one instance reaches only its clients, presence and command limits count per instance`;
+  if (s.replicas > 1) {
+    problems.push(`replicas (${SCHEMA.replicas.env}) is ${s.replicas}, but ${standalone}. Set ${SCHEMA.redisUrl.env} to share one engine, or ${SCHEMA.replicas.env}=1 for a single instance`);
+  } else if (defaulted.has('replicas') && nonEmpty(env.KUBERNETES_SERVICE_HOST) !== undefined) {
+    warnings.push(
+      `running in Kubernetes with the standalone engine: fine for ONE replica only; with more, ${standalone}. Set ${SCHEMA.redisUrl.env} (k8s/ overlays do), or ${SCHEMA.replicas.env}=1 to confirm a single replica`,
+    );
   }
 }
 

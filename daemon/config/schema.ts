@@ -92,6 +92,7 @@ export interface Settings {
   readonly testNetwork: TestNetwork | undefined;
   readonly subscriptionLingerMs: number;
   readonly streamCheckMs: number;
+  readonly replicas: number;
   readonly redisUrl: string | undefined;
   readonly redisCluster: boolean;
   readonly redisPrefix: string;
@@ -629,6 +630,7 @@ export const SCHEMA = {
   testNetwork: define('testNetwork', testNetwork(), undefined, 'Test hooks only: the standalone engine delivers like a network (late, some messages dropped, history replies reordered against live frames), to test stream continuity. `{delayMs, jitterMs, dropRate, historyDelayMs, seed}`.'),
   streamCheckMs: define('streamCheckMs', integer(0, 3_600_000), 5000, 'How often each streamed session\'s position is compared with what the instance received, so events lost at the end of a burst are noticed and filled from history (0 = never).'),
   subscriptionLingerMs: define('subscriptionLingerMs', integer(0, 600_000), 2000, 'How long an instance stays subscribed to a session after its last local subscriber left, so a client that rejoins at once does not make it resubscribe.'),
+  replicas: define('replicas', integer(1, 10_000), 1, "How many instances may serve the same clients at once, as the deployment runs them (with an autoscaler, its maximum). Above 1 the standalone engine is refused at start: its instances share nothing (a client resuming on another instance gets rec: false, an event published to one instance reaches only that instance's clients), so set redisUrl. In Kubernetes with the standalone engine and this unset, the daemon warns at start."),
   redisUrl: define('redisUrl', optional(redisTarget()), undefined, 'Redis for many instances as one (sequencing, history, fan-out, presence): a `redis://[user:password@]host:port` URL, or with `redisCluster` a comma-separated list of cluster nodes (`host:port`). Unset: the standalone engine, in memory.', { secret: true }),
   redisCluster: define('redisCluster', boolean(), false, 'Treat `redisUrl` as a Redis Cluster (sharded Pub/Sub, Redis ≥ 7): one session\'s keys share a hash slot, sessions spread over the masters.'),
   redisPrefix: define('redisPrefix', keyPrefix(), 'shardcast:', 'Prefix of every Redis key and channel, so several deployments can share one Redis (no `{` or `}`).'),
