@@ -99,8 +99,8 @@ export class DaemonProcess {
   }
 }
 
-/** Starts the daemon with `SHARDCAST_*` overrides and waits until it listens. */
-export async function startDaemon(env: Record<string, string> = {}): Promise<DaemonProcess> {
+/** Starts the daemon with `SHARDCAST_*` overrides and waits until it listens (15 s unless `listenTimeoutMs` says otherwise). */
+export async function startDaemon(env: Record<string, string> = {}, opts: { listenTimeoutMs?: number } = {}): Promise<DaemonProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
   const proc = spawn(process.execPath, [MAIN], {
     env: {
@@ -118,7 +118,14 @@ export async function startDaemon(env: Record<string, string> = {}): Promise<Dae
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const daemon = new DaemonProcess(proc);
-  const line = await daemon.waitForLine((l) => l.msg === 'listening' && typeof l.port === 'number', 15_000);
+  let line: LogLine;
+  try {
+    line = await daemon.waitForLine((l) => l.msg === 'listening' && typeof l.port === 'number', opts.listenTimeoutMs ?? 15_000);
+  } catch (err) {
+    // Nobody else holds the process: do not leave it running.
+    proc.kill('SIGKILL');
+    throw err;
+  }
   daemon.port = line.port as number;
   return daemon;
 }
