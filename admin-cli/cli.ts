@@ -5,6 +5,7 @@
 import type { CliIo } from './cli-io.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE, UsageError } from './cli-errors.js';
 import { COMMANDS } from './commands/index.js';
+import { versionLine } from '../daemon/version.js';
 
 /** Top-level usage text. */
 export function mainUsage(): string {
@@ -15,6 +16,7 @@ export function mainUsage(): string {
 Commands:
 ${verbs}
   ${'help'.padEnd(width)}  show help for a command: shardcast-admin help <command>
+  ${'--version'.padEnd(width)}  print the version
 
 Environment: SHARDCAST_URL (daemon address, default http://127.0.0.1:8080);
 SHARDCAST_ADMIN_URL (admin API, default http://127.0.0.1:9090) and
@@ -30,6 +32,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   if (verb === undefined) {
     io.stderr(mainUsage());
     return EXIT_USAGE;
+  }
+  if (verb === '--version' || verb === '-v' || verb === 'version') {
+    io.stdout(versionLine('shardcast-admin'));
+    return 0;
   }
   if (verb === 'help' || verb === '--help' || verb === '-h') {
     const topic = verb === 'help' ? args[0] : undefined;

@@ -2,6 +2,12 @@
 /** Entry of the `shardcast-admin` binary (dist/admin-cli/main.js). */
 import { runCli } from './cli.js';
 
+// A reader that stops early (`shardcast-admin genconfig | head`) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const interrupt = new AbortController();
 const onSignal = (): void => interrupt.abort();
 process.once('SIGINT', onSignal);

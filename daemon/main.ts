@@ -3,18 +3,25 @@
  * uWS binding, start the primary and its shards, and drain on SIGTERM/SIGINT.
  * Exit codes: 0 after a clean drain, 1 when the drain overran its deadline or the
  * shards could not start, 78 (EX_CONFIG) for an invalid configuration.
+ * `--version` prints the version and exits 0 without reading any configuration.
  */
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './log.js';
 import { Primary } from './primary/primary.js';
 import { loadUws, NativeUwsError } from './uws.js';
+import { versionLine } from './version.js';
 
 const EX_CONFIG = 78;
 
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes('--version') || args.includes('-v')) {
+    process.stdout.write(`${versionLine('shardcast')}\n`);
+    return;
+  }
   let loaded;
   try {
-    loaded = loadConfig(process.env, process.argv.slice(2));
+    loaded = loadConfig(process.env, args);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`shardcast: ${err.message}\n`);

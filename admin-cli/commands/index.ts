@@ -1,8 +1,10 @@
 /** Every shardcast-admin verb, in the order `help` lists them. */
 import type { Command } from '../command.js';
+import { checkconfigCommand } from './checkconfig.js';
 import { connsCommand } from './conns.js';
 import { drainCommand } from './drain.js';
 import { kickCommand } from './kick.js';
+import { genconfigCommand } from './genconfig.js';
 import { listenCommand } from './listen.js';
 import { publishCommand } from './publish.js';
 import { sessionCommand } from './session.js';
@@ -26,5 +28,7 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
     kickCommand,
     drainCommand,
     tailCommand,
+    checkconfigCommand,
+    genconfigCommand,
   ].map((command) => [command.name, command]),
 );

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { namespaceFor } from '../config/namespaces.js';
 import type { Primary } from '../primary/primary.js';
+import { ShardDrainError } from '../primary/supervisor.js';
 import { adminRouter, type AdminContext } from './admin-api.js';
 import { AdminError, AdminServer } from './admin-server.js';
 import { AuditTrail } from './audit.js';
@@ -115,10 +116,19 @@ export class AdminPlane {
         process.kill(process.pid, 'SIGTERM');
       },
       drainShard: (shard) => {
-        const outcome = p.drainShard(shard);
-        if (outcome === 'not-live') throw new AdminError(404, 'unknown_shard', `shard ${shard} is not running on this instance (shards are 0..${config.shards - 1}; a drained one is not restarted)`);
-        if (outcome === 'last-shard') throw new AdminError(409, 'last_shard', `shard ${shard} is the last shard taking connections: drain the instance instead`);
-        if (outcome === 'instance-draining') throw new AdminError(409, 'already_draining', 'the instance is already draining');
+        let done;
+        try {
+          done = p.drainShard(shard, { restart: false });
+        } catch (err) {
+          if (!(err instanceof ShardDrainError)) throw err;
+          if (err.reason === 'not-live') throw new AdminError(404, 'unknown_shard', `shard ${shard} is not running on this instance (shards are 0..${config.shards - 1}; a drained one is not restarted)`);
+          if (err.reason === 'last-shard') throw new AdminError(409, 'last_shard', err.message);
+          throw new AdminError(409, 'already_draining', err.message);
+        }
+        done.then(
+          (outcome) => this.log.info({ shard, ...outcome }, 'shard drained (admin)'),
+          (err: unknown) => this.log.error({ err, shard }, 'draining a shard failed'),
+        );
       },
       amqpCounters: () => p.ingress?.counters,
       relayPosition: () => (p.relay?.running ? p.relay.cursor : undefined),

@@ -35,11 +35,14 @@ export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
   /** One line per problem, each naming the key and its environment variable. */
   readonly problems: readonly string[];
+  /** The non-fatal findings gathered on the way (unknown variables, …), for tools that show both (checkconfig). */
+  readonly warnings: readonly string[];
 
-  constructor(problems: readonly string[]) {
+  constructor(problems: readonly string[], warnings: readonly string[] = []) {
     super(`invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` + problems.map((p) => `  - ${p}`).join('\n'));
     this.name = 'ConfigError';
     this.problems = problems;
+    this.warnings = warnings;
   }
 }
 
@@ -112,17 +115,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv?: readonly
   // An instance on a kernel-chosen port (tests, several on one machine) gets a free admin port too.
   if (defaulted.has('adminPort') && settings.port === 0) settings.adminPort = 0;
   const s = settings as unknown as Settings;
-  checkCrossField(s, invalid, env, problems, warnings);
+  checkCrossField(s, invalid, defaulted, env, problems, warnings);
   const jwtPublicKeys = s.jwtPublicKeyFile === undefined ? [] : readKeyFile('jwtPublicKeyFile', s.jwtPublicKeyFile, parsePublicKeysPem, problems);
   const jwtKeySet = s.jwtJwksFile === undefined ? [] : readKeyFile('jwtJwksFile', s.jwtJwksFile, parseJwks, problems);
 
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems, warnings);
   const config: Config = Object.freeze({ ...s, jwtPublicKeys: Object.freeze(jwtPublicKeys), jwtKeySet: Object.freeze(jwtKeySet) });
   return { config, warnings: Object.freeze(warnings) };
 }
 
 /** Checks between settings; a setting that already failed on its own is not reported again as missing. */
-function checkCrossField(s: Settings, invalid: ReadonlySet<keyof Settings>, env: NodeJS.ProcessEnv, problems: string[], warnings: string[]): void {
+function checkCrossField(
+  s: Settings,
+  invalid: ReadonlySet<keyof Settings>,
+  defaulted: ReadonlySet<keyof Settings>,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+  warnings: string[],
+): void {
+  checkReplicas(s, invalid, defaulted, env, problems, warnings);
   const devHint = `or set ${SCHEMA.devMode.env}=true for local use`;
   if (!s.devMode && !invalid.has('devMode')) {
     if (invalid.has('apiKey')) {
@@ -159,6 +170,33 @@ function checkCrossField(s: Settings, invalid: ReadonlySet<keyof Settings>, env:
   }
   if (s.devMode && production) {
     warnings.push(`devMode (${SCHEMA.devMode.env}) is on with NODE_ENV=production: clients may connect as any user without a token`);
+  }
+}
+
+/**
+ * Several instances of the standalone engine are islands: each sequences, keeps
+ * history and fans out on its own, so a client moving to another instance (a
+ * rollout, a scale-down) cannot resume and publishers reach a fraction of the
+ * clients. Told it runs as several replicas, the daemon refuses that; in
+ * Kubernetes (KUBERNETES_SERVICE_HOST is set in every pod) without being told, it
+ * warns, since nothing in a pod says how many replicas its Deployment runs.
+ */
+function checkReplicas(
+  s: Settings,
+  invalid: ReadonlySet<keyof Settings>,
+  defaulted: ReadonlySet<keyof Settings>,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+  warnings: string[],
+): void {
+  if (s.redisUrl !== undefined || invalid.has('redisUrl') || invalid.has('replicas')) return;
+  const standalone = `the standalone engine (no redisUrl, ${SCHEMA.redisUrl.env}) keeps each instance an island: clients resuming on another instance get rec: false and the snapshot instead of what they missed, an event published to one instance reaches only its clients, presence and command limits count per instance`;
+  if (s.replicas > 1) {
+    problems.push(`replicas (${SCHEMA.replicas.env}) is ${s.replicas}, but ${standalone}. Set ${SCHEMA.redisUrl.env} to share one engine, or ${SCHEMA.replicas.env}=1 for a single instance`);
+  } else if (defaulted.has('replicas') && nonEmpty(env.KUBERNETES_SERVICE_HOST) !== undefined) {
+    warnings.push(
+      `running in Kubernetes with the standalone engine: fine for ONE replica only; with more, ${standalone}. Set ${SCHEMA.redisUrl.env} (k8s/ overlays do), or ${SCHEMA.replicas.env}=1 to confirm a single replica`,
+    );
   }
 }
 

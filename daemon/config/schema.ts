@@ -70,6 +70,7 @@ export interface Settings {
   readonly jwtClockSkewS: number;
   readonly allowedOrigins: readonly string[];
   readonly drainTimeoutMs: number;
+  readonly drainSpreadMs: number;
   readonly goAwayMaxDelayMs: number;
   readonly historySize: number;
   readonly sessionTtlMs: number;
@@ -94,6 +95,7 @@ export interface Settings {
   readonly testNetwork: TestNetwork | undefined;
   readonly subscriptionLingerMs: number;
   readonly streamCheckMs: number;
+  readonly replicas: number;
   readonly redisUrl: string | undefined;
   readonly redisCluster: boolean;
   readonly redisPrefix: string;
@@ -608,8 +610,9 @@ export const SCHEMA = {
   allowedOrigins: define('allowedOrigins', originList(), Object.freeze([]) as readonly string[], 'Browser origins allowed to connect, comma-separated in the environment; empty = any origin.', {
     defaultDoc: '`[]` (any)',
   }),
-  drainTimeoutMs: define('drainTimeoutMs', integer(1000, 600_000), 30_000, 'On shutdown or drain, how long to wait for clients\' buffers to empty before closing.'),
-  goAwayMaxDelayMs: define('goAwayMaxDelayMs', integer(0, 60_000), 5000, 'Window over which clients\' reconnects are spread on drain (jittered go-away delay).'),
+  drainTimeoutMs: define('drainTimeoutMs', integer(1000, 600_000), 30_000, 'On shutdown or drain, how long after the go-aways went out (drainSpreadMs) clients\' buffers may take to empty before the rest are closed; the process exits within drainSpreadMs + this.'),
+  drainSpreadMs: define('drainSpreadMs', integer(0, 600_000), 5000, 'On shutdown or drain, window over which go-away frames are sent, evenly spaced in random order, so the reconnect wave reaching the other instances is smooth (0 = all at once); clients keep being served until their turn.'),
+  goAwayMaxDelayMs: define('goAwayMaxDelayMs', integer(0, 60_000), 1000, 'Each go-away\'s reconnect delay is random in [0, this] ms, on top of the spread (drainSpreadMs): clients sent their go-away in the same instant do not reconnect in the same instant.'),
   historySize: define('historySize', integer(0, MAX_HISTORY), 1000, 'Events kept per session for resume (namespaces may override).'),
   sessionTtlMs: define('sessionTtlMs', integer(1000, 2_147_483_647), 3_600_000, 'Sessions idle this long (nothing published, no instance streaming them) are forgotten, with their history and snapshot; in Redis, between 0.9× and 1× this after their last activity.'),
   maxBufferBytes: define('maxBufferBytes', integer(16 * 1024, 64 * 1024 * 1024), 1024 * 1024, 'Bound of each socket\'s outgoing buffer; a client past it is disconnected as a slow consumer.'),
@@ -638,6 +641,7 @@ export const SCHEMA = {
   testNetwork: define('testNetwork', testNetwork(), undefined, 'Test hooks only: the standalone engine delivers like a network (late, some messages dropped, history replies reordered against live frames), to test stream continuity. `{delayMs, jitterMs, dropRate, historyDelayMs, seed}`.'),
   streamCheckMs: define('streamCheckMs', integer(0, 3_600_000), 5000, 'How often each streamed session\'s position is compared with what the instance received, so events lost at the end of a burst are noticed and filled from history (0 = never).'),
   subscriptionLingerMs: define('subscriptionLingerMs', integer(0, 600_000), 2000, 'How long an instance stays subscribed to a session after its last local subscriber left, so a client that rejoins at once does not make it resubscribe.'),
+  replicas: define('replicas', integer(1, 10_000), 1, "How many instances may serve the same clients at once, as the deployment runs them (with an autoscaler, its maximum). Above 1 the standalone engine is refused at start: its instances share nothing (a client resuming on another instance gets rec: false, an event published to one instance reaches only that instance's clients), so set redisUrl. In Kubernetes with the standalone engine and this unset, the daemon warns at start."),
   redisUrl: define('redisUrl', optional(redisTarget()), undefined, 'Redis for many instances as one (sequencing, history, fan-out, presence): a `redis://[user:password@]host:port` URL, or with `redisCluster` a comma-separated list of cluster nodes (`host:port`). Unset: the standalone engine, in memory.', { secret: true }),
   redisCluster: define('redisCluster', boolean(), false, 'Treat `redisUrl` as a Redis Cluster (sharded Pub/Sub, Redis ≥ 7): one session\'s keys share a hash slot, sessions spread over the masters.'),
   redisPrefix: define('redisPrefix', keyPrefix(), 'shardcast:', 'Prefix of every Redis key and channel, so several deployments can share one Redis (no `{` or `}`).'),

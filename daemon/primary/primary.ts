@@ -26,7 +26,7 @@ import { handleShardRequest } from './requests.js';
 import { Router } from './router.js';
 import { SessionStreams } from './session-streams.js';
 import type { ShardLink } from './shard-link.js';
-import { Supervisor } from './supervisor.js';
+import { ShardDrainError, Supervisor } from './supervisor.js';
 
 /** How often readiness follows the engine's health. */
 const HEALTH_CHECK_MS = 1000;
@@ -166,9 +166,11 @@ export class Primary {
   }
 
   /**
-   * Drains and stops: readiness off, shards stop accepting, send go-away, flush
-   * buffers and close with 1001, then the engine closes. Resolves with the exit
-   * code (0 when everything drained inside the deadline). Idempotent.
+   * Drains and stops: readiness off, shards stop accepting, send go-aways spread
+   * over SHARDCAST_DRAIN_SPREAD_MS, flush buffers and close with 1001 (every
+   * client closed within SHARDCAST_DRAIN_TIMEOUT_MS after the spread), then the
+   * engine closes. Resolves with the exit code (0 when everything drained inside
+   * the deadline). Idempotent.
    */
   shutdown(reason: string): Promise<number> {
     this.shutdownPromise ??= this.runShutdown(reason);
@@ -177,15 +179,16 @@ export class Primary {
 
   private async runShutdown(reason: string): Promise<number> {
     const started = Date.now();
-    const deadline = started + this.config.drainTimeoutMs;
-    this.log.info({ reason, drainTimeoutMs: this.config.drainTimeoutMs }, 'draining');
+    const { drainSpreadMs, drainTimeoutMs } = this.config;
+    const deadline = started + drainSpreadMs + drainTimeoutMs;
+    this.log.info({ reason, drainSpreadMs, drainTimeoutMs }, 'draining');
     this.draining = true;
     clearInterval(this.healthTimer);
     this.updateReadiness();
     // Ingress first: no new events are taken while clients are being drained, and
     // the deliveries not stored go back to RabbitMQ for another instance.
     await this.ingress?.stop(deadline);
-    await this.supervisor.drain(deadline);
+    await this.supervisor.drain(deadline, drainSpreadMs);
     // Shards are gone: commands recorded during the drain get their last chance to
     // leave (the relay stops after its pending delivery), then the streams and engine.
     this.relay?.notify();
@@ -216,17 +219,25 @@ export class Primary {
   }
 
   /**
-   * Drains one shard (admin API): the supervisor stops it without a restart; the
-   * instance serves on with the others. False when the shard is not live, is
-   * already draining, or is the last one taking connections.
+   * Drains one shard while the rest of the instance keeps serving (its clients get
+   * go-aways spread over `spreadMs`, default SHARDCAST_DRAIN_SPREAD_MS, and are all
+   * closed within `timeoutMs` after it, default SHARDCAST_DRAIN_TIMEOUT_MS). With
+   * `restart` a fresh thread replaces it (resolving once it listens); without (the
+   * admin API's drain), it stays out, and the last shard still serving is refused.
+   * Throws ShardDrainError at once for an unknown shard, one already draining, the
+   * last serving one, or while the instance drains.
    */
-  drainShard(id: number): 'ok' | 'not-live' | 'last-shard' | 'instance-draining' {
-    if (this.draining) return 'instance-draining';
-    if (this.supervisor.link(id) === undefined || this.supervisor.isRetiring(id)) return 'not-live';
-    const serving = [...this.supervisor.links()].filter((l) => !this.supervisor.isRetiring(l.id));
-    if (serving.length <= 1) return 'last-shard';
-    this.log.info({ shard: id }, 'draining one shard (admin)');
-    return this.supervisor.drainShard(id, Date.now() + this.config.drainTimeoutMs) ? 'ok' : 'not-live';
+  drainShard(shard: number, opts: { spreadMs?: number; timeoutMs?: number; restart?: boolean } = {}): Promise<{ connections: number; forced: number }> {
+    const restart = opts.restart ?? true;
+    if (!restart && this.supervisor.link(shard) !== undefined && !this.supervisor.isDrainingShard(shard)) {
+      const serving = [...this.supervisor.links()].filter((l) => !this.supervisor.isDrainingShard(l.id));
+      if (serving.length <= 1) throw new ShardDrainError('last-shard', `shard ${shard} is the last shard taking connections: drain the instance instead`);
+    }
+    const spreadMs = opts.spreadMs ?? this.config.drainSpreadMs;
+    const deadline = Date.now() + spreadMs + (opts.timeoutMs ?? this.config.drainTimeoutMs);
+    const done = this.supervisor.drainShard(shard, deadline, spreadMs, restart);
+    this.log.info({ shard, spreadMs, deadline, restart }, 'draining one shard');
+    return done;
   }
 
   /** Ready while started, not draining, and the engine and ingress are healthy (Kubernetes stops routing otherwise). */
@@ -280,7 +291,8 @@ export class Primary {
         void handleShardRequest(this, link, msg);
         return;
       case 'drained':
-        this.drainForced += msg.forced;
+        // Only the instance's drain decides the exit code (not a one-shard drain).
+        if (this.draining) this.drainForced += msg.forced;
         return;
       case 'admin-reply':
         this.admin.queries.settle(msg);

@@ -31,6 +31,18 @@ const RESTART_MAX_MS = 5000;
 /** A shard that stayed up this long is considered healthy again. */
 const HEALTHY_AFTER_MS = 30_000;
 
+/** Thrown by drainShard when the shard cannot be drained now (unknown, already draining, instance draining). */
+export class ShardDrainError extends Error {
+  readonly code = 'SHARD_DRAIN_REFUSED';
+  constructor(
+    /** Why: the admin API answers each with its own status. */
+    readonly reason: 'not-live' | 'already-draining' | 'instance-draining' | 'last-shard',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Thrown when the shards cannot listen (port taken, bad host). */
 export class ListenError extends Error {
   readonly code = 'LISTEN_FAILED';
@@ -44,8 +56,8 @@ export class Supervisor {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private port = 0;
   private draining = false;
-  /** Shards drained on their own (admin drain of one shard): not restarted when they end. */
-  private readonly retiring = new Set<number>();
+  /** Shards being drained one at a time (drainShard): their exit is not a crash. */
+  private readonly drainingShards = new Set<number>();
   private exitWaiters: Array<() => void> = [];
 
   constructor(
@@ -89,31 +101,58 @@ export class Supervisor {
     for (const link of this.live.values()) link.send(msg);
   }
 
-  /** Asks every shard to drain by `deadline`; resolves when all threads ended. */
-  async drain(deadline: number): Promise<void> {
+  /**
+   * Asks every shard to drain: go-aways spread over `spreadMs`, every connection
+   * closed by `deadline`. Resolves when all threads ended.
+   */
+  async drain(deadline: number, spreadMs: number): Promise<void> {
     this.draining = true;
     for (const t of this.restartTimers) clearTimeout(t);
     this.restartTimers.clear();
-    this.broadcast({ op: 'drain', deadline, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs });
+    this.broadcast({ op: 'drain', deadline, spreadMs, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs, reason: 'server shutting down' });
     while (this.live.size > 0) await new Promise<void>((resolve) => this.exitWaiters.push(resolve));
   }
 
   /**
-   * Drains one shard by `deadline` (admin API): it stops accepting — the kernel
-   * then spreads new connections over the other shards' listen sockets — sends its
-   * clients their go-aways and ends; it is not restarted. False when it is not live.
+   * Drains one shard while the others keep serving: its listen socket closes (the
+   * kernel places new connections on the other shards), its clients get go-aways
+   * spread over `spreadMs` and are closed by `deadline`, and its thread ends. With
+   * `restart`, a fresh thread then takes its place on the shared port (resolving once
+   * it listens); without, the shard stays out until the process restarts (an
+   * operator's drain). Throws ShardDrainError at once when the shard is not live,
+   * already draining, or the instance drains.
    */
-  drainShard(id: number, deadline: number): boolean {
+  drainShard(id: number, deadline: number, spreadMs: number, restart: boolean): Promise<{ connections: number; forced: number }> {
     const link = this.live.get(id);
-    if (link === undefined || this.retiring.has(id)) return false;
-    this.retiring.add(id);
-    link.send({ op: 'drain', deadline, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs });
-    return true;
+    if (this.draining) throw new ShardDrainError('instance-draining', 'the instance is draining');
+    if (link === undefined) throw new ShardDrainError('not-live', `shard ${id} is not running (shards: 0–${this.config.shards - 1}; one drained by an operator stays out until a restart)`);
+    if (this.drainingShards.has(id)) throw new ShardDrainError('already-draining', `shard ${id} is already draining`);
+    this.drainingShards.add(id);
+    return this.runShardDrain(link, id, deadline, spreadMs, restart).finally(() => this.drainingShards.delete(id));
   }
 
-  /** True while a shard drained on its own is still running. */
-  isRetiring(id: number): boolean {
-    return this.retiring.has(id);
+  /** True while shard `id` is being drained on its own. */
+  isDrainingShard(id: number): boolean {
+    return this.drainingShards.has(id);
+  }
+
+  private async runShardDrain(link: ShardLink, id: number, deadline: number, spreadMs: number, restart: boolean): Promise<{ connections: number; forced: number }> {
+    const drained = new Promise<{ connections: number; forced: number }>((resolve) => {
+      const onMessage = (msg: ShardToPrimary) => {
+        if (msg.op !== 'drained') return;
+        link.worker.off('message', onMessage);
+        resolve({ connections: msg.connections, forced: msg.forced });
+      };
+      link.worker.on('message', onMessage);
+      // A thread that dies before reporting drained nothing more.
+      link.worker.once('exit', () => resolve({ connections: 0, forced: 0 }));
+    });
+    const exited = new Promise<void>((resolve) => link.worker.once('exit', () => resolve()));
+    link.send({ op: 'drain', deadline, spreadMs, goAwayMaxDelayMs: this.config.goAwayMaxDelayMs, reason: 'shard drain' });
+    const outcome = await drained;
+    await exited;
+    if (restart && !this.draining) await this.spawnAndListen(id, this.port);
+    return outcome;
   }
 
   private spawnAndListen(id: number, port: number): Promise<number> {
@@ -161,8 +200,7 @@ export class Supervisor {
 
   private onExit(link: ShardLink, code: number): void {
     if (this.live.get(link.id) === link) this.live.delete(link.id);
-    const retired = this.retiring.delete(link.id);
-    const crashed = !this.draining && !retired;
+    const crashed = !this.draining && !this.drainingShards.has(link.id);
     this.hooks.onShardExit(link.id, crashed);
     for (const wake of this.exitWaiters.splice(0)) wake();
     if (!crashed) {

@@ -13,7 +13,7 @@ import { loadUws, type App, type us_listen_socket } from '../uws.js';
 import { AdminQueryHandler } from './admin-queries.js';
 import { clientLimits, replyError } from './client-requests.js';
 import { deliverBatch } from './delivery.js';
-import { drainConnections } from './drain.js';
+import { drainConnections, type DrainPlan } from './drain.js';
 import { resyncSession, type JoinContext } from './joins.js';
 import { registerHttpApi } from './http-api.js';
 import { PrimaryLink } from './primary-link.js';
@@ -97,7 +97,7 @@ export class Shard {
         this.ready = msg.ready;
         return;
       case 'drain':
-        void this.drain(msg.deadline, msg.goAwayMaxDelayMs);
+        void this.drain(msg);
         return;
       case 'admin':
         try {
@@ -118,11 +118,11 @@ export class Shard {
     }
   }
 
-  private async drain(deadline: number, goAwayMaxDelayMs: number): Promise<void> {
+  private async drain(plan: DrainPlan): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     this.closeListenSocket();
-    const outcome = await drainConnections(this.registry, deadline, goAwayMaxDelayMs, this.policy.lowWater);
+    const outcome = await drainConnections(this.registry, plan, this.policy.lowWater);
     const { policy } = this;
     this.log.info(
       { ...outcome, slowClosed: policy.slowClosed, lagStarted: policy.lagStarted, expiredClosed: policy.expiredClosed, idleClosed: policy.idleClosed, duplicatesDropped: this.registry.duplicatesDropped },

@@ -93,7 +93,8 @@ export type ShardToPrimary =
 export type PrimaryToShard =
   | { op: 'frames'; batch: ArrayBuffer }
   | { op: 'ready'; ready: boolean }
-  | { op: 'drain'; deadline: number; goAwayMaxDelayMs: number }
+  /** Drain the shard's connections (drain.ts DrainPlan), then end the thread. */
+  | { op: 'drain'; deadline: number; spreadMs: number; goAwayMaxDelayMs: number; reason: string }
   | { op: 'crash' }
   /** An admin API query (admin/shard-query.ts), answered with `admin-reply` and the same `req`. */
   | { op: 'admin'; req: number; query: ShardQuery }

@@ -189,6 +189,47 @@ t.test('listen: prints events as JSON lines and exits after --count', async (t) 
   t.equal(conn.ws.readyState === conn.ws.CLOSED || conn.ws.readyState === conn.ws.CLOSING, true, 'closed its connection');
 });
 
+t.test('listen: a late joiner prints the snapshot it gets, then the live events', async (t) => {
+  const gw = await FakeGateway.start();
+  t.teardown(() => gw.close());
+  gw.publish('quiz', 'question', { q: 1 }, { live: false, snapshot: 'question' });
+  gw.publish('quiz', 'tally', [3, 4], { live: false, snapshot: 'tally' });
+  void gw.nextConnection(1).then(async (conn) => {
+    await gw.waitFrame(conn, (f): f is typeof f => f.t === 'join');
+    gw.publish('quiz', 'tally', [3, 5], { snapshot: 'tally' });
+  });
+  const run = await cli(['listen', '--session', 'quiz', '--user', 'late', '--count', '1'], { SHARDCAST_URL: `http://127.0.0.1:${gw.port}` });
+  t.equal(run.code, 0, run.err);
+  const lines = run.out.map((l) => JSON.parse(l));
+  t.match(lines, [
+    { session: 'quiz', epoch: 'ep1', seq: 2, rec: false, snapshot: { question: { seq: 1, type: 'question', data: { q: 1 } }, tally: { seq: 2, data: [3, 4] } } },
+    { session: 'quiz', seq: 3, type: 'tally', data: [3, 5], key: 'tally' },
+  ]);
+  t.equal(lines.length, 2);
+  t.match(run.err, /joined quiz at epoch ep1 seq 2 \(rec: false: new listener/);
+});
+
+t.test('listen: a resume history no longer covers says rec: false and prints the snapshot instead', async (t) => {
+  const gw = await FakeGateway.start();
+  t.teardown(() => gw.close());
+  gw.publish('quiz', 'question', 'q2', { live: false, snapshot: 'question' });
+  void gw.nextConnection(1).then(async (conn) => {
+    await gw.waitFrame(conn, (f): f is typeof f => f.t === 'join');
+    gw.publish('quiz', 'answer', 'A');
+  });
+  // An epoch the gateway no longer has: nothing to replay from.
+  const run = await cli(['listen', '--session', 'quiz', '--user', 'back', '--since', '7', '--epoch', 'gone', '--count', '1'], {
+    SHARDCAST_URL: `http://127.0.0.1:${gw.port}`,
+  });
+  t.equal(run.code, 0, run.err);
+  const lines = run.out.map((l) => JSON.parse(l));
+  t.match(lines, [
+    { session: 'quiz', epoch: 'ep1', seq: 1, rec: false, snapshot: { question: { seq: 1, data: 'q2' } } },
+    { session: 'quiz', seq: 2, type: 'answer', data: 'A' },
+  ]);
+  t.match(run.err, /rec: false: could not resume after seq 7 of epoch gone/);
+});
+
 t.test('listen: interrupt exits 0', async (t) => {
   const gw = await FakeGateway.start();
   t.teardown(() => gw.close());

@@ -35,7 +35,8 @@ t.test('defaults', async (t) => {
   t.equal(config.devMode, false);
   t.equal(config.idleTimeoutS, 60);
   t.equal(config.drainTimeoutMs, 30000);
-  t.equal(config.goAwayMaxDelayMs, 5000);
+  t.equal(config.drainSpreadMs, 5000);
+  t.equal(config.goAwayMaxDelayMs, 1000);
   t.equal(config.historySize, 1000);
   t.equal(config.sessionTtlMs, 3_600_000);
   t.equal(config.maxBufferBytes, 1048576);
@@ -120,6 +121,7 @@ t.test('every validation error names its key and env var', async (t) => {
     jwtClockSkewS: '601',
     allowedOrigins: 'not an origin',
     drainTimeoutMs: '999',
+    drainSpreadMs: '600001',
     goAwayMaxDelayMs: '60001',
     historySize: '1000001',
     sessionTtlMs: '12.5',
@@ -141,6 +143,7 @@ t.test('every validation error names its key and env var', async (t) => {
     testNetwork: '{"bogus":1}',
     subscriptionLingerMs: '600001',
     streamCheckMs: '3600001',
+    replicas: '0',
     redisUrl: 'http://127.0.0.1:6379',
     redisCluster: 'maybe',
     redisPrefix: 'a{b}:',
@@ -257,6 +260,18 @@ t.test('testHooks is refused with NODE_ENV=production', async (t) => {
   t.match(err.message, /testHooks \(SHARDCAST_TEST_HOOKS\) must not be enabled with NODE_ENV=production/);
   t.equal(loadConfig({ ...BASE, SHARDCAST_TEST_HOOKS: 'true', NODE_ENV: 'test' }).config.testHooks, true);
   t.match(loadConfig({ SHARDCAST_DEV_MODE: '1', NODE_ENV: 'production' }).warnings[0], /devMode .* NODE_ENV=production/);
+});
+
+t.test('the standalone engine is refused under several replicas, and warned about in Kubernetes', async (t) => {
+  const err = configError(t, () => loadConfig({ ...BASE, SHARDCAST_REPLICAS: '3' }));
+  t.match(err.message, /replicas \(SHARDCAST_REPLICAS\) is 3, but the standalone engine .* island/);
+  t.match(err.message, /Set SHARDCAST_REDIS_URL/);
+  t.equal(loadConfig({ ...BASE, SHARDCAST_REPLICAS: '3', SHARDCAST_REDIS_URL: 'redis://127.0.0.1:6379' }).config.replicas, 3, 'fine with Redis');
+  t.equal(loadConfig({ ...BASE }).config.replicas, 1);
+  const k8s = loadConfig({ ...BASE, KUBERNETES_SERVICE_HOST: '10.0.0.1' });
+  t.match(k8s.warnings.join('\n'), /running in Kubernetes with the standalone engine: fine for ONE replica only/);
+  t.same(loadConfig({ ...BASE, KUBERNETES_SERVICE_HOST: '10.0.0.1', SHARDCAST_REPLICAS: '1' }).warnings, [], 'an explicit single replica is not warned about');
+  t.same(loadConfig({ ...BASE, KUBERNETES_SERVICE_HOST: '10.0.0.1', SHARDCAST_REDIS_URL: 'redis://r:6379' }).warnings, [], 'nor the Redis engine');
 });
 
 t.test('jwtPublicKeyFile: parsed at boot, errors name the key', async (t) => {

@@ -42,7 +42,7 @@ t.test('keeps credentials out of the file', async (t) => {
 t.test('the grace-period inputs match the Kubernetes manifests', async (t) => {
   const file = JSON.parse(readFileSync(examplePath, 'utf8')) as Record<string, unknown>;
   const configEnv = readFileSync(fileURLToPath(new URL('../../k8s/base/config.env', import.meta.url)), 'utf8');
-  for (const key of ['drainTimeoutMs', 'goAwayMaxDelayMs'] as const) {
+  for (const key of ['drainSpreadMs', 'drainTimeoutMs', 'goAwayMaxDelayMs'] as const) {
     const env = SCHEMA[key].env;
     const m = new RegExp(`^${env}=(\\d+)$`, 'm').exec(configEnv);
     t.ok(m, `${env} in k8s/base/config.env`);

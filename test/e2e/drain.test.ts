@@ -1,10 +1,93 @@
-// Drain on SIGTERM: with frames still buffered for slow readers, the daemon
-// delivers them, sends a go-away with the resume point and a jittered delay,
-// closes with 1001 and exits 0 inside SHARDCAST_DRAIN_TIMEOUT_MS.
+// Drain on SIGTERM: go-aways spread over SHARDCAST_DRAIN_SPREAD_MS, every client
+// resuming on another instance without loss; with frames still buffered for slow
+// readers, the daemon delivers them, sends a go-away with the resume point and a
+// jittered delay, closes with 1001 and exits 0 inside the drain deadline.
 import t from 'tap';
 import { RawClient } from '../support/raw-client.js';
 import { startDaemon } from '../support/daemon-process.js';
+import { Follower, range as seqRange, redisEnv } from '../support/instances.js';
+import { REDIS_URL, uniquePrefix } from '../support/redis.js';
 import type { GoAwayFrame } from '../../protocol/frames.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('go-aways are spread over SHARDCAST_DRAIN_SPREAD_MS and every client resumes on another instance with nothing lost or doubled', async (t) => {
+  const SPREAD_MS = 3000;
+  const CLIENTS = 60;
+  const env = redisEnv(REDIS_URL, uniquePrefix('drain-spread'));
+  const draining = await startDaemon({ ...env, SHARDCAST_DRAIN_SPREAD_MS: String(SPREAD_MS), SHARDCAST_GO_AWAY_MAX_DELAY_MS: '200', SHARDCAST_DRAIN_TIMEOUT_MS: '10000' });
+  const other = await startDaemon(env);
+  t.teardown(async () => {
+    await draining.stop('SIGKILL');
+    await other.stop('SIGKILL');
+  });
+  const sessions = ['quiz:spread-a', 'quiz:spread-b', 'quiz:spread-c'];
+  let published = 0;
+  const publishOne = async () => {
+    published += 1;
+    const n = published;
+    const r = await other.publish({ events: sessions.map((s) => ({ session: s, type: 'q', data: n, id: `e${n}` })) });
+    if (r.status !== 200) throw new Error(`publish: ${r.status} ${JSON.stringify(r.body)}`);
+  };
+  await publishOne();
+  const followers = seqRange(1, CLIENTS).map((i) => new Follower(sessions[i % sessions.length]!, `p${i}`));
+  // From seq 0 of the session's epoch: every follower must end with 1..N.
+  const epochs = new Map<string, string>();
+  for (const s of sessions) {
+    const probe = await RawClient.connect(other.ws, { user: 'probe' });
+    const joined = await probe.join(s);
+    await probe.close();
+    if (joined.t !== 'joined') throw new Error(`probe join: ${JSON.stringify(joined)}`);
+    epochs.set(s, joined.ep);
+  }
+  await Promise.all(followers.map((f) => f.connect(draining, { ep: epochs.get(f.session)!, seq: 0 })));
+
+  // Events keep flowing through the drain, at 20 per second per session.
+  let flowing = true;
+  const publishing = (async () => {
+    while (flowing) {
+      await publishOne();
+      await sleep(50);
+    }
+  })();
+  await sleep(300);
+
+  const sigtermAt = Date.now();
+  const exited = draining.stop('SIGTERM');
+  const goAwayAt: number[] = [];
+  const moved = followers.map(async (f) => {
+    const g = await f.client.next((x): x is GoAwayFrame => x.t === 'goaway', 30_000);
+    goAwayAt.push(Date.now() - sigtermAt);
+    t.ok(g.delay >= 0 && g.delay <= 200, 'reconnect delay within SHARDCAST_GO_AWAY_MAX_DELAY_MS', { diagnostic: false });
+    const closed = await f.client.closed;
+    t.equal(closed.code, 1001, 'closed with 1001', { diagnostic: false });
+    f.collect();
+    await sleep(g.delay);
+    await f.connect(other);
+  });
+  await Promise.all(moved);
+  const { code } = await exited;
+  t.equal(code, 0, 'the draining instance exited 0');
+  flowing = false;
+  await publishing;
+
+  goAwayAt.sort((x, y) => x - y);
+  const first = goAwayAt[0]!;
+  const last = goAwayAt[goAwayAt.length - 1]!;
+  t.comment(`go-aways received from ${first} to ${last} ms after SIGTERM (window ${SPREAD_MS} ms)`);
+  t.ok(last - first >= SPREAD_MS / 2, `go-aways spread over at least half the window (${last - first} ms)`);
+  // Evenly spaced: each third of the window saw a fair share (a burst would put them all in one).
+  const thirds = [0, 1, 2].map((k) => goAwayAt.filter((ms) => ms - first >= (k * SPREAD_MS) / 3 && ms - first < ((k + 1) * SPREAD_MS) / 3).length);
+  t.ok(thirds.every((n) => n >= CLIENTS / 6), `each third of the window got a share of the go-aways (${thirds.join(' / ')})`);
+
+  await Promise.all(followers.map((f) => f.reach(published, 20_000)));
+  await sleep(300); // a duplicate would arrive now
+  for (const f of followers) f.collect();
+  const wrong = followers.filter((f) => f.seqs.join() !== seqRange(1, published).join());
+  t.same(wrong.map((f) => `${f.user}: ${f.seqs.length} events, first gap or duplicate near ${f.seqs.find((s, i) => s !== i + 1)}`), [], `every client got seqs 1..${published} exactly once, in order`);
+  t.ok(followers.every((f) => f.joins.length === 2 && f.joins[1]!.rec), 'every client resumed on the other instance from its own position (rec: true)');
+  await Promise.all(followers.map((f) => f.client.close()));
+});
 
 const EVENTS = 600;
 const DRAIN_MS = 8000;

@@ -106,8 +106,8 @@ export class DaemonProcess {
   }
 }
 
-/** Starts the daemon with `SHARDCAST_*` overrides and waits until it listens. */
-export async function startDaemon(env: Record<string, string> = {}): Promise<DaemonProcess> {
+/** Starts the daemon with `SHARDCAST_*` overrides and waits until it listens (15 s unless `listenTimeoutMs` says otherwise). */
+export async function startDaemon(env: Record<string, string> = {}, opts: { listenTimeoutMs?: number } = {}): Promise<DaemonProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
   const proc = spawn(process.execPath, [MAIN], {
     env: {
@@ -117,20 +117,23 @@ export async function startDaemon(env: Record<string, string> = {}): Promise<Dae
       SHARDCAST_SHARDS: '2',
       SHARDCAST_DEV_MODE: 'true',
       SHARDCAST_LOG_LEVEL: 'info',
+      // Go-aways all at once unless a test spreads them: stopping a daemon in
+      // teardown should not wait out the production window.
+      SHARDCAST_DRAIN_SPREAD_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const daemon = new DaemonProcess(proc);
+  let line: LogLine;
   try {
-    // Generous: a loaded CI machine has taken more than 15 s to start one.
-    const line = await daemon.waitForLine((l) => l.msg === 'listening' && typeof l.port === 'number', 30_000);
-    daemon.port = line.port as number;
-    daemon.adminPort = typeof line.adminPort === 'number' ? line.adminPort : 0;
+    line = await daemon.waitForLine((l) => l.msg === 'listening' && typeof l.port === 'number', opts.listenTimeoutMs ?? 30_000);
   } catch (err) {
-    // Nobody owns a daemon that never said it listens: end it here, or it keeps the test process alive.
+    // Nobody else holds the process: do not leave it running.
     proc.kill('SIGKILL');
     throw err;
   }
+  daemon.port = line.port as number;
+  daemon.adminPort = typeof line.adminPort === 'number' ? line.adminPort : 0;
   return daemon;
 }
