@@ -1,25 +1,38 @@
 import t from 'tap';
-import { backoffDelay, DEFAULT_BACKOFF } from '../../protocol/client/index.js';
+import { backoffCap, backoffDelay, backoffPolicy, DEFAULT_BACKOFF, MIN_CAP_MS, MIN_FLOOR_MS } from '../../protocol/client/index.js';
 
-t.test('full jitter: uniform in [0, min(maxMs, baseMs * 2^attempt))', async (t) => {
-  const policy = { baseMs: 100, maxMs: 1000 };
-  const caps = [100, 200, 400, 800, 1000, 1000];
+t.test('jitter: uniform in [minMs, min(maxMs, baseMs * 1.5^attempt))', async (t) => {
+  const policy = { minMs: 100, baseMs: 200, maxMs: 1000 };
+  const caps = [200, 300, 450, 675, 1000, 1000];
   caps.forEach((cap, attempt) => {
-    t.equal(backoffDelay(attempt, policy, () => 0), 0, `attempt ${attempt}: lowest is 0`);
-    t.equal(backoffDelay(attempt, policy, () => 0.5), cap / 2, `attempt ${attempt}: middle is cap/2`);
+    t.equal(backoffCap(attempt, policy), cap, `attempt ${attempt}: cap ${cap}`);
+    t.equal(backoffDelay(attempt, policy, () => 0), 100, `attempt ${attempt}: lowest is the floor`);
+    t.equal(backoffDelay(attempt, policy, () => 0.5), 100 + Math.floor((cap - 100) / 2), `attempt ${attempt}: middle`);
     t.equal(backoffDelay(attempt, policy, () => 0.999999), cap - 1, `attempt ${attempt}: highest is just under ${cap}`);
   });
 });
 
-t.test('huge attempt numbers stay at maxMs (no Infinity/NaN)', async (t) => {
-  t.equal(backoffDelay(5000, DEFAULT_BACKOFF, () => 0.5), DEFAULT_BACKOFF.maxMs / 2);
-  t.equal(backoffDelay(-3, DEFAULT_BACKOFF, () => 0.5), DEFAULT_BACKOFF.baseMs / 2, 'negative attempts count as 0');
+t.test('the first attempt after a loss comes within a few hundred ms by default', async (t) => {
+  t.same(DEFAULT_BACKOFF, { minMs: 100, baseMs: 300, maxMs: 10_000 });
+  for (let i = 0; i < 1000; i++) {
+    const d = backoffDelay(0);
+    if (!(d >= 100 && d < 300)) t.fail(`first delay out of [100, 300): ${d}`);
+  }
 });
 
-t.test('defaults: 500 ms base, 30 s max; with Math.random values stay in range', async (t) => {
-  t.same(DEFAULT_BACKOFF, { baseMs: 500, maxMs: 30_000 });
-  for (let i = 0; i < 1000; i++) {
-    const d = backoffDelay(i % 12);
-    if (!(d >= 0 && d < Math.min(30_000, 500 * 2 ** (i % 12)))) t.fail(`out of range: ${d}`);
+t.test('options cannot set the floor or the cap to zero', async (t) => {
+  t.same(backoffPolicy({ minMs: 0, baseMs: 0, maxMs: 0 }), { minMs: MIN_FLOOR_MS, baseMs: MIN_FLOOR_MS, maxMs: MIN_CAP_MS });
+  t.same(backoffPolicy({ minMs: -5, baseMs: Number.NaN, maxMs: Infinity }), { minMs: MIN_FLOOR_MS, baseMs: 300, maxMs: 10_000 }, 'non-finite values take the defaults');
+  t.same(backoffPolicy({ baseMs: 5_000, maxMs: 2_000 }), { minMs: 100, baseMs: 5_000, maxMs: 5_000 }, 'the cap is at least the first cap');
+  t.same(backoffPolicy(), DEFAULT_BACKOFF);
+  const zero = backoffPolicy({ minMs: 0, baseMs: 0, maxMs: 0 });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (backoffDelay(attempt, zero, () => 0) < MIN_FLOOR_MS) t.fail(`attempt ${attempt} below the floor`);
   }
+});
+
+t.test('huge attempt numbers stay at maxMs (no Infinity/NaN)', async (t) => {
+  t.equal(backoffCap(5000), DEFAULT_BACKOFF.maxMs);
+  t.equal(backoffDelay(5000, DEFAULT_BACKOFF, () => 0.999999), DEFAULT_BACKOFF.maxMs - 1);
+  t.equal(backoffCap(-3), DEFAULT_BACKOFF.baseMs, 'negative attempts count as 0');
 });
