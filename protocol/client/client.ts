@@ -258,6 +258,8 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   #pingTimer: ReturnType<typeof setInterval> | null = null;
   /** Armed when a ping is sent; any frame from the server disarms it. */
   #pongTimer: Timer | null = null;
+  /** How long a ping may go unanswered on the current connection. */
+  #pongTimeoutMs = PONG_TIMEOUT_MS;
   /** Send times of the pings in flight, by request id (for the clock offset). */
   readonly #pingsSent = new Map<number, number>();
   /** Recent clock samples: round trip and offset, newest last. */
@@ -614,13 +616,14 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   #startPings(socket: WebSocketLike, idleSeconds: number): void {
     const idleMs = idleSeconds > 0 ? (idleSeconds * 1000) / 2 : Infinity;
     const intervalMs = Math.max(MIN_PING_INTERVAL_MS, Math.min(this.#pingIntervalMs, idleMs));
+    this.#pongTimeoutMs = Math.min(PONG_TIMEOUT_MS, intervalMs);
     this.#sendPing(socket);
     this.#pingTimer = setInterval(() => this.#sendPing(socket), intervalMs);
   }
 
   #sendPing(socket: WebSocketLike): void {
     if (socket !== this.#socket || this.#pongTimer) return;
-    const pongTimeoutMs = Math.min(PONG_TIMEOUT_MS, this.#pingIntervalMs);
+    const pongTimeoutMs = this.#pongTimeoutMs;
     this.#pongTimer = setTimeout(() => {
       this.#pongTimer = null;
       this.#abandon(socket, `no reply to ping within ${pongTimeoutMs} ms`);
