@@ -20,7 +20,7 @@ await build({
   platform: 'browser',
   target: 'es2022',
   minify: true,
-  sourcemap: true,
+  sourcemap: false,
   legalComments: 'none',
   logLevel: 'warning',
 });
