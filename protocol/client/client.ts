@@ -56,7 +56,7 @@ export interface ReconnectOptions {
   enabled?: boolean;
   /** Shortest delay of any attempt in ms (default 100, at least 50). */
   minMs?: number;
-  /** Cap of the first attempt's delay in ms (default 300); the cap grows ×1.5 per failed attempt in a row. */
+  /** Cap of the delays in ms while failing for under 2 · baseMs (default 300); later the cap is half the time since the connection was lost. */
   baseMs?: number;
   /** Largest delay cap in ms (default 10000, at least 1000). */
   maxMs?: number;
@@ -244,8 +244,8 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   #hello: HelloFrame | null = null;
   /** Bumped by every attempt so a token function that resolves late cannot revive a stale attempt. */
   #attemptSeq = 0;
-  /** Failed attempts since the last `hello`; drives the backoff. */
-  #failures = 0;
+  /** When the connection was lost and attempts began failing (null once a connection and its joins succeeded); drives the backoff. */
+  #failingSince: number | null = null;
   #lastTransportError: string | undefined;
   /** Set by `goaway`: no reconnect before this time (ms since epoch). */
   #goAwayUntil = 0;
@@ -269,6 +269,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
 
   readonly #subs = new Map<string, Subscription>();
   readonly #joinIds = new Map<number, Subscription>();
+  /** When each subscription's join was first refused (retryable refusals); drives its retry delay. */
   readonly #joinFailures = new Map<Subscription, number>();
   readonly #pending = new Set<Pending>();
   readonly #inflight = new Map<number, Pending>();
@@ -485,7 +486,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     }
     if (this.#state === 'reconnecting' && this.#reconnectTimer && this.#goAwayUntil === 0) {
       clearTimeout(this.#reconnectTimer);
-      this.#failures = 0;
+      this.#failingSince = null;
       this.#reconnectTimer = setTimeout(() => void this.#open(), backoffDelay(0, this.#backoff));
     } else if (this.#state === 'open' && this.#socket) {
       // The old socket may have died unnoticed while offline: a ping finds out fast.
@@ -557,7 +558,9 @@ export class ShardcastClient extends Emitter<ClientEvents> {
       // that never says it is back.
       delay = this.#backoff.maxMs;
     } else {
-      delay = backoffDelay(this.#failures++, this.#backoff);
+      const now = Date.now();
+      this.#failingSince ??= now;
+      delay = backoffDelay(now - this.#failingSince, this.#backoff);
     }
     this.#logger?.debug?.({ code, reason, error, reconnectInMs: delay }, 'shardcast: disconnected');
     this.#setState('reconnecting');
@@ -699,7 +702,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
         this.#joinIds.delete(frame.id);
         if (!sub || this.#subs.get(sub.session) !== sub) return;
         this.#joinFailures.delete(sub);
-        this.#failures = 0;
+        if ([...this.#subs.values()].every((s) => s.state === 'joined' || s === sub)) this.#failingSince = null;
         sub.handleJoined(frame);
         this.#flush(sub);
         return;
@@ -738,7 +741,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     this.#hello = hello;
     // SPEC §20: the backoff resets once a connection said hello and a join succeeded
     // (a server that accepts and then fails every join must not be hammered).
-    if (this.#subs.size === 0) this.#failures = 0;
+    if (this.#subs.size === 0) this.#failingSince = null;
     this.#goAwayUntil = 0;
     this.#lastTransportError = undefined;
     this.#setState('open');
@@ -780,14 +783,14 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     if (this.#subs.get(sub.session) !== sub) return;
     sub.handleJoinError(error);
     if (error.retryable && this.#reconnectEnabled) {
-      const failures = this.#joinFailures.get(sub) ?? 0;
-      this.#joinFailures.set(sub, failures + 1);
+      const since = this.#joinFailures.get(sub) ?? Date.now();
+      this.#joinFailures.set(sub, since);
       const socket = this.#socket;
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
         // After a reconnect the hello already rejoined it.
         if (socket === this.#socket && this.#state === 'open' && this.#subs.get(sub.session) === sub) this.#sendJoin(sub);
-      }, backoffDelay(failures, this.#backoff));
+      }, backoffDelay(Date.now() - since, this.#backoff));
       this.#timers.add(timer);
       return;
     }
