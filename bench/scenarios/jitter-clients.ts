@@ -6,7 +6,8 @@
  * to a port that refuses them at once). It measures what each client's application
  * sees: every event index once, the latency of each event from its publish, which
  * events came as a replay after a resume, how long each outage kept the client away,
- * and how many connection attempts it took.
+ * and how many connection attempts it took. With JITTER_DEBUG=1 it prints each
+ * outage's timeline (disconnects, hello, rejoin) to stderr.
  */
 import { WebSocket } from 'ws';
 import { ShardcastClient, type WebSocketConstructor } from '../../protocol/client/index.js';
@@ -196,9 +197,9 @@ async function onCommand(command: JitterCommand): Promise<void> {
         report.attempts += c.attempts;
         report.disconnects += c.disconnects;
       }
-      send({ op: 'report', report });
       await Promise.all(clients.map((c) => c.client.close()));
-      process.disconnect?.();
+      // The parent disconnects once it has the report; with no socket or timer left, the process then exits.
+      send({ op: 'report', report });
       return;
     }
   }

@@ -84,6 +84,7 @@ export const jitter: ScenarioRun = async (target, _generator, options, progress)
     const reports = children.map((child) => expect(child, 'report', SETTLE_MS + 60_000));
     for (const child of children) child.send({ op: 'finish', events: options.events, settleMs: SETTLE_MS } satisfies JitterCommand);
     const parts = (await Promise.all(reports)).map((m) => m.report);
+    for (const child of children) child.disconnect();
 
     const all: JitterReport = {
       clients: 0, expected: 0, delivered: 0, duplicated: 0, latencies: [], replayed: [], outages: [], afterReturn: [], firstTry: [], kills: 0, attempts: 0, disconnects: 0,

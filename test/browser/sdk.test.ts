@@ -149,6 +149,7 @@ if (skip !== null) {
 
   t.test('go-away, then a restart on a new epoch: not recovered, and the snapshot', async (t) => {
     const first = await startDaemon();
+    t.teardown(() => first.stop());
     const port = first.port;
     const { page } = await openPage();
     t.teardown(() => page.close());
