@@ -43,6 +43,22 @@ t.test('token as a subprotocol, as a query parameter, and the server clock', asy
   const forged = new ShardcastClient({ url: daemon.ws, token: `${token.slice(0, -4)}AAAA`, WebSocket: Recording });
   await t.rejects(forged.connect(), { code: CloseCode.AuthFailed }, 'a bad token in the subprotocol is refused with 4501');
 
+  // Precedence (SPEC §3): the Authorization header, then the subprotocol, then the query parameter.
+  const helloUser = (url: string, protocols: string[], headers: Record<string, string> = {}) =>
+    new Promise<string>((resolve, reject) => {
+      const ws = new WebSocket(url, protocols, { headers });
+      ws.binaryType = 'arraybuffer';
+      ws.once('message', () => {
+        ws.terminate();
+        resolve('hello');
+      });
+      ws.once('close', (code) => resolve(`closed ${code}`));
+      ws.once('error', reject);
+    });
+  t.equal(await helloUser(`${daemon.ws}?token=bad`, ['shardcast.v1', `bearer.${token}`]), 'hello', 'the subprotocol wins over the query parameter');
+  t.equal(await helloUser(daemon.ws, ['shardcast.v1', 'bearer.bad'], { authorization: `Bearer ${token}` }), 'hello', 'the header wins over the subprotocol');
+  t.equal(await helloUser(`${daemon.ws}?token=${token}`, ['shardcast.v1', 'bearer.bad']), `closed ${CloseCode.AuthFailed}`, 'a bad subprotocol token is not rescued by the query');
+
   // serverTimeOffset: the first ping goes right after hello; daemon and test share a clock.
   const end = Date.now() + 10_000;
   while (viaProtocol.serverTimeOffset() === null && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
