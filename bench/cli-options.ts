@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { DEFAULT_TARGETS, isTargetName, TARGET_NAMES, type TargetName } from './targets/target.js';
 
 /** Scenario names. */
-export const SCENARIOS = ['fanout', 'sessions', 'capacity', 'churn'] as const;
+export const SCENARIOS = ['fanout', 'sessions', 'capacity', 'churn', 'jitter'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** Everything a bench run is told. */
@@ -43,17 +43,17 @@ export class UsageError extends Error {
 /** Help text. */
 export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
 
-  --clients N     client connections (fanout 1000, sessions 10000, capacity 15000, churn 1000)
-  --sessions S    sessions the clients are spread over (fanout 1, sessions 1000, capacity 100, churn 10)
-  --events E      events per session (fanout 50, sessions 20, capacity 1, churn 100)
+  --clients N     client connections (fanout 1000, sessions 10000, capacity 15000, churn 1000, jitter 1000)
+  --sessions S    sessions the clients are spread over (fanout 1, sessions 1000, capacity 100, churn 10, jitter 1)
+  --events E      events per session (fanout 50, sessions 20, capacity 1, churn 100, jitter 120)
   --rate R        publish ticks per second, one event to every session per tick
-                  (fanout: 20, lowered to keep clients×rate ≤ 50,000 frames/s; sessions 5; capacity 1; churn 10)
+                  (fanout: 20, lowered to keep clients×rate ≤ 50,000 frames/s; sessions 5; capacity 1; churn 10; jitter 2)
   --warmup W      unmeasured ticks first, to warm up JITs (default 5; capacity 0)
   --targets a,b   any of ${TARGET_NAMES.join(', ')}
-                  (default: ${DEFAULT_TARGETS.join(', ')}; the shardcast-redis* targets need the
+                  (default: ${DEFAULT_TARGETS.join(', ')}; jitter: shardcast; the shardcast-redis* targets need the
                   Redis of BENCH_REDIS_URL, default redis://127.0.0.1:6379; shardcast-amqp the
                   RabbitMQ of BENCH_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
-  --threads T     client threads (default: cores)
+  --threads T     client threads (default: cores; jitter: client processes, at least 2)
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
   --churn C       churn: connections cycling at once (default 100)
   --rounds K      churn: repeat the run K times on the same server (default 2)
@@ -78,7 +78,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     throw new UsageError(`first argument must be a scenario (${SCENARIOS.join(', ')}), got ${scenario ?? 'nothing'}`);
   }
   const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn' | 'warmup' | 'rounds', number>> = {};
-  let targets: TargetName[] = [...DEFAULT_TARGETS];
+  let targets: TargetName[] | undefined;
   let json = false;
   let markdown = false;
   let joinLeave = false;
@@ -131,6 +131,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     sessions: { clients: 10_000, sessions: 1000, events: 20, rate: 5 },
     capacity: { clients: 15_000, sessions: 100, events: 1, rate: 1 },
     churn: { clients: 1000, sessions: 10, events: 100, rate: 10 },
+    jitter: { clients: 1000, sessions: 1, events: 120, rate: 2 },
   }[name];
   const clients = given.clients ?? defaults.clients;
   const sessions = name === 'fanout' ? 1 : (given.sessions ?? defaults.sessions);
@@ -146,7 +147,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     events: given.events ?? defaults.events,
     rate,
     warmup: given.warmup ?? (name === 'capacity' ? 0 : 5),
-    targets,
+    // jitter drives the Shardcast SDK: only shardcast targets speak its protocol.
+    targets: targets ?? (name === 'jitter' ? ['shardcast'] : [...DEFAULT_TARGETS]),
     json,
     markdown,
     joinLeave,

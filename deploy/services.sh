@@ -518,6 +518,7 @@ install_missing() {
   elif ! have redis-cli; then pkgs+=(redis-tools)
   fi
   if ! amqp_answers && ! have rabbitmq-server; then pkgs+=(rabbitmq-server); fi
+  if [ ! -x /usr/bin/chromium ]; then pkgs+=(chromium); fi  # the SDK's browser tests (test/browser/) drive it headless
   if [ "${#pkgs[@]}" -gt 0 ]; then install_packages "${pkgs[@]}" || true; fi
 }
 

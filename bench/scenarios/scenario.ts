@@ -10,6 +10,7 @@ import type { BenchResult } from './broadcast-run.js';
 import { capacity } from './capacity.js';
 import { churn } from './churn.js';
 import { fanout } from './fanout.js';
+import { jitter } from './jitter.js';
 import { sessions } from './sessions.js';
 
 /** One scenario's run against one target. */
@@ -31,6 +32,8 @@ export function scenarioRun(name: ScenarioName): ScenarioRun {
       return capacity;
     case 'churn':
       return churn;
+    case 'jitter':
+      return jitter;
     default:
       throw new Error(`bench: unknown scenario ${String(name satisfies never)}`);
   }

@@ -52,10 +52,20 @@ function originAllowed(allowed: readonly string[], origin: string): boolean {
   return allowed.length === 0 || origin === '' || allowed.includes(origin);
 }
 
-function tokenOf(req: HttpRequest): string | undefined {
-  const header = req.getHeader('authorization');
-  if (header.startsWith('Bearer ')) return header.slice(7).trim();
-  const query = req.getQuery('token');
+/** Prefix of the subprotocol that carries a token (SPEC §3): `bearer.<token>`. */
+const BEARER_PROTOCOL = 'bearer.';
+
+/**
+ * The token of an upgrade: the Authorization header, else a `bearer.<token>`
+ * subprotocol (how browsers keep it out of URLs and logs), else the `token` query
+ * parameter. The bearer entry is never selected as the answer's subprotocol.
+ */
+export function tokenOf(authorization: string, protocols: string, query: string | undefined): string | undefined {
+  if (authorization.startsWith('Bearer ')) return authorization.slice(7).trim();
+  for (const entry of protocols.split(',')) {
+    const offered = entry.trim();
+    if (offered.startsWith(BEARER_PROTOCOL) && offered.length > BEARER_PROTOCOL.length) return offered.slice(BEARER_PROTOCOL.length);
+  }
   return query === '' || query === undefined ? undefined : query;
 }
 
@@ -97,7 +107,8 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       } else if (!originAllowed(config.allowedOrigins, origin)) {
         data.refusal = { code: CloseCode.Forbidden, reason: `origin ${origin.slice(0, 80)} is not allowed` };
       } else {
-        const auth = authenticate({ token: tokenOf(req), devUser: req.getQuery('user') || undefined }, { config });
+        const token = tokenOf(req.getHeader('authorization'), protocolHeader, req.getQuery('token'));
+        const auth = authenticate({ token, devUser: req.getQuery('user') || undefined }, { config });
         if (auth.ok) data.principal = auth.principal;
         else data.refusal = { code: auth.closeCode, reason: auth.reason };
       }

@@ -4,18 +4,25 @@
  * and any number of subscriptions (joined sessions).
  *
  * What it guarantees:
- * - Reconnects after retryable close codes with full-jitter exponential backoff
- *   (reset after each `hello`), after a go-away no sooner than the server's delay,
- *   and rejoins every subscription from its last (epoch, seq) so the server replays
- *   what was missed; subscriptions drop anything already delivered.
+ * - Reconnects after retryable close codes: the first attempt within a few hundred
+ *   ms, later ones with a jittered delay that grows only while attempts keep failing
+ *   (backoff.ts; reset once a connection said `hello` and its joins succeeded); in a
+ *   browser that reports itself offline it waits for the `online` event instead of
+ *   counting failures. After a go-away no sooner than the server's delay. Rejoins
+ *   every subscription from its last (epoch, seq) so the server replays what was
+ *   missed; subscriptions drop anything already delivered.
+ * - Notices a dead link within pingIntervalMs + 5 s: it pings on that interval and
+ *   drops a connection from which nothing came back within 5 s of a ping.
+ * - A listener that throws is reported (logger.error/warn, else console.error, and
+ *   the 'error' event) and never stops delivery to the other listeners.
  * - Stops on terminal close codes (4500–4999, 1000, and 4004 with a fixed token) and
  *   reports them through 'error' and 'closed'.
  * - Commands are resent with the same cid after a reconnect until their timeout, so
  *   an answer is applied once even when the connection drops mid-request.
  * - After close() no timer or socket is left: a Node process can exit.
  */
-import { decode, encodeClientFrame } from '../codec.js';
-import { CloseCode, ErrorCode, closeIsRetryable, errorIsRetryable } from '../codes.js';
+import { decode, encodeClientFrame } from './wire/codec.js';
+import { CloseCode, ErrorCode, closeIsRetryable, errorIsRetryable } from './wire/codes.js';
 import {
   SESSION_ID_PATTERN,
   SUBPROTOCOL,
@@ -26,8 +33,8 @@ import {
   type PresenceEntry,
   type ServerFrame,
   type Value,
-} from '../frames.js';
-import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from './backoff.js';
+} from './wire/frames.js';
+import { backoffDelay, backoffPolicy, type BackoffPolicy } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, ShardcastError } from './errors.js';
 import { parseServerFrame } from './server-frame.js';
@@ -43,13 +50,15 @@ import { SOCKET_CLOSED, type WebSocketConstructor, type WebSocketLike } from './
 /** A token, or a function called before every connection attempt to get a fresh one. */
 export type TokenSource = string | (() => string | Promise<string>);
 
-/** Reconnect policy (see backoff.ts). */
+/** Reconnect policy (see backoff.ts); floors and caps below the minimums are raised to them. */
 export interface ReconnectOptions {
   /** Reconnect after retryable closes (default true). */
   enabled?: boolean;
-  /** Cap of the first attempt's delay in ms (default 500). */
+  /** Shortest delay of any attempt in ms (default 100, at least 50). */
+  minMs?: number;
+  /** Cap of the delays in ms while failing for under 2 · baseMs (default 300); later the cap is half the time since the connection was lost. */
   baseMs?: number;
-  /** Largest delay cap in ms (default 30000). */
+  /** Largest delay cap in ms (default 10000, at least 1000). */
   maxMs?: number;
 }
 
@@ -57,6 +66,7 @@ export interface ReconnectOptions {
 export interface ClientLogger {
   debug?(fields: object, msg: string): void;
   warn?(fields: object, msg: string): void;
+  error?(fields: object, msg: string): void;
 }
 
 /** Connection state: `idle` before connect(), `connecting` during an attempt, `open` after `hello`, `reconnecting` while waiting to retry, `closed` for good. */
@@ -64,10 +74,17 @@ export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 
 
 /** Options of `new ShardcastClient()`. */
 export interface ClientOptions {
-  /** WebSocket endpoint, e.g. `ws://127.0.0.1:8080/v1/ws`. */
+  /** WebSocket endpoint, e.g. `ws://127.0.0.1:8080/v1/ws`; in a page a relative URL (`/v1/ws`) or an http(s) URL resolves against the page's location. */
   url: string;
-  /** JWT sent as the `token` query parameter. */
+  /** JWT; sent in the `Sec-WebSocket-Protocol` header as `bearer.<token>` (see `tokenTransport`). */
   token?: TokenSource;
+  /**
+   * How the token travels: `protocol` (default) offers it as the subprotocol
+   * `bearer.<token>` next to `shardcast.v1`, which keeps it out of URLs and so out of
+   * browser and proxy logs; `query` sends `?token=` (servers before protocol tokens).
+   * A token with characters a subprotocol cannot hold goes in the query either way.
+   */
+  tokenTransport?: 'protocol' | 'query';
   /** User id for servers in dev mode (sent as the `user` query parameter). */
   user?: string;
   /** WebSocket constructor (default `globalThis.WebSocket`; in Node pass `WebSocket` from `ws`). */
@@ -78,9 +95,11 @@ export interface ClientOptions {
   commandTimeoutMs?: number;
   /** Longest wait for a socket to open and say `hello`, in ms, before the attempt counts as failed (default 10000). */
   connectTimeoutMs?: number;
+  /** Interval of `ping` frames in ms (default 10000, at least 1000, at most half the server's idle timeout); a connection that answers nothing within 5 s of a ping is dropped. */
+  pingIntervalMs?: number;
   /** Called on every state change. */
   onStateChange?: (state: ConnectionState, previous: ConnectionState) => void;
-  /** Where the client logs connection changes and ignored frames. */
+  /** Where the client logs connection changes, ignored frames and listener exceptions (default: listener exceptions go to console.error). */
   logger?: ClientLogger;
 }
 
@@ -138,7 +157,38 @@ interface Pending {
 const DEFAULT_TIMEOUT_MS = 10_000;
 const CLOSE_WAIT_MS = 2_000;
 const PONG_TIMEOUT_MS = 5_000;
+const DEFAULT_PING_INTERVAL_MS = 10_000;
+const MIN_PING_INTERVAL_MS = 1_000;
+/** Clock samples kept; the offset comes from the one with the lowest round trip. */
+const CLOCK_SAMPLES = 8;
 const MAX_REQUEST_ID = 0xffff_ffff;
+/** Characters a token may have to travel as a subprotocol (RFC 7230 tchar minus a few; JWTs fit). */
+const PROTOCOL_TOKEN = /^[A-Za-z0-9._~+-]+$/;
+/** Prefix of the subprotocol carrying the token (SPEC §3). */
+const BEARER_PREFIX = 'bearer.';
+
+/** Browser window events the client follows (absent in Node). */
+interface NetworkEvents {
+  addEventListener(type: 'online' | 'offline', listener: () => void): void;
+  removeEventListener(type: 'online' | 'offline', listener: () => void): void;
+}
+
+/** The page's window when it reports network changes, else null (Node, workers without navigator.onLine). */
+function browserNetwork(): { events: NetworkEvents; isOnline: () => boolean } | null {
+  const g = globalThis as { addEventListener?: unknown; removeEventListener?: unknown; navigator?: { onLine?: unknown } };
+  if (typeof g.addEventListener !== 'function' || typeof g.removeEventListener !== 'function') return null;
+  if (typeof g.navigator?.onLine !== 'boolean') return null;
+  const nav = g.navigator as { onLine: boolean };
+  return { events: g as NetworkEvents, isOnline: () => nav.onLine };
+}
+
+/** `url` resolved against the page (relative and http(s) URLs become ws(s) URLs). */
+export function resolveUrl(url: string, base: string | undefined): URL {
+  const resolved = base === undefined ? new URL(url) : new URL(url, base);
+  if (resolved.protocol === 'http:') resolved.protocol = 'ws:';
+  else if (resolved.protocol === 'https:') resolved.protocol = 'wss:';
+  return resolved;
+}
 
 const closeCodeNames = new Map<number, string>(Object.entries(CloseCode).map(([name, code]) => [code, name]));
 const errorCodeNames = new Map<number, string>(Object.entries(ErrorCode).map(([name, code]) => [code, name]));
@@ -180,16 +230,22 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   readonly #backoff: BackoffPolicy;
   readonly #timeoutMs: number;
   readonly #connectTimeoutMs: number;
+  readonly #pingIntervalMs: number;
+  readonly #tokenTransport: 'protocol' | 'query';
   readonly #onStateChange: ClientOptions['onStateChange'];
-  readonly #logger: ClientLogger;
+  readonly #logger: ClientLogger | null;
+  readonly #network = browserNetwork();
+  readonly #onOnline = (): void => this.#networkChanged(true);
+  readonly #onOffline = (): void => this.#networkChanged(false);
+  #networkWatched = false;
 
   #state: ConnectionState = 'idle';
   #socket: WebSocketLike | null = null;
   #hello: HelloFrame | null = null;
   /** Bumped by every attempt so a token function that resolves late cannot revive a stale attempt. */
   #attemptSeq = 0;
-  /** Failed attempts since the last `hello`; drives the backoff. */
-  #failures = 0;
+  /** When the connection was lost and attempts began failing (null once a connection and its joins succeeded); drives the backoff. */
+  #failingSince: number | null = null;
   #lastTransportError: string | undefined;
   /** Set by `goaway`: no reconnect before this time (ms since epoch). */
   #goAwayUntil = 0;
@@ -202,11 +258,18 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   #pingTimer: ReturnType<typeof setInterval> | null = null;
   /** Armed when a ping is sent; any frame from the server disarms it. */
   #pongTimer: Timer | null = null;
+  /** How long a ping may go unanswered on the current connection. */
+  #pongTimeoutMs = PONG_TIMEOUT_MS;
+  /** Send times of the pings in flight, by request id (for the clock offset). */
+  readonly #pingsSent = new Map<number, number>();
+  /** Recent clock samples: round trip and offset, newest last. */
+  #clockSamples: { rtt: number; offset: number }[] = [];
   /** Join retries; all cleared on close. */
   readonly #timers = new Set<Timer>();
 
   readonly #subs = new Map<string, Subscription>();
   readonly #joinIds = new Map<number, Subscription>();
+  /** When each subscription's join was first refused (retryable refusals); drives its retry delay. */
   readonly #joinFailures = new Map<Subscription, number>();
   readonly #pending = new Set<Pending>();
   readonly #inflight = new Map<number, Pending>();
@@ -220,14 +283,13 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     this.#user = options.user;
     this.#WebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.#reconnectEnabled = options.reconnect?.enabled ?? true;
-    this.#backoff = {
-      baseMs: options.reconnect?.baseMs ?? DEFAULT_BACKOFF.baseMs,
-      maxMs: options.reconnect?.maxMs ?? DEFAULT_BACKOFF.maxMs,
-    };
+    this.#backoff = backoffPolicy(options.reconnect);
     this.#timeoutMs = options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#pingIntervalMs = Math.max(MIN_PING_INTERVAL_MS, options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS);
+    this.#tokenTransport = options.tokenTransport ?? 'protocol';
     this.#onStateChange = options.onStateChange;
-    this.#logger = options.logger ?? {};
+    this.#logger = options.logger ?? null;
     this.onListenerError = (err) => this.#reportListenerError(err);
     this.#host = {
       publish: (sub, type, data, opts) => this.#publish(sub, type, data, opts),
@@ -246,6 +308,17 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   /** The `hello` of the current connection (connection id, user, ping interval), or null when not connected. */
   get hello(): HelloFrame | null {
     return this.#hello;
+  }
+
+  /**
+   * Milliseconds to add to Date.now() to get the server's clock, estimated from
+   * ping/pong round trips (`now + rtt/2 − receive time` of the recent sample with the
+   * lowest round trip); null before the first pong that carried the server's time.
+   */
+  serverTimeOffset(): number | null {
+    let best: { rtt: number; offset: number } | null = null;
+    for (const sample of this.#clockSamples) if (best === null || sample.rtt < best.rtt) best = sample;
+    return best === null ? null : best.offset;
   }
 
   /** Connects (if not already) and resolves with the `hello` frame; rejects if the client closes before one arrives. Retries per the reconnect policy meanwhile. */
@@ -329,6 +402,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   async #open(): Promise<void> {
     this.#reconnectTimer = null;
     this.#setState('connecting');
+    this.#watchNetwork();
     const attempt = ++this.#attemptSeq;
     const Ctor = this.#WebSocket;
     if (!Ctor) {
@@ -348,7 +422,8 @@ export class ShardcastClient extends Emitter<ClientEvents> {
 
     let socket: WebSocketLike;
     try {
-      socket = new Ctor(this.#buildUrl(token), SUBPROTOCOL);
+      const { url, protocols } = this.#target(token);
+      socket = new Ctor(url, protocols);
     } catch (err) {
       this.#fatal(`cannot open ${this.#url}: ${err instanceof Error ? err.message : String(err)}`);
       return;
@@ -368,17 +443,65 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     this.#helloTimer = setTimeout(() => this.#abandon(socket, `no hello within ${this.#connectTimeoutMs} ms`), this.#connectTimeoutMs);
   }
 
-  #buildUrl(token: string | undefined): string {
-    const url = new URL(this.#url);
-    if (token !== undefined) url.searchParams.set('token', token);
+  /** URL and subprotocols of a connection attempt: the token as `bearer.<token>` when it can travel there, else in the query. */
+  #target(token: string | undefined): { url: string; protocols: string[] } {
+    const location = (globalThis as { location?: { href?: unknown } }).location;
+    const url = resolveUrl(this.#url, typeof location?.href === 'string' ? location.href : undefined);
+    const protocols = [SUBPROTOCOL];
+    if (token !== undefined && token !== '') {
+      if (this.#tokenTransport === 'protocol' && PROTOCOL_TOKEN.test(token)) protocols.push(BEARER_PREFIX + token);
+      else url.searchParams.set('token', token);
+    }
     if (this.#user !== undefined) url.searchParams.set('user', this.#user);
-    return url.toString();
+    return { url: url.toString(), protocols };
+  }
+
+  /** Follows the browser's online/offline events while the client lives (no-op in Node). */
+  #watchNetwork(): void {
+    if (this.#networkWatched || this.#network === null) return;
+    this.#networkWatched = true;
+    this.#network.events.addEventListener('online', this.#onOnline);
+    this.#network.events.addEventListener('offline', this.#onOffline);
+  }
+
+  #unwatchNetwork(): void {
+    if (!this.#networkWatched || this.#network === null) return;
+    this.#networkWatched = false;
+    this.#network.events.removeEventListener('online', this.#onOnline);
+    this.#network.events.removeEventListener('offline', this.#onOffline);
+  }
+
+  /**
+   * The browser says the network went away or came back. Offline: the socket is
+   * dropped at once (it would otherwise look alive until a ping times out) and no
+   * attempt counts as a failure until the network is back. Online: the waiting
+   * reconnect happens now, after a short jitter, instead of at its backoff delay.
+   */
+  #networkChanged(online: boolean): void {
+    if (this.#state === 'closed' || this.#state === 'idle') return;
+    this.#logger?.debug?.({ online }, 'shardcast: network changed');
+    if (!online) {
+      if (this.#socket) this.#abandon(this.#socket, 'the browser went offline');
+      return;
+    }
+    if (this.#state === 'reconnecting' && this.#reconnectTimer && this.#goAwayUntil === 0) {
+      clearTimeout(this.#reconnectTimer);
+      this.#failingSince = null;
+      this.#reconnectTimer = setTimeout(() => void this.#open(), backoffDelay(0, this.#backoff));
+    } else if (this.#state === 'open' && this.#socket) {
+      // The old socket may have died unnoticed while offline: a ping finds out fast.
+      this.#sendPing(this.#socket);
+    }
+  }
+
+  #isOffline(): boolean {
+    return this.#network !== null && !this.#network.isOnline();
   }
 
   /** Gives up on a socket that stopped answering; its late close event is ignored. */
   #abandon(socket: WebSocketLike, why: string): void {
     if (socket !== this.#socket) return;
-    this.#logger.warn?.({ url: this.#url }, `shardcast: dropping connection: ${why}`);
+    this.#logger?.warn?.({ url: this.#url }, `shardcast: dropping connection: ${why}`);
     this.#lastTransportError = why;
     this.#socket = null;
     const terminate = (socket as { terminate?: () => void }).terminate;
@@ -429,10 +552,17 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     if (this.#goAwayUntil > 0) {
       delay = Math.max(0, this.#goAwayUntil - Date.now());
       this.#goAwayUntil = 0;
+    } else if (this.#isOffline()) {
+      // The network is away, not the gateway: wait for 'online' (which reschedules
+      // this timer) without growing the backoff; the cap is a fallback for a browser
+      // that never says it is back.
+      delay = this.#backoff.maxMs;
     } else {
-      delay = backoffDelay(this.#failures++, this.#backoff);
+      const now = Date.now();
+      this.#failingSince ??= now;
+      delay = backoffDelay(now - this.#failingSince, this.#backoff);
     }
-    this.#logger.debug?.({ code, reason, error, reconnectInMs: delay }, 'shardcast: disconnected');
+    this.#logger?.debug?.({ code, reason, error, reconnectInMs: delay }, 'shardcast: disconnected');
     this.#setState('reconnecting');
     this.emit('disconnected', error ? { code, reason, error, reconnectInMs: delay } : { code, reason, reconnectInMs: delay });
     if (this.#state !== 'reconnecting') return; // a listener closed the client
@@ -446,6 +576,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
   /** Ends everything: the one place that leaves no timer, request or subscription behind. */
   #shutdown(error: ShardcastError, subEnd: 'closed' | 'failed', info: CloseInfo): void {
     this.#setState('closed');
+    this.#unwatchNetwork();
     this.#socket = null;
     this.#hello = null;
     this.#attemptSeq++;
@@ -475,23 +606,46 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     this.#pingTimer = null;
     if (this.#pongTimer) clearTimeout(this.#pongTimer);
     this.#pongTimer = null;
+    this.#pingsSent.clear();
     this.#draining = false;
   }
 
+  /**
+   * Pings on the connection: one right away (so serverTimeOffset() is known soon
+   * after connecting), then every pingIntervalMs — at most half the server's idle
+   * timeout, which keeps the server from timing us out (SPEC §13). A ping after which
+   * nothing at all comes back within a few seconds means a dead link.
+   */
   #startPings(socket: WebSocketLike, idleSeconds: number): void {
-    if (!(idleSeconds > 0)) return;
-    // Two pings per idle period keep the server from timing us out (SPEC §13); a ping
-    // after which nothing at all comes back within a few seconds means a dead link.
-    const intervalMs = Math.max(1000, (idleSeconds * 1000) / 2);
-    const pongTimeoutMs = Math.min(PONG_TIMEOUT_MS, intervalMs);
-    this.#pingTimer = setInterval(() => {
-      if (socket !== this.#socket || this.#pongTimer) return;
-      this.#pongTimer = setTimeout(() => {
-        this.#pongTimer = null;
-        this.#abandon(socket, `no reply to ping within ${pongTimeoutMs} ms`);
-      }, pongTimeoutMs);
-      this.#send({ t: 'ping', id: this.#nextId() });
-    }, intervalMs);
+    const idleMs = idleSeconds > 0 ? (idleSeconds * 1000) / 2 : Infinity;
+    const intervalMs = Math.max(MIN_PING_INTERVAL_MS, Math.min(this.#pingIntervalMs, idleMs));
+    this.#pongTimeoutMs = Math.min(PONG_TIMEOUT_MS, intervalMs);
+    this.#sendPing(socket);
+    this.#pingTimer = setInterval(() => this.#sendPing(socket), intervalMs);
+  }
+
+  #sendPing(socket: WebSocketLike): void {
+    if (socket !== this.#socket || this.#pongTimer) return;
+    const pongTimeoutMs = this.#pongTimeoutMs;
+    this.#pongTimer = setTimeout(() => {
+      this.#pongTimer = null;
+      this.#abandon(socket, `no reply to ping within ${pongTimeoutMs} ms`);
+    }, pongTimeoutMs);
+    const id = this.#nextId();
+    // Entries of pings whose pong never comes go with the connection (#stopConnectionTimers).
+    this.#pingsSent.set(id, Date.now());
+    this.#send({ t: 'ping', id });
+  }
+
+  /** A pong with the server's clock: one more sample for serverTimeOffset(). */
+  #onPong(id: number, serverNow: number | undefined): void {
+    const sentAt = this.#pingsSent.get(id);
+    this.#pingsSent.delete(id);
+    if (sentAt === undefined || serverNow === undefined) return;
+    const receivedAt = Date.now();
+    const rtt = Math.max(0, receivedAt - sentAt);
+    this.#clockSamples.push({ rtt, offset: serverNow + rtt / 2 - receivedAt });
+    if (this.#clockSamples.length > CLOCK_SAMPLES) this.#clockSamples.shift();
   }
 
   #nextId(): number {
@@ -506,7 +660,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
       socket.send(encodeClientFrame(frame));
     } catch (err) {
       // A socket that is closing throws or drops; its close event drives recovery.
-      this.#logger.debug?.({ err: String(err), t: frame.t }, 'shardcast: send failed');
+      this.#logger?.debug?.({ err: String(err), t: frame.t }, 'shardcast: send failed');
     }
   }
 
@@ -517,23 +671,24 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
     else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     else {
-      this.#logger.warn?.({ type: typeof data }, 'shardcast: ignoring non-binary frame');
+      this.#logger?.warn?.({ type: typeof data }, 'shardcast: ignoring non-binary frame');
       return;
     }
     const decoded = decode(bytes);
     const frame = decoded.ok ? parseServerFrame(decoded.value) : null;
     if (!frame) {
       // Ignored rather than fatal: a newer server may send frame types this SDK does not know.
-      this.#logger.warn?.({ reason: decoded.ok ? 'not a valid server frame' : decoded.reason }, 'shardcast: ignoring frame');
+      this.#logger?.warn?.({ reason: decoded.ok ? 'not a valid server frame' : decoded.reason }, 'shardcast: ignoring frame');
       return;
     }
     if (this.#pongTimer) {
+      // Any frame proves the link is alive.
       clearTimeout(this.#pongTimer);
       this.#pongTimer = null;
     }
     if (!this.#hello) {
       if (frame.t === 'hello') this.#onHello(frame);
-      else this.#logger.warn?.({ t: frame.t }, 'shardcast: ignoring frame before hello');
+      else this.#logger?.warn?.({ t: frame.t }, 'shardcast: ignoring frame before hello');
       return;
     }
     switch (frame.t) {
@@ -547,7 +702,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
         this.#joinIds.delete(frame.id);
         if (!sub || this.#subs.get(sub.session) !== sub) return;
         this.#joinFailures.delete(sub);
-        this.#failures = 0;
+        if ([...this.#subs.values()].every((s) => s.state === 'joined' || s === sub)) this.#failingSince = null;
         sub.handleJoined(frame);
         this.#flush(sub);
         return;
@@ -565,6 +720,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
         this.#onGoAway(frame);
         return;
       case 'pong':
+        this.#onPong(frame.id, frame.now);
         return;
       case 'error':
         this.#onError(frame);
@@ -585,12 +741,12 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     this.#hello = hello;
     // SPEC §20: the backoff resets once a connection said hello and a join succeeded
     // (a server that accepts and then fails every join must not be hammered).
-    if (this.#subs.size === 0) this.#failures = 0;
+    if (this.#subs.size === 0) this.#failingSince = null;
     this.#goAwayUntil = 0;
     this.#lastTransportError = undefined;
     this.#setState('open');
     this.#startPings(socket, hello.ping);
-    this.#logger.debug?.({ conn: hello.conn, user: hello.user }, 'shardcast: connected');
+    this.#logger?.debug?.({ conn: hello.conn, user: hello.user }, 'shardcast: connected');
     const waiters = this.#connectWaiters;
     this.#connectWaiters = [];
     for (const waiter of waiters) waiter.resolve(hello);
@@ -604,7 +760,7 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     this.#goAwayUntil = Date.now() + frame.delay;
     this.#draining = true;
     for (const point of frame.pos) this.#subs.get(point.s)?.handleResumePoint(point);
-    this.#logger.debug?.({ reason: frame.reason, delay: frame.delay }, 'shardcast: go-away');
+    this.#logger?.debug?.({ reason: frame.reason, delay: frame.delay }, 'shardcast: go-away');
     this.emit('goaway', frame);
   }
 
@@ -627,14 +783,14 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     if (this.#subs.get(sub.session) !== sub) return;
     sub.handleJoinError(error);
     if (error.retryable && this.#reconnectEnabled) {
-      const failures = this.#joinFailures.get(sub) ?? 0;
-      this.#joinFailures.set(sub, failures + 1);
+      const since = this.#joinFailures.get(sub) ?? Date.now();
+      this.#joinFailures.set(sub, since);
       const socket = this.#socket;
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
         // After a reconnect the hello already rejoined it.
         if (socket === this.#socket && this.#state === 'open' && this.#subs.get(sub.session) === sub) this.#sendJoin(sub);
-      }, backoffDelay(failures, this.#backoff));
+      }, backoffDelay(Date.now() - since, this.#backoff));
       this.#timers.add(timer);
       return;
     }
@@ -777,8 +933,12 @@ export class ShardcastClient extends Emitter<ClientEvents> {
     );
   }
 
+  /** A listener threw: reported to the logger (error, else warn), or console.error without one, and through 'error'. */
   #reportListenerError(err: unknown): void {
-    this.#logger.warn?.({ err: err instanceof Error ? err.message : String(err) }, 'shardcast: listener threw');
+    const logger = this.#logger;
+    const log = logger?.error ?? logger?.warn;
+    if (logger === null) console.error('shardcast: a listener threw', err);
+    else log?.call(logger, { err }, 'shardcast: a listener threw');
     const error = new ShardcastError(ClientErrorCode.InvalidUse, `a listener threw: ${err instanceof Error ? err.message : String(err)}`, false);
     // Report once, and never through the error listeners that may have thrown.
     if (this.listenerCount('error') > 0) {

@@ -23,7 +23,7 @@ export {
   type SubscriptionState,
 } from './subscription.js';
 export { ShardcastError, ClientErrorCode } from './errors.js';
-export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+export { backoffDelay, backoffPolicy, backoffCap, DEFAULT_BACKOFF, MIN_FLOOR_MS, MIN_CAP_MS, BACKOFF_GROWTH, type BackoffPolicy } from './backoff.js';
 export type { WebSocketConstructor, WebSocketLike } from './websocket.js';
 export type {
   EventFrame,
@@ -34,5 +34,5 @@ export type {
   PresenceEntry,
   SnapshotEntry,
   Value,
-} from '../frames.js';
-export { CloseCode, ErrorCode } from '../codes.js';
+} from './wire/frames.js';
+export { CloseCode, ErrorCode } from './wire/codes.js';

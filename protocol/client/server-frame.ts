@@ -9,7 +9,7 @@ import type {
   ServerFrame,
   SnapshotEntry,
   Value,
-} from '../frames.js';
+} from './wire/frames.js';
 
 type Obj = Record<string, unknown>;
 

@@ -14,7 +14,7 @@ import type {
   ResumePoint,
   SnapshotEntry,
   Value,
-} from '../frames.js';
+} from './wire/frames.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, ShardcastError } from './errors.js';
 import { EventQueue } from './event-queue.js';

@@ -32,16 +32,16 @@ t.test('checkconfig reports every problem of a bad file at once, with the key na
   const run = await cli(['checkconfig', '--config', file, '--ignore-env']);
   t.equal(run.code, 1, 'exit 1');
   t.same(run.out, [], 'nothing on stdout');
-  for (const what of ['port (SHARDCAST_PORT', 'drainSpreadMs (SHARDCAST_DRAIN_SPREAD_MS', 'idleTimeoutS (SHARDCAST_IDLE_TIMEOUT_S', 'maxBufferBytes (SHARDCAST_MAX_BUFFER_BYTES', 'unknown key "portt"; did you mean "port"', 'apiKey (SHARDCAST_API_KEY) is required', 'jwtSecret (SHARDCAST_JWT_SECRET) or']) {
+  for (const what of ['port (SHARDCAST_PORT', 'drainSpreadMs (SHARDCAST_DRAIN_SPREAD_MS', 'idleTimeoutS (SHARDCAST_IDLE_TIMEOUT_S', 'maxBufferBytes (SHARDCAST_MAX_BUFFER_BYTES', 'unknown key "portt"; did you mean "port"', 'apiKey (SHARDCAST_API_KEY) is required', 'adminToken (SHARDCAST_ADMIN_TOKEN) is required', 'jwtSecret (SHARDCAST_JWT_SECRET) or']) {
     t.ok(run.err.includes(what), `names ${what}`);
   }
-  t.match(run.err, /invalid configuration \(7 problems\)/);
+  t.match(run.err, /invalid configuration \(8 problems\)/);
 
   const json = await cli(['checkconfig', '--config', file, '--ignore-env', '--json']);
   t.equal(json.code, 1);
   const parsed = JSON.parse(json.out.join('')) as { ok: boolean; problems: string[]; warnings: string[] };
   t.equal(parsed.ok, false);
-  t.equal(parsed.problems.length, 7, 'the same seven problems as JSON');
+  t.equal(parsed.problems.length, 8, 'the same eight problems as JSON');
 });
 
 t.test('checkconfig reads the environment (which wins over the file) unless told not to, and an env file on top', async (t) => {
@@ -59,7 +59,7 @@ t.test('checkconfig reads the environment (which wins over the file) unless told
   t.equal((await cli(['checkconfig', '--config', file, '--ignore-env'], { SHARDCAST_SHARDS: 'many' })).code, 0, '--ignore-env leaves the shell out');
 
   const envFile = join(dir, 'extra.env');
-  writeFileSync(envFile, '# comment\n\nSHARDCAST_DEV_MODE=false\nSHARDCAST_API_KEY=0123456789abcdef\nSHARDCAST_JWT_SECRET=0123456789abcdef0123456789abcdef\n');
+  writeFileSync(envFile, '# comment\n\nSHARDCAST_DEV_MODE=false\nSHARDCAST_API_KEY=0123456789abcdef\nSHARDCAST_JWT_SECRET=0123456789abcdef0123456789abcdef\nSHARDCAST_ADMIN_TOKEN=fedcba9876543210\n');
   const withFile = await cli(['checkconfig', '--config', file, '--env-file', envFile, '--ignore-env']);
   t.equal(withFile.code, 0, withFile.err);
   t.notMatch(withFile.out.join('\n'), /DEV MODE/, 'the env file won over the JSON file');

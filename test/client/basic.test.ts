@@ -45,20 +45,44 @@ t.test('connect resolves with hello over the shardcast.v1 subprotocol', async (t
   t.equal(await client.connect(), hello, 'connect() on an open client resolves at once');
 });
 
-t.test('token is sent as a query parameter; a token function is called per connection', async (t) => {
+t.test('the token travels as a bearer.<token> subprotocol, not in the URL; a token function is called per connection', async (t) => {
   const gw = await FakeGateway.start();
   let calls = 0;
-  const client = new ShardcastClient({ url: gw.url, token: async () => `tok${++calls}`, WebSocket, reconnect: { baseMs: 5, maxMs: 5 } });
+  const client = new ShardcastClient({ url: gw.url, token: async () => `eyJ.tok-${++calls}_x`, WebSocket, reconnect: { baseMs: 5, maxMs: 5 } });
   t.teardown(async () => {
     await client.close();
     await gw.close();
   });
   await client.connect();
   const first = await gw.nextConnection(1);
-  t.equal(first.token, 'tok1');
+  t.equal(first.token, 'eyJ.tok-1_x');
+  t.equal(first.tokenVia, 'protocol');
+  t.equal(first.protocol, 'shardcast.v1', 'the server answers with shardcast.v1 only');
   first.ws.terminate();
   const second = await gw.nextConnection(2);
-  t.equal(second.token, 'tok2');
+  t.equal(second.token, 'eyJ.tok-2_x');
+});
+
+t.test("tokenTransport 'query', and tokens a subprotocol cannot hold, go in the query string", async (t) => {
+  const gw = await FakeGateway.start();
+  t.teardown(() => gw.close());
+  for (const [options, token] of [[{ tokenTransport: 'query' as const }, 'abc.def'], [{}, 'has space/and=']] as const) {
+    const client = new ShardcastClient({ url: gw.url, token, WebSocket, ...options });
+    await client.connect();
+    const conn = gw.connections[gw.connections.length - 1];
+    t.equal(conn.token, token);
+    t.equal(conn.tokenVia, 'query');
+    await client.close();
+  }
+});
+
+t.test('relative and http(s) URLs resolve against the page and become ws(s) URLs', async (t) => {
+  const { resolveUrl } = await import('../../protocol/client/client.js');
+  t.equal(resolveUrl('/v1/ws', 'https://app.example/quiz/1').href, 'wss://app.example/v1/ws');
+  t.equal(resolveUrl('v1/ws', 'http://localhost:8080/app/').href, 'ws://localhost:8080/app/v1/ws');
+  t.equal(resolveUrl('ws://gw:1/v1/ws', 'https://app.example/').href, 'ws://gw:1/v1/ws', 'absolute ws URLs stay');
+  t.equal(resolveUrl('http://gw:1/v1/ws', undefined).href, 'ws://gw:1/v1/ws');
+  t.throws(() => resolveUrl('/v1/ws', undefined), 'outside a page a relative URL is an error');
 });
 
 t.test('join: ready, events to listeners and iterators, position', async (t) => {
@@ -209,4 +233,60 @@ t.test('invalid and unknown server frames are ignored', async (t) => {
   conn.send({ t: 'future-frame' } as never);
   gw.publish('x', 'ok', true);
   t.match(await next, [{ type: 'ok', seq: 1 }]);
+});
+
+t.test('a throwing listener is reported (console.error by default, the logger when given) and the other listeners still get the event', async (t) => {
+  const gw = await FakeGateway.start();
+  t.teardown(() => gw.close());
+  const consoleErrors: unknown[][] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void consoleErrors.push(args);
+  t.teardown(() => {
+    console.error = original;
+  });
+  const logged: { fields: object; msg: string }[] = [];
+  const quiet = new ShardcastClient({ url: gw.url, user: 'a', WebSocket });
+  const logging = new ShardcastClient({ url: gw.url, user: 'b', WebSocket, logger: { error: (fields, msg) => logged.push({ fields, msg }) } });
+  t.teardown(() => Promise.all([quiet.close(), logging.close()]));
+  for (const client of [quiet, logging]) {
+    const session = client === quiet ? 'boom-a' : 'boom-b';
+    const sub = client.join(session);
+    const seen: number[] = [];
+    sub.on('event', () => {
+      throw new Error('app bug');
+    });
+    sub.on('event', (ev) => seen.push(ev.seq));
+    const errors: ShardcastError[] = [];
+    client.on('error', (err) => errors.push(err));
+    await sub.ready;
+    gw.publish(session, 'e', 1);
+    gw.publish(session, 'e', 2);
+    const end = Date.now() + 5000;
+    while (seen.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    t.same(seen, [1, 2], 'the next listener got every event');
+    t.equal(errors.length, 2, "reported through 'error' too");
+    t.match(errors[0], { message: /a listener threw: app bug/ });
+  }
+  t.equal(consoleErrors.length, 2, 'without a logger: console.error, once per throw');
+  t.match(consoleErrors[0], ['shardcast: a listener threw', { message: 'app bug' }]);
+  t.equal(logged.length, 2, 'with a logger: logger.error, not the console');
+  t.match(logged[0], { msg: 'shardcast: a listener threw', fields: { err: { message: 'app bug' } } });
+});
+
+t.test('serverTimeOffset: null before a pong, then from the lowest-round-trip sample', async (t) => {
+  const gw = await FakeGateway.start();
+  t.teardown(() => gw.close());
+  const skew = 90_000; // the fake's clock runs 90 s ahead
+  gw.handlers.ping = (conn, frame) => {
+    conn.send({ t: 'pong', id: frame.id, now: Date.now() + skew });
+    return true;
+  };
+  const client = new ShardcastClient({ url: gw.url, user: 'a', WebSocket, pingIntervalMs: 1000 });
+  t.teardown(() => client.close());
+  t.equal(client.serverTimeOffset(), null);
+  await client.connect();
+  const end = Date.now() + 5000;
+  while (client.serverTimeOffset() === null && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  const offset = client.serverTimeOffset();
+  t.ok(offset !== null && Math.abs(offset - skew) < 1000, `first ping right after hello gives the offset (${offset})`);
 });

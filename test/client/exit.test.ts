@@ -6,7 +6,7 @@ import { FakeGateway } from './fake-gateway.js';
 const fixture = fileURLToPath(new URL('./fixtures/exit-client.ts', import.meta.url));
 
 /** Runs the fixture under the same TypeScript loader as this test; resolves with its exit code and output. */
-function runChild(url: string, scenario: string, limitMs = 15_000): Promise<{ code: number | null; out: string; ms: number }> {
+function runChild(url: string, scenario: string, limitMs = 45_000): Promise<{ code: number | null; out: string; ms: number }> {
   const started = Date.now();
   const child = spawn(process.execPath, [...process.execArgv, fixture, url, scenario], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
@@ -35,7 +35,7 @@ t.test('after close() with a command pending, the process exits on its own', asy
   t.match(result.out, /event 1\n/);
   t.match(result.out, /command rejected/);
   t.match(result.out, /closed\n/);
-  t.ok(result.ms < 15_000, `exited in ${result.ms} ms`);
+  t.ok(result.ms < 45_000, `exited in ${result.ms} ms (the child is killed at 45 s, before its 60 s timers could end it; starting it under the TypeScript loader takes seconds on a loaded machine)`);
 });
 
 t.test('after close() while a reconnect is scheduled, the process exits on its own', async (t) => {

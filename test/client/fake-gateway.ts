@@ -13,6 +13,7 @@ import type {
   CmdFrame,
   EventFrame,
   JoinFrame,
+  PingFrame,
   PubFrame,
   ServerFrame,
   SnapshotEntry,
@@ -25,6 +26,8 @@ export interface FakeConnection {
   readonly id: string;
   readonly user: string;
   readonly token: string | null;
+  /** How the token came: the `bearer.` subprotocol or the query string. */
+  readonly tokenVia: 'protocol' | 'query' | null;
   readonly protocol: string;
   /** Every frame received from the client, in order. */
   readonly frames: ClientFrame[];
@@ -39,6 +42,7 @@ export interface FakeHandlers {
   join?: (conn: FakeConnection, frame: JoinFrame) => boolean;
   cmd?: (conn: FakeConnection, frame: CmdFrame) => boolean;
   pub?: (conn: FakeConnection, frame: PubFrame) => boolean;
+  ping?: (conn: FakeConnection, frame: PingFrame) => boolean;
 }
 
 interface SessionLog {
@@ -153,11 +157,15 @@ export class FakeGateway {
   #onConnection(ws: WebSocket, req: IncomingMessage): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const frames: ClientFrame[] = [];
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    const bearer = offered.find((p) => p.startsWith('bearer.'))?.slice('bearer.'.length);
+    const token = bearer ?? url.searchParams.get('token');
     const conn: FakeConnection = {
       ws,
       id: `c${this.#nextConn++}`,
-      user: url.searchParams.get('user') ?? url.searchParams.get('token') ?? 'anon',
-      token: url.searchParams.get('token'),
+      user: url.searchParams.get('user') ?? token ?? 'anon',
+      token,
+      tokenVia: bearer !== undefined ? 'protocol' : url.searchParams.has('token') ? 'query' : null,
       protocol: ws.protocol,
       frames,
       joined: new Set(),
@@ -230,6 +238,7 @@ export class FakeGateway {
         return;
       }
       case 'ping':
+        if (this.handlers.ping?.(conn, frame)) return;
         conn.send({ t: 'pong', id: frame.id });
         return;
     }

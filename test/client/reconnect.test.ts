@@ -64,22 +64,25 @@ t.test('after an abnormal close (1006) the client reconnects and resumes from it
   t.equal(client.state, 'open');
 });
 
-t.test('reconnect attempts back off and reset after a hello', async (t) => {
-  const { gw, client } = await setup(t, { reconnect: { baseMs: 10, maxMs: 1000 } });
+t.test('reconnect delays stay between the floor and half the outage, and reset after a hello', async (t) => {
+  const { gw, client } = await setup(t, { reconnect: { minMs: 50, baseMs: 60, maxMs: 1000 } });
   await client.connect();
-  let refuse = 3;
+  let refuse = 5;
   gw.handlers.accept = () => (refuse-- > 0 ? CloseCode.InternalError : undefined);
-  const delays: number[] = [];
-  client.on('disconnected', (d) => delays.push(d.reconnectInMs));
+  const delays: { ms: number; at: number }[] = [];
+  client.on('disconnected', (d) => delays.push({ ms: d.reconnectInMs, at: Date.now() }));
   (await gw.nextConnection(1)).ws.close(CloseCode.SlowConsumer, 'slow');
-  await gw.nextConnection(5);
+  await gw.nextConnection(7);
   await until(() => client.state === 'open');
-  t.equal(delays.length, 4, 'slow-consumer close, then three refused attempts');
-  [10, 20, 40, 80].forEach((cap, i) => t.ok(delays[i] >= 0 && delays[i] < cap, `delay ${delays[i]} within [0, ${cap})`));
-  (await gw.nextConnection(5)).ws.terminate();
-  await until(() => delays.length === 5);
-  t.ok(delays[4] < 10, `after a hello the cap is back to baseMs (delay ${delays[4]})`);
-  await gw.nextConnection(6);
+  t.equal(delays.length, 6, 'slow-consumer close, then five refused attempts');
+  for (const d of delays) {
+    const cap = Math.max(60, (d.at - delays[0].at) / 2) + 5; // + 5 ms: the test reads the clock after the client did
+    t.ok(d.ms >= 50 && d.ms < cap, `delay ${d.ms} within [50, ${cap})`);
+  }
+  (await gw.nextConnection(7)).ws.terminate();
+  await until(() => delays.length === 7);
+  t.ok(delays[6].ms >= 50 && delays[6].ms < 60, `after a hello the cap is back to baseMs (delay ${delays[6].ms})`);
+  await gw.nextConnection(8);
 });
 
 t.test('goaway: no reconnect before the delay, then resume from own positions', async (t) => {
@@ -197,7 +200,7 @@ t.test('a silent server is detected by pings and the client reconnects', async (
 });
 
 t.test('the backoff is not reset by a hello whose joins keep failing', async (t) => {
-  const { gw, client } = await setup(t, { reconnect: { baseMs: 10, maxMs: 100_000 } });
+  const { gw, client } = await setup(t, { reconnect: { minMs: 50, baseMs: 50, maxMs: 100_000 } });
   const sub = client.join('crashy');
   await sub.ready;
   // From now on every connection says hello and then dies when the join arrives.
@@ -209,8 +212,8 @@ t.test('the backoff is not reset by a hello whose joins keep failing', async (t)
   client.on('disconnected', (d) => delays.push(d.reconnectInMs));
   (await gw.nextConnection(1)).ws.terminate();
   await until(() => delays.length === 6, 10_000);
-  // Caps 10, 20, 40, 80, 160, 320 ms: with resets every delay would stay under 10 ms.
-  t.ok(Math.max(...delays) >= 10, `delays grow: ${delays.join(', ')}`);
+  // Caps grow with the time failing (half of it, above a 50 ms floor): with resets every delay would be 50 ms.
+  t.ok(Math.max(...delays) > 50, `delays grow: ${delays.join(', ')}`);
   gw.handlers.join = undefined;
   await until(() => client.state === 'open' && sub.state === 'joined', 10_000);
 });
