@@ -8,8 +8,8 @@ import { WebSocket } from 'ws';
 import { ShardcastClient, type CloseInfo } from '../../protocol/client/index.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { RawClient } from '../support/raw-client.js';
-import { admin, adminFetch, adminJson, daemonWithToken, eventually, members, TOKEN } from './admin-cli-process.js';
-import { parsePrometheusText, sum } from './prometheus-text.js';
+import { admin, adminFetch, adminJson, daemonWithToken, eventually, members, TOKEN } from '../support/admin-cli-process.js';
+import { parsePrometheusText, sum } from '../support/prometheus-text.js';
 import type { ConnectionsReply } from '../../admin-cli/admin-replies.js';
 
 t.test('kick closes the right socket with 4505 and the SDK client does not reconnect', async (t) => {
@@ -104,7 +104,7 @@ t.test('/metrics parses as Prometheus text and its counters match what happened'
 t.test('tail follows a session live', async (t) => {
   const daemon = await daemonWithToken(t);
   const { spawn } = await import('node:child_process');
-  const { CLI_MAIN } = await import('./admin-cli-process.js');
+  const { CLI_MAIN } = await import('../support/admin-cli-process.js');
   const child = spawn(process.execPath, [CLI_MAIN, 'tail', 'adm:tail', '--count', '2', '--json'], {
     env: { PATH: process.env.PATH ?? '', SHARDCAST_ADMIN_URL: daemon.admin, SHARDCAST_ADMIN_TOKEN: TOKEN },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,7 +5,7 @@
  * live figures of shards, sessions and connections for known numbers of clients.
  */
 import t from 'tap';
-import { admin, adminFetch, adminJson, daemonWithToken, members, TOKEN } from './admin-cli-process.js';
+import { admin, adminFetch, adminJson, daemonWithToken, members, TOKEN } from '../support/admin-cli-process.js';
 import type { ConnectionsReply, SessionsReply, ShardsReply } from '../../admin-cli/admin-replies.js';
 
 t.test('the admin API refuses requests without the token or with a wrong one, and is not served on the client port', async (t) => {

@@ -7,8 +7,8 @@ import { EventPublisher } from '../../protocol/upstream/amqp-publisher.js';
 import { startDaemon } from '../support/daemon-process.js';
 import { AMQP_URL, amqpEnv, deleteTopology, takeDeadLetters, uniqueExchange } from '../support/rabbitmq.js';
 import { holdServiceLock } from '../support/service-lock.js';
-import { adminFetch, eventually } from './admin-cli-process.js';
-import { parsePrometheusText, sum } from './prometheus-text.js';
+import { adminFetch, eventually } from '../support/admin-cli-process.js';
+import { parsePrometheusText, sum } from '../support/prometheus-text.js';
 
 const TOKEN = 'amqp-metrics-token-0123456789';
 

@@ -10,7 +10,7 @@ import { startDaemon } from '../support/daemon-process.js';
 import { redisEnv, startInstances } from '../support/instances.js';
 import { REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { DATABASE_URL, connectTest, withSchema } from '../support/postgres.js';
-import { admin, adminFetch, eventually } from './admin-cli-process.js';
+import { admin, adminFetch, eventually } from '../support/admin-cli-process.js';
 
 const TOKEN = 'cluster-test-token-0123456789';
 

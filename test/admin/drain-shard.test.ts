@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { CloseCode } from '../../protocol/codes.js';
 import { RawClient } from '../support/raw-client.js';
 import { startDaemon } from '../support/daemon-process.js';
-import { admin, adminFetch, adminJson, eventually } from './admin-cli-process.js';
+import { admin, adminFetch, adminJson, eventually } from '../support/admin-cli-process.js';
 import type { ConnectionsReply, ShardsReply } from '../../admin-cli/admin-replies.js';
 
 const TOKEN = 'drain-test-token-0123456789';

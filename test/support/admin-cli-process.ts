@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
-import { RawClient } from '../support/raw-client.js';
+import { startDaemon, type DaemonProcess } from './daemon-process.js';
+import { RawClient } from './raw-client.js';
 
 export const CLI_MAIN = fileURLToPath(new URL('../../dist/admin-cli/main.js', import.meta.url));
 
