@@ -13,7 +13,7 @@ import { startDaemon } from '../support/daemon-process.js';
 const SECRET = 'sdk-token-test-secret-0123456789abcdef';
 
 t.test('token as a subprotocol, as a query parameter, and the server clock', async (t) => {
-  const daemon = await startDaemon({ SHARDCAST_DEV_MODE: 'false', SHARDCAST_JWT_SECRET: SECRET, SHARDCAST_API_KEY: 'sdk-token-test-api-key-0123' });
+  const daemon = await startDaemon({ SHARDCAST_DEV_MODE: 'false', SHARDCAST_JWT_SECRET: SECRET, SHARDCAST_API_KEY: 'sdk-token-test-api-key-0123', SHARDCAST_ADMIN_TOKEN: 'sdk-token-test-admin-token' });
   t.teardown(() => daemon.stop());
   const token = signJwt({ sub: 'tina', sessions: ['quiz:*'], exp: Math.floor(Date.now() / 1000) + 600 }, { alg: 'HS256', secret: SECRET });
 

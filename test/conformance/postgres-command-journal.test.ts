@@ -163,7 +163,7 @@ t.test('migrations: idempotent; five runners at once apply each version once', a
   const again = await migrate(shared, { schema });
   t.same(again.applied, [], 'a later run applies nothing');
   const tables = await shared<{ t: string }[]>`select tablename as t from pg_tables where schemaname = ${schema} order by 1`;
-  t.same(tables.map((r) => r.t), ['command_journal', 'relay_cursors', 'relay_leases', 'schema_migrations']);
+  t.same(tables.map((r) => r.t), ['admin_audit', 'command_journal', 'relay_cursors', 'relay_leases', 'schema_migrations']);
   const locks = await shared`select count(*)::int as n from pg_locks where locktype = 'advisory' and granted and classid = ${0x53434d47}`;
   t.equal(locks[0].n, 0, 'no migration lock left behind');
 });
