@@ -40,15 +40,32 @@ t.test('the import scanner sees static, dynamic and re-exported packages and ski
   t.same(runtimeImports(`import a from 'alpha';\nimport type { B } from 'beta';\nconst { W } = await import('ws');\nexport { x } from '@scope/pkg/sub';\nimport './local.js';\nimport { x } from 'node:fs';`), ['alpha', '@scope/pkg', 'ws']);
 });
 
-t.test('every package the daemon, shardcast-admin and the protocol code load is a production dependency', async (t) => {
-  const deps = new Set(Object.keys(pkg.dependencies ?? {}));
-  const files = ['daemon', 'admin-cli', 'protocol'].flatMap((dir) => sources(join(root, dir)));
-  t.ok(files.length > 50, `${files.length} source files scanned`);
+/** What `files` load that `deps` do not provide, one line each. */
+function outside(files: string[], deps: Set<string>, devDeps: Record<string, string> | undefined): string[] {
   const missing: string[] = [];
   for (const file of files) {
     for (const name of runtimeImports(readFileSync(file, 'utf8'))) {
-      if (!deps.has(name)) missing.push(`${relative(root, file)} loads ${name}${pkg.devDependencies?.[name] ? ' (a devDependency: absent from production installs)' : ''}`);
+      if (!deps.has(name)) missing.push(`${relative(root, file)} loads ${name}${devDeps?.[name] ? ' (a devDependency: absent from production installs)' : ''}`);
     }
   }
-  t.same(missing, [], 'nothing is loaded from outside `dependencies`');
+  return missing;
+}
+
+// The SDK (protocol/client) is its own package with its own dependencies; its
+// session console is a development tool (npm run console), not shipped code.
+const sdk = join(root, 'protocol', 'client');
+const inSdk = (file: string) => file.startsWith(sdk + '/');
+
+t.test('every package the daemon, shardcast-admin and the protocol code load is a production dependency', async (t) => {
+  const deps = new Set(Object.keys(pkg.dependencies ?? {}));
+  const files = ['daemon', 'admin-cli', 'protocol'].flatMap((dir) => sources(join(root, dir))).filter((f) => !inSdk(f));
+  t.ok(files.length > 50, `${files.length} source files scanned`);
+  t.same(outside(files, deps, pkg.devDependencies), [], 'nothing is loaded from outside `dependencies`');
+});
+
+t.test('the SDK package loads only its own dependencies', async (t) => {
+  const own = JSON.parse(readFileSync(join(sdk, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; devDependencies?: Record<string, string> };
+  const files = sources(sdk).filter((f) => !f.startsWith(join(sdk, 'console') + '/'));
+  t.ok(files.length > 5, `${files.length} SDK files scanned`);
+  t.same(outside(files, new Set(Object.keys(own.dependencies ?? {})), own.devDependencies), [], 'a published @shardcast/client installs everything it loads');
 });
