@@ -98,6 +98,12 @@ t.test('RabbitMQ stopped 10 s while 1,000 commands are sent: every one acked onc
   await sleep(500);
   await up.take();
   const ids = up.got.map((m) => m.messageId);
-  t.equal(new Set(ids).size, 1000, 'all 1,000 commands reached the upstream queue');
-  t.equal(ids.length, 1000, 'each exactly once');
+  t.equal(new Set(ids).size, 1000, 'all 1,000 commands reached the upstream queue: once each, deduplicated on message_id');
+  // A broker that stops between enqueuing a message and confirming it leaves the
+  // relay no way to know it arrived: it sends it again (docs/rabbitmq.md, "At least
+  // once"). Only commands unconfirmed at that moment can come twice, and without a
+  // database a command is acked only once confirmed: each client waits for its ack,
+  // so at most one per client. CI once saw one.
+  const duplicates = ids.length - new Set(ids).size;
+  t.ok(duplicates <= clients.length, `${duplicates} sent twice (unconfirmed when RabbitMQ stopped), at most one per client`);
 });
