@@ -5,10 +5,8 @@
  * one serial queue; state in memory (results in Postgres).
  */
 import type { Logger } from 'pino';
-import { CommandConsumer } from '../toolkit/command-consumer.js';
-import { EventSink } from '../toolkit/event-sink.js';
+import { serveCommands } from '../toolkit/command-service.js';
 import type { RunningService } from '../toolkit/run-service.js';
-import { SerialSteps } from '../toolkit/serial-steps.js';
 import type { ServiceSettings } from '../toolkit/service-settings.js';
 import { ContestGame, type ContestRules } from './contest-game.js';
 import { ContestStore } from './contest-store.js';
@@ -19,40 +17,23 @@ export const DEFAULT_CONTEST_RULES: ContestRules = { seats: 6, autoStart: true, 
 /** Starts the contest service. */
 export async function startContest(settings: ServiceSettings, log: Logger, rules: ContestRules = DEFAULT_CONTEST_RULES): Promise<RunningService> {
   const store = await ContestStore.open(settings.databaseUrl, settings.schema);
-  const sink = new EventSink(settings.amqpUrl, settings.eventsExchange, log);
-  const steps = new SerialSteps(log);
-  const games = new Map<string, ContestGame>();
-  const gameOf = (session: string): ContestGame => {
-    let game = games.get(session);
-    if (game === undefined) {
-      game = new ContestGame(session, {
-        publish: (...events) => sink.publish(...events),
-        store,
-        rules,
-        log,
-        later: (ms, step) => steps.later(session, ms, step),
-        cancelTimers: () => steps.cancel(session),
-      });
-      games.set(session, game);
-    }
-    return game;
-  };
-  const consumer = new CommandConsumer({
-    url: settings.amqpUrl,
-    exchange: settings.commandsExchange,
-    queue: settings.queue,
-    bindings: ['contest.*'],
-    log,
-    handle: (command) => steps.run(() => gameOf(command.session).handle(command)),
+  return serveCommands(settings, log, 'contest', ({ sink, steps }) => {
+    const games = new Map<string, ContestGame>();
+    const gameOf = (session: string): ContestGame => {
+      let game = games.get(session);
+      if (game === undefined) {
+        game = new ContestGame(session, {
+          publish: (...events) => sink.publish(...events),
+          store,
+          rules,
+          log,
+          later: (ms, step) => steps.later(session, ms, step),
+          cancelTimers: () => steps.cancel(session),
+        });
+        games.set(session, game);
+      }
+      return game;
+    };
+    return { handle: (command) => gameOf(command.session).handle(command), close: () => store.close() };
   });
-  await consumer.start();
-  return {
-    ready: consumer.ready,
-    async stop() {
-      await consumer.stop();
-      await steps.stop();
-      await sink.close();
-      await store.close();
-    },
-  };
 }

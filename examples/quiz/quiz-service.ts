@@ -7,10 +7,8 @@
  * games in progress (their scored answers and finished games are in Postgres).
  */
 import type { Logger } from 'pino';
-import { CommandConsumer } from '../toolkit/command-consumer.js';
-import { EventSink } from '../toolkit/event-sink.js';
+import { serveCommands } from '../toolkit/command-service.js';
 import type { RunningService } from '../toolkit/run-service.js';
-import { SerialSteps } from '../toolkit/serial-steps.js';
 import type { ServiceSettings } from '../toolkit/service-settings.js';
 import { QuizGame, type QuizTiming } from './quiz-game.js';
 import { QuizStore } from './quiz-store.js';
@@ -21,40 +19,23 @@ export const DEFAULT_QUIZ_TIMING: QuizTiming = { leadInMs: 3000, revealMs: 4000,
 /** Starts the quiz service. */
 export async function startQuiz(settings: ServiceSettings, log: Logger, timing: QuizTiming = DEFAULT_QUIZ_TIMING): Promise<RunningService> {
   const store = await QuizStore.open(settings.databaseUrl, settings.schema);
-  const sink = new EventSink(settings.amqpUrl, settings.eventsExchange, log);
-  const steps = new SerialSteps(log);
-  const games = new Map<string, QuizGame>();
-  const gameOf = (session: string): QuizGame => {
-    let game = games.get(session);
-    if (game === undefined) {
-      game = new QuizGame(session, {
-        publish: (...events) => sink.publish(...events),
-        store,
-        timing,
-        log,
-        later: (ms, step) => steps.later(session, ms, step),
-        cancelTimers: () => steps.cancel(session),
-      });
-      games.set(session, game);
-    }
-    return game;
-  };
-  const consumer = new CommandConsumer({
-    url: settings.amqpUrl,
-    exchange: settings.commandsExchange,
-    queue: settings.queue,
-    bindings: ['quiz.*'],
-    log,
-    handle: (command) => steps.run(() => gameOf(command.session).handle(command)),
+  return serveCommands(settings, log, 'quiz', ({ sink, steps }) => {
+    const games = new Map<string, QuizGame>();
+    const gameOf = (session: string): QuizGame => {
+      let game = games.get(session);
+      if (game === undefined) {
+        game = new QuizGame(session, {
+          publish: (...events) => sink.publish(...events),
+          store,
+          timing,
+          log,
+          later: (ms, step) => steps.later(session, ms, step),
+          cancelTimers: () => steps.cancel(session),
+        });
+        games.set(session, game);
+      }
+      return game;
+    };
+    return { handle: (command) => gameOf(command.session).handle(command), close: () => store.close() };
   });
-  await consumer.start();
-  return {
-    ready: consumer.ready,
-    async stop() {
-      await consumer.stop();
-      await steps.stop();
-      await sink.close();
-      await store.close();
-    },
-  };
 }
