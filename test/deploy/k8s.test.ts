@@ -217,3 +217,15 @@ t.test('the admin port stays off the client Service; a NetworkPolicy guards it; 
   t.match(monitor, { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', spec: { selector: { matchLabels: admin!.metadata.labels }, endpoints: [{ port: 'admin', path: '/metrics' }] } });
   t.ok(listEntries(read(join(k8s, 'overlays/production/kustomization.yaml')), 'resources').includes('servicemonitor.yaml'), 'production ships it');
 });
+
+t.test('the pods can start outside dev mode: the Secret holds every credential the daemon requires, and the admin listener is reachable by Prometheus', async (t) => {
+  const [secret] = parseAllDocuments(read(join(k8s, 'base/secret.example.yaml'))).map((d) => d.toJS() as { stringData: Record<string, string> });
+  for (const key of ['apiKey', 'jwtSecret', 'adminToken', 'redisUrl'] as const) {
+    t.ok(Object.hasOwn(secret.stringData, SCHEMA[key].env), `secret.example.yaml has ${SCHEMA[key].env}`);
+  }
+  const env = read(join(k8s, 'base/config.env'));
+  t.match(env, /^SHARDCAST_ADMIN_HOST=0\.0\.0\.0$/m, 'the admin listener binds the pod address (the NetworkPolicy guards it)');
+  const dev = read(join(k8s, 'overlays/dev/kustomization.yaml'));
+  t.match(dev, /SHARDCAST_ADMIN_TOKEN=/, 'the dev overlay generates an admin token too');
+  t.match(read(join(k8s, 'overlays/production/servicemonitor.yaml')), /key: SHARDCAST_ADMIN_TOKEN/, 'the ServiceMonitor scrapes with the admin token');
+});
