@@ -268,8 +268,12 @@ function redisTarget(): Kind<string> {
   };
 }
 
-/** Where PostgreSQL is: a postgres:// or postgresql:// URL. */
-function databaseTarget(): Kind<string> {
+/**
+ * A service URL of one of two schemes (plain and TLS), e.g. Postgres or RabbitMQ;
+ * `example` is shown when the text is no URL at all. `needsHost`: refuse a URL
+ * without a host (a Postgres URL may omit it for the local socket).
+ */
+function serviceUrl(schemes: readonly [string, string], example: string, needsHost: boolean): Kind<string> {
   const base = text(4096, 'string (URL)');
   return {
     type: base.type,
@@ -280,13 +284,20 @@ function databaseTarget(): Kind<string> {
       try {
         url = new URL(r.value);
       } catch {
-        return no('is not a URL: use postgres://user:password@host:5432/database');
+        return no(`is not a URL: use ${example}`);
       }
-      if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return no(`"${url.protocol}" is not postgres: or postgresql:`);
+      if (!schemes.includes(url.protocol)) return no(`"${url.protocol}" is not ${schemes[0]} or ${schemes[1]}`);
+      if (needsHost && url.hostname === '') return no('names no host');
       return r;
     },
   };
 }
+
+/** Where PostgreSQL is: a postgres:// or postgresql:// URL. */
+const databaseTarget = () => serviceUrl(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database', false);
+
+/** Where RabbitMQ is: an amqp:// or amqps:// URL. */
+const amqpTarget = () => serviceUrl(['amqp:', 'amqps:'], 'amqp://user:password@host:5672/vhost', true);
 
 /** A plain SQL identifier (a schema name). */
 function schemaName(): Kind<string> {
@@ -295,27 +306,6 @@ function schemaName(): Kind<string> {
     parse(raw) {
       if (typeof raw !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(raw)) return no(`got ${describe(raw)}; must be a plain identifier: a letter or _, then letters, digits or _ (at most 63)`);
       return { ok: true, value: raw };
-    },
-  };
-}
-
-/** Where RabbitMQ is: an amqp:// or amqps:// URL. */
-function amqpTarget(): Kind<string> {
-  const base = text(4096, 'string (URL)');
-  return {
-    type: base.type,
-    parse(raw, source) {
-      const r = base.parse(raw, source);
-      if (!r.ok) return r;
-      let url: URL;
-      try {
-        url = new URL(r.value);
-      } catch {
-        return no('is not a URL: use amqp://user:password@host:5672/vhost');
-      }
-      if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') return no(`"${url.protocol}" is not amqp: or amqps:`);
-      if (url.hostname === '') return no('names no host');
-      return r;
     },
   };
 }
