@@ -5,7 +5,7 @@
  * one serial queue; state in memory (results in Postgres).
  */
 import type { Logger } from 'pino';
-import { serveCommands } from '../toolkit/command-service.js';
+import { perSession, serveCommands } from '../toolkit/command-service.js';
 import type { RunningService } from '../toolkit/run-service.js';
 import type { ServiceSettings } from '../toolkit/service-settings.js';
 import { ContestGame, type ContestRules } from './contest-game.js';
@@ -17,23 +17,8 @@ export const DEFAULT_CONTEST_RULES: ContestRules = { seats: 6, autoStart: true, 
 /** Starts the contest service. */
 export async function startContest(settings: ServiceSettings, log: Logger, rules: ContestRules = DEFAULT_CONTEST_RULES): Promise<RunningService> {
   const store = await ContestStore.open(settings.databaseUrl, settings.schema);
-  return serveCommands(settings, log, 'contest', ({ sink, steps }) => {
-    const games = new Map<string, ContestGame>();
-    const gameOf = (session: string): ContestGame => {
-      let game = games.get(session);
-      if (game === undefined) {
-        game = new ContestGame(session, {
-          publish: (...events) => sink.publish(...events),
-          store,
-          rules,
-          log,
-          later: (ms, step) => steps.later(session, ms, step),
-          cancelTimers: () => steps.cancel(session),
-        });
-        games.set(session, game);
-      }
-      return game;
-    };
-    return { handle: (command) => gameOf(command.session).handle(command), close: () => store.close() };
-  });
+  return serveCommands(settings, log, 'contest', (tools) => ({
+    handle: perSession(tools, (session, own) => new ContestGame(session, { ...own, store, rules, log })),
+    close: () => store.close(),
+  }));
 }

@@ -7,7 +7,7 @@
  * games in progress (their scored answers and finished games are in Postgres).
  */
 import type { Logger } from 'pino';
-import { serveCommands } from '../toolkit/command-service.js';
+import { perSession, serveCommands } from '../toolkit/command-service.js';
 import type { RunningService } from '../toolkit/run-service.js';
 import type { ServiceSettings } from '../toolkit/service-settings.js';
 import { QuizGame, type QuizTiming } from './quiz-game.js';
@@ -19,23 +19,8 @@ export const DEFAULT_QUIZ_TIMING: QuizTiming = { leadInMs: 3000, revealMs: 4000,
 /** Starts the quiz service. */
 export async function startQuiz(settings: ServiceSettings, log: Logger, timing: QuizTiming = DEFAULT_QUIZ_TIMING): Promise<RunningService> {
   const store = await QuizStore.open(settings.databaseUrl, settings.schema);
-  return serveCommands(settings, log, 'quiz', ({ sink, steps }) => {
-    const games = new Map<string, QuizGame>();
-    const gameOf = (session: string): QuizGame => {
-      let game = games.get(session);
-      if (game === undefined) {
-        game = new QuizGame(session, {
-          publish: (...events) => sink.publish(...events),
-          store,
-          timing,
-          log,
-          later: (ms, step) => steps.later(session, ms, step),
-          cancelTimers: () => steps.cancel(session),
-        });
-        games.set(session, game);
-      }
-      return game;
-    };
-    return { handle: (command) => gameOf(command.session).handle(command), close: () => store.close() };
-  });
+  return serveCommands(settings, log, 'quiz', (tools) => ({
+    handle: perSession(tools, (session, own) => new QuizGame(session, { ...own, store, timing, log })),
+    close: () => store.close(),
+  }));
 }

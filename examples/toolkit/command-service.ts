@@ -58,3 +58,31 @@ export async function serveCommands(settings: ServiceSettings, log: Logger, name
     },
   };
 }
+
+/** What a per-session game gets from the plumbing: publishing, and timers of its own session. */
+export interface SessionTools {
+  publish(...events: Parameters<EventSink['publish']>): ReturnType<EventSink['publish']>;
+  later(ms: number, step: () => Promise<void>): void;
+  cancelTimers(): void;
+}
+
+/** A command handler that hands each command to its session's game, made by `make` on first use. */
+export function perSession<G extends { handle(command: UpstreamCommand): Promise<void> }>(
+  { sink, steps }: ServiceTools,
+  make: (session: string, tools: SessionTools) => G,
+): (command: UpstreamCommand) => Promise<void> {
+  const games = new Map<string, G>();
+  return (command) => {
+    const { session } = command;
+    let game = games.get(session);
+    if (game === undefined) {
+      game = make(session, {
+        publish: (...events) => sink.publish(...events),
+        later: (ms, step) => steps.later(session, ms, step),
+        cancelTimers: () => steps.cancel(session),
+      });
+      games.set(session, game);
+    }
+    return game.handle(command);
+  };
+}
