@@ -71,6 +71,12 @@ async function main(): Promise<void> {
     log.fatal({ err }, 'primary crashed; draining');
     stop('uncaughtException');
   });
+  process.on('unhandledRejection', (err, promise) => {
+    // Same outcome as Node's default (a crash), but the log says which promise: a
+    // postgres.js query names its statement, the only clue an ECONNRESET carries.
+    log.fatal({ err, rejected: describePromise(promise) }, 'primary crashed on an unhandled rejection; draining');
+    stop('unhandledRejection');
+  });
 
   try {
     await primary.start();
@@ -90,6 +96,13 @@ function isLostPostgresWrite(err: unknown): boolean {
     /node_modules\/postgres\/src\/connection\.js/.test(err.stack ?? '') &&
     /nextWrite/.test(err.stack ?? '')
   );
+}
+
+/** What a rejected promise was, for the crash log: its class and, for a postgres.js query, its statement. */
+function describePromise(promise: Promise<unknown>): string {
+  const strings = (promise as { strings?: unknown }).strings;
+  const statement = Array.isArray(strings) ? strings.join('$?').replace(/\s+/g, ' ').trim().slice(0, 300) : undefined;
+  return statement === undefined ? promise.constructor.name : `${promise.constructor.name}: ${statement}`;
 }
 
 void main();

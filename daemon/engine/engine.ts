@@ -21,10 +21,10 @@ import type { Presence } from './presence.js';
 import { createRedisBroker } from './redis-broker.js';
 import { connectRedis } from './redis-connection.js';
 import { createRedisPresence } from './redis-presence.js';
-import postgres from 'postgres';
 import type { Cluster, Redis } from 'ioredis';
 import type { Sql } from './migrations.js';
 import { createPostgresCommandJournal } from './postgres-command-journal.js';
+import { connectPostgres } from './postgres-client.js';
 import { AMQP_RELAY } from './postgres-cursor-store.js';
 import { JournalRetention } from './journal-retention.js';
 
@@ -75,7 +75,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
   const sql =
     config.databaseUrl === undefined
       ? undefined
-      : postgres(config.databaseUrl, { max: 10, connect_timeout: 5, onnotice: () => {}, connection: { application_name: `shardcast-${ctx.instanceId}` } });
+      : connectPostgres(config.databaseUrl, { applicationName: `shardcast-${ctx.instanceId}` });
   // Flushes time out before the shard's 10 s call does, so a hung Postgres is answered
   // 110 (unavailable) by the journal rather than 111 by the shard.
   const pg = sql === undefined ? undefined : createPostgresCommandJournal({ sql, schema: config.databaseSchema, log: ctx.log, flushTimeoutMs: 8000 });

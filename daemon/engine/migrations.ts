@@ -9,19 +9,23 @@
  * across releases), because during a rolling deploy old and new instances share
  * the schema.
  *
- * `migrate()` is idempotent and safe when several instances start at once:
- * - it takes a session-level advisory lock, `pg_advisory_lock(MIGRATION_LOCK_CLASS,
- *   hashtext(<schema>))`, on one reserved connection (polling
- *   `pg_try_advisory_lock`, so it can give up after `lockTimeoutMs` and log while it
- *   waits); a second instance waits there until the first is done, then finds
- *   nothing left to apply;
+ * `migrate()` is idempotent and safe when several instances start at once. It runs
+ * in one transaction:
+ * - it takes a transaction-level advisory lock, `pg_try_advisory_xact_lock(
+ *   MIGRATION_LOCK_CLASS, hashtext(<schema>))`, polling so it can give up after
+ *   `lockTimeoutMs` and log while it waits; a second instance waits there until the
+ *   first has committed, then finds nothing left to apply;
  * - creates the schema if missing, and `schema_migrations(version, name,
  *   applied_at)` in it;
  * - applies each version not yet in `schema_migrations`, in increasing order, each
- *   in its own transaction with `search_path` set to the schema (the SQL names its
+ *   in its own savepoint with `search_path` set to the schema (the SQL names its
  *   tables unqualified) together with its `schema_migrations` row: a migration is
- *   applied entirely or not at all;
- * - releases the lock (also on failure; a dropped connection releases it too).
+ *   applied entirely or not at all; when one fails, the versions before it are
+ *   committed and the run stops with its error;
+ * - the lock ends with the transaction (a dropped connection ends both).
+ * Not a reserved connection: postgres.js 3.4.9 never hands one out from a fresh
+ * connection when array types are not fetched (postgres-client.ts says why they
+ * are not); a transaction takes its connection like any query.
  * A version found in `schema_migrations` that this code does not know (a newer
  * release migrated already) is accepted: the compatibility rule above covers it.
  */
@@ -192,12 +196,14 @@ export async function migrate(sql: Sql, opts: MigrateOptions = {}): Promise<Migr
   checkMigrations(migrations);
   const s = quoteSchema(schema);
 
-  const c = await sql.reserve();
-  try {
+  // A failed version is thrown after the commit, so the versions before it stay applied.
+  let failure: Error | undefined;
+  const result = await sql.begin(async (tx) => {
+    const c = tx as unknown as Sql;
     const deadline = Date.now() + lockTimeoutMs;
     let waiting = false;
     for (;;) {
-      const [{ locked }] = await c<[{ locked: boolean }]>`select pg_try_advisory_lock(${MIGRATION_LOCK_CLASS}, hashtext(${schema})) as locked`;
+      const [{ locked }] = await c<[{ locked: boolean }]>`select pg_try_advisory_xact_lock(${MIGRATION_LOCK_CLASS}, hashtext(${schema})) as locked`;
       if (locked) break;
       if (Date.now() >= deadline) {
         throw new Error(`another instance held the migration lock of schema ${s} for more than ${lockTimeoutMs} ms`);
@@ -206,17 +212,21 @@ export async function migrate(sql: Sql, opts: MigrateOptions = {}): Promise<Migr
       waiting = true;
       await sleep(50 + Math.random() * 100);
     }
-    try {
-      return await applyPending(c, schema, s, migrations, opts.log);
-    } finally {
-      await c`select pg_advisory_unlock(${MIGRATION_LOCK_CLASS}, hashtext(${schema}))`;
-    }
-  } finally {
-    c.release();
-  }
+    const applied = await applyPending(c, schema, s, migrations, opts.log);
+    failure = applied.failure;
+    return applied.result;
+  });
+  if (failure !== undefined) throw failure;
+  return result as MigrateResult;
 }
 
-async function applyPending(c: Sql, schema: string, s: string, migrations: readonly Migration[], log: Logger | undefined): Promise<MigrateResult> {
+async function applyPending(
+  c: Sql,
+  schema: string,
+  s: string,
+  migrations: readonly Migration[],
+  log: Logger | undefined,
+): Promise<{ result: MigrateResult; failure?: Error }> {
   // Existence checks first: CREATE ... IF NOT EXISTS checks the privilege to create
   // before it looks, and a role allowed only to use an existing schema would fail.
   const [{ hasSchema, hasTable }] = await c<[{ hasSchema: boolean; hasTable: boolean }]>`
@@ -233,22 +243,23 @@ async function applyPending(c: Sql, schema: string, s: string, migrations: reado
   const rows = await c<{ version: number }[]>`select version from ${c.unsafe(s)}.schema_migrations`;
   const present = new Set(rows.map((r) => r.version));
   const applied: number[] = [];
+  const result = () => ({ applied, version: Math.max(0, ...present) });
   for (const m of migrations) {
     if (present.has(m.version)) continue;
     const started = Date.now();
-    await c.unsafe('begin');
     try {
-      await c.unsafe(`set local search_path to ${s}`);
-      await c.unsafe(m.sql);
-      await c`insert into ${c.unsafe(s)}.schema_migrations (version, name) values (${m.version}, ${m.name})`;
-      await c.unsafe('commit');
+      await (c as unknown as postgres.TransactionSql).savepoint(async (sp) => {
+        await sp.unsafe(`set local search_path to ${s}`);
+        await sp.unsafe(m.sql);
+        await sp`insert into ${sp.unsafe(s)}.schema_migrations (version, name) values (${m.version}, ${m.name})`;
+      });
     } catch (err) {
-      await c.unsafe('rollback').catch(() => undefined);
-      throw new Error(`Postgres migration ${m.version} (${m.name}) of schema ${s} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const failure = new Error(`Postgres migration ${m.version} (${m.name}) of schema ${s} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      return { result: result(), failure };
     }
     present.add(m.version);
     applied.push(m.version);
     log?.info({ schema, version: m.version, name: m.name, ms: Date.now() - started }, 'applied a Postgres migration');
   }
-  return { applied, version: Math.max(0, ...present) };
+  return { result: result() };
 }

@@ -11,7 +11,9 @@ export type Sql = postgres.Sql<Record<string, never>>;
 
 /** Opens a pool on `schema` and applies `ddl` (statements that are safe to run again). */
 export async function openServiceDatabase(url: string, schema: string, ddl: string[]): Promise<Sql> {
-  const sql = postgres(url, { max: 4, onnotice: () => {}, connect_timeout: 5, connection: { search_path: schema } }) as unknown as Sql;
+  // fetch_types off: postgres.js's array-types query on each new connection fails
+  // unhandled (ending the process) when Postgres resets the connection during it.
+  const sql = postgres(url, { max: 4, fetch_types: false, onnotice: () => {}, connect_timeout: 5, connection: { search_path: schema } }) as unknown as Sql;
   try {
     await sql.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(hashtext(${`shardcast-example:${schema}`}))`;
