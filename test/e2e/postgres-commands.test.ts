@@ -107,7 +107,7 @@ t.test('Postgres stopped for 10 s: commands get retryable errors, never an ack; 
     clients.map(async (c, i) => {
       for (let n = 0; n < 10; n++) {
         const r = await sendUntilAcked(c, S, `during${i}-${n}`, { n }).catch((err: unknown) => {
-          // Diagnostics for the open bug above: what the daemon said, and the client's state.
+          // Diagnostics when a cmd goes unanswered: what the daemon said, and the client's state.
           t.comment(`client ${i} (${c.shard()}), cmd ${n}, ${Date.now() - down} ms after the stop: ${String(err)}`);
           t.comment(`socket readyState ${c.ws.readyState}; last frames ${JSON.stringify(c.frames.slice(-4)).slice(0, 600)}`);
           for (const l of d.lines.filter((x) => (x.level ?? 0) >= 40)) t.comment(`daemon: ${JSON.stringify(l).slice(0, 500)}`);
