@@ -137,16 +137,28 @@ function codeOfCallError(err: unknown): HttpErrorCode {
 
 /**
  * Answers once a call to the primary settles: 200 with `body(result)`, or 503/504
- * naming `what` failed. uWS needs the abort handler attached before the handler
- * returns, so `watchAbort` is called first, in the route itself.
+ * naming `what` failed (`beforeAnswer` runs just before either). uWS needs the abort
+ * handler attached before the handler returns, so `watchAbort` is called first, in
+ * the route itself.
  */
-function replyWhenSettled<T>(res: HttpResponse, open: () => boolean, call: Promise<T>, what: string, body: (result: T) => unknown): void {
+function replyWhenSettled<T>(
+  res: HttpResponse,
+  open: () => boolean,
+  call: Promise<T>,
+  what: string,
+  body: (result: T) => unknown,
+  beforeAnswer: () => void = () => {},
+): void {
   call.then(
     (result) => {
-      if (open()) sendJson(res, '200 OK', body(result));
+      if (!open()) return;
+      beforeAnswer();
+      sendJson(res, '200 OK', body(result));
     },
     (err: unknown) => {
-      if (open()) sendError(res, codeOfCallError(err), `${what} failed: ${(err as Error).message}`);
+      if (!open()) return;
+      beforeAnswer();
+      sendError(res, codeOfCallError(err), `${what} failed: ${(err as Error).message}`);
     },
   );
 }
@@ -200,19 +212,30 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
         if (open()) tooLarge();
         return;
       }
-      const decoded = decodePublishBody(contentType, body);
-      if (!decoded.ok) {
-        sendError(res, decoded.unsupported ? HttpErrorCode.UnsupportedMediaType : HttpErrorCode.InvalidBody, decoded.message);
-        return;
-      }
-      const parsed = parsePublishBody(decoded.value);
-      if (!parsed.ok) {
-        sendError(res, HttpErrorCode.InvalidRequest, parsed.message);
-        return;
-      }
-      const call = ctx.primary.call('publish', { events: parsed.events });
-      call.catch((err: unknown) => ctx.log.warn({ err }, 'publish failed'));
-      replyWhenSettled(res, open, call, 'publish', (results) => (parsed.batch ? { results } : results[0]));
+      // Pipelining: uWS drops a connection that sends a request while the one before
+      // is unanswered (onAborted), so a publish must not be applied before we know
+      // it will be answered. Reading stops until the answer (a request sent later
+      // waits in the socket, then gets its own); one already in this read makes uWS
+      // abort during this turn, and the publish is then left unapplied.
+      res.pause();
+      setImmediate(() => {
+        if (!open()) return;
+        const decoded = decodePublishBody(contentType, body);
+        if (!decoded.ok) {
+          res.resume();
+          sendError(res, decoded.unsupported ? HttpErrorCode.UnsupportedMediaType : HttpErrorCode.InvalidBody, decoded.message);
+          return;
+        }
+        const parsed = parsePublishBody(decoded.value);
+        if (!parsed.ok) {
+          res.resume();
+          sendError(res, HttpErrorCode.InvalidRequest, parsed.message);
+          return;
+        }
+        const call = ctx.primary.call('publish', { events: parsed.events });
+        call.catch((err: unknown) => ctx.log.warn({ err }, 'publish failed'));
+        replyWhenSettled(res, open, call, 'publish', (results) => (parsed.batch ? { results } : results[0]), () => res.resume());
+      });
     });
   });
 

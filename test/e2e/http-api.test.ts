@@ -468,7 +468,8 @@ t.test(
 );
 
 /** Sends raw bytes on a fresh TCP connection; resolves with everything the server sent until it closed (or `waitMs`). */
-async function rawHttp(bytes: string, waitMs = 3000): Promise<{ text: string; closed: boolean }> {
+/** Writes `bytes` (each part as its own write, `gapMs` apart) on one connection; returns what came back within `waitMs`. */
+async function rawHttp(bytes: string | string[], waitMs = 3000, gapMs = 0): Promise<{ text: string; closed: boolean }> {
   const { connect } = await import('node:net');
   return new Promise((resolve) => {
     const socket = connect(daemon.port, '127.0.0.1');
@@ -487,9 +488,29 @@ async function rawHttp(bytes: string, waitMs = 3000): Promise<{ text: string; cl
     socket.on('end', () => finish(true));
     socket.on('close', () => finish(true));
     socket.on('error', () => finish(true));
-    socket.write(bytes);
+    const parts = typeof bytes === 'string' ? [bytes] : bytes;
+    parts.forEach((part, i) => setTimeout(() => !done && socket.write(part), i * gapMs));
   });
 }
+
+t.test('pipelined publishes: each is answered or not applied, never applied unanswered', async (t) => {
+  const request = (session: string) => {
+    const body = JSON.stringify({ session, type: 't', data: 1 });
+    return `POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  };
+  const answered = (text: string) => text.match(/"seq":\d+/g) ?? [];
+  for (const [name, session, parts, gapMs] of [
+    ['three in one write', 'quiz:pipe-one-write', [request('quiz:pipe-one-write').repeat(3)], 0],
+    ['three writes 5 ms apart', 'quiz:pipe-apart', [1, 2, 3].map(() => request('quiz:pipe-apart')), 5],
+  ] as const) {
+    const r = await rawHttp([...parts], 1500, gapMs);
+    const seqs = answered(r.text);
+    const next = await publish({ session, type: 't', data: 2 });
+    t.equal(next.body.seq, seqs.length + 1, `${name}: ${seqs.length} answered (${seqs.join(', ')}), and only those were applied`);
+  }
+  const single = await rawHttp(request('quiz:pipe-single'), 1500);
+  t.equal(answered(single.text).length, 1, 'a lone request is still answered');
+});
 
 t.test('HTTP framing: 405 with Allow, HEAD without a body, media types case-insensitive, one Content-Length, no reading past a 413', async (t) => {
   for (const [method, path, allow] of [['GET', '/v1/publish', 'POST'], ['DELETE', '/healthz', 'GET, HEAD'], ['POST', '/v1/commands', 'GET']] as const) {
