@@ -32,6 +32,12 @@ export interface JitterReport {
   latencies: number[];
   /** The same for events that reached the client as a replay after a resume. */
   replayed: number[];
+  /**
+   * Replayed events' latency counted from when they could first be delivered: the
+   * later of their publish and the network's return, ms. The rest of `replayed` is
+   * the outage itself, which no client can shorten.
+   */
+  replayedAfterReturn: number[];
   /** Per outage: kill → rejoined, ms. */
   outages: number[];
   /** Per outage: network back → rejoined, ms (negative never: the network is away for offlineMs). */
@@ -55,6 +61,7 @@ class JitteredClient {
   readonly seen = new Map<number, number>();
   readonly latencies: number[] = [];
   readonly replayed: number[] = [];
+  readonly replayedAfterReturn: number[] = [];
   readonly outages: number[] = [];
   readonly afterReturn: number[] = [];
   /** Per outage: network back → the SDK's first attempt that could reach the gateway, ms (the backoff's share of afterReturn). */
@@ -66,6 +73,8 @@ class JitteredClient {
   kills = 0;
   disconnects = 0;
   killedAt = 0;
+  /** When the last outage's network came back, on nowUs()'s clock (the publisher's). */
+  returnAtUs = 0;
   replayUpTo = -1;
   timer: ReturnType<typeof setTimeout> | null = null;
   ready: Promise<unknown>;
@@ -109,10 +118,15 @@ class JitteredClient {
       const m = typeof ev.data === 'string' ? PAYLOAD.exec(ev.data) : null;
       if (!m) return;
       const index = Number(m[1]);
-      const latency = (nowUs() - Number(m[2])) / 1000;
+      const now = nowUs();
+      const publishedUs = Number(m[2]);
+      const latency = (now - publishedUs) / 1000;
       this.seen.set(index, (this.seen.get(index) ?? 0) + 1);
       this.latencies.push(latency);
-      if (ev.seq <= this.replayUpTo) this.replayed.push(latency);
+      if (ev.seq <= this.replayUpTo) {
+        this.replayed.push(latency);
+        this.replayedAfterReturn.push((now - Math.max(publishedUs, this.returnAtUs)) / 1000);
+      }
     });
     this.ready = sub.ready;
   }
@@ -124,6 +138,7 @@ class JitteredClient {
     this.kills++;
     this.killedAt = Date.now();
     this.offlineUntil = this.killedAt + this.offlineMs;
+    this.returnAtUs = nowUs() + this.offlineMs * 1000;
     this.retried = false;
     socket.terminate();
   }
@@ -176,6 +191,7 @@ async function onCommand(command: JitterCommand): Promise<void> {
         duplicated: 0,
         latencies: [],
         replayed: [],
+        replayedAfterReturn: [],
         outages: [],
         afterReturn: [],
         firstTry: [],
@@ -190,6 +206,7 @@ async function onCommand(command: JitterCommand): Promise<void> {
         }
         report.latencies.push(...c.latencies);
         report.replayed.push(...c.replayed);
+        report.replayedAfterReturn.push(...c.replayedAfterReturn);
         report.outages.push(...c.outages);
         report.afterReturn.push(...c.afterReturn);
         report.firstTry.push(...c.firstTry);

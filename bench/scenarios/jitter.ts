@@ -87,7 +87,7 @@ export const jitter: ScenarioRun = async (target, _generator, options, progress)
     for (const child of children) child.disconnect();
 
     const all: JitterReport = {
-      clients: 0, expected: 0, delivered: 0, duplicated: 0, latencies: [], replayed: [], outages: [], afterReturn: [], firstTry: [], kills: 0, attempts: 0, disconnects: 0,
+      clients: 0, expected: 0, delivered: 0, duplicated: 0, latencies: [], replayed: [], replayedAfterReturn: [], outages: [], afterReturn: [], firstTry: [], kills: 0, attempts: 0, disconnects: 0,
     };
     for (const part of parts) {
       all.clients += part.clients;
@@ -97,11 +97,12 @@ export const jitter: ScenarioRun = async (target, _generator, options, progress)
       all.kills += part.kills;
       all.attempts += part.attempts;
       all.disconnects += part.disconnects;
-      for (const key of ['latencies', 'replayed', 'outages', 'afterReturn', 'firstTry'] as const) for (const v of part[key]) all[key].push(v);
+      for (const key of ['latencies', 'replayed', 'replayedAfterReturn', 'outages', 'afterReturn', 'firstTry'] as const) for (const v of part[key]) all[key].push(v);
     }
     const sorted = (values: number[]) => values.sort((a, b) => a - b);
     const latencies = sorted(all.latencies);
     const replayed = sorted(all.replayed);
+    const replayedAfterReturn = sorted(all.replayedAfterReturn);
     const outages = sorted(all.outages);
     const afterReturn = sorted(all.afterReturn);
     const firstTry = sorted(all.firstTry);
@@ -133,6 +134,9 @@ export const jitter: ScenarioRun = async (target, _generator, options, progress)
       replay_p50_ms: percentile(replayed, 50),
       replay_p99_ms: percentile(replayed, 99),
       replay_max_ms: percentile(replayed, 100),
+      replay_after_return_p50_ms: percentile(replayedAfterReturn, 50),
+      replay_after_return_p99_ms: percentile(replayedAfterReturn, 99),
+      replay_after_return_max_ms: percentile(replayedAfterReturn, 100),
       away_p50_ms: percentile(outages, 50),
       away_p99_ms: percentile(outages, 99),
       away_max_ms: percentile(outages, 100),
