@@ -1,7 +1,9 @@
 // A rolling update that loses nothing, the way a Kubernetes Deployment does it
-// (maxSurge 1, maxUnavailable 0): three instances on one Redis behind a
-// round-robin TCP proxy (the Service), 1,000 SDK clients in two child processes,
-// 20 events a second spread over 10 sessions; each instance in turn is replaced:
+// (maxSurge 1, maxUnavailable 0): three instances on one Redis and one RabbitMQ
+// behind a round-robin TCP proxy (the Service), 1,000 SDK clients in two child
+// processes, 20 events a second spread over 10 sessions, half of them published
+// over HTTP and half to the RabbitMQ events exchange (whose partition consumers
+// move between instances as they drain); each instance in turn is replaced:
 // a new one started and listening joins the proxy's endpoints, the old one leaves
 // them, gets SIGTERM and drains (go-aways spread over SHARDCAST_DRAIN_SPREAD_MS).
 // Every client must end with every event once, in order, having resumed (never
@@ -10,10 +12,16 @@ import t from 'tap';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { EventPublisher } from '../../protocol/upstream/amqp-publisher.js';
 import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
 import { redisEnv } from '../support/instances.js';
+import { AMQP_URL, amqpEnv, deleteTopology, uniqueExchange } from '../support/rabbitmq.js';
 import { REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { RawClient } from '../support/raw-client.js';
+import { holdServiceLock } from '../support/service-lock.js';
+
+// Files using RabbitMQ run one at a time: some stop the broker (test/support/service-lock.ts).
+await holdServiceLock('rabbitmq');
 
 /** What one client saw over the whole run (test/support/rollout-clients.mjs). */
 interface ClientReport {
@@ -43,6 +51,10 @@ const CLIENTS = Number(process.env.ROLLOUT_CLIENTS ?? 1000);
 t.setTimeout(600_000);
 const CHILDREN = 2;
 const SESSIONS = Array.from({ length: 10 }, (_, i) => `quiz:rollout-${i}`);
+/** Sessions whose events go over HTTP; the others' go through RabbitMQ. */
+const HTTP_SESSIONS = SESSIONS.slice(0, 5);
+const AMQP_SESSIONS = SESSIONS.slice(5);
+const AMQP_PARTITIONS = 2;
 /** Events per second in all: rounds of one event per session. */
 const EVENTS_PER_S = 20;
 const ROUND_MS = (1000 * SESSIONS.length) / EVENTS_PER_S;
@@ -132,8 +144,11 @@ function percentile(sorted: number[], p: number): number {
 }
 
 t.test(`rolling update of 3 instances under ${CLIENTS} clients: nothing lost, nothing twice`, async (t) => {
+  const exchange = uniqueExchange('rollout');
+  t.teardown(() => deleteTopology(exchange, AMQP_PARTITIONS));
   const env = {
     ...redisEnv(REDIS_URL, uniquePrefix('rollout')),
+    ...amqpEnv(exchange, AMQP_PARTITIONS),
     SHARDCAST_SHARDS: '2',
     SHARDCAST_DRAIN_SPREAD_MS: String(SPREAD_MS),
     SHARDCAST_GO_AWAY_MAX_DELAY_MS: '500',
@@ -154,12 +169,32 @@ t.test(`rolling update of 3 instances under ${CLIENTS} clients: nothing lost, no
     await Promise.all(all.map((d) => d.stop('SIGKILL')));
   });
 
-  // Publishing: 20 events a second (a round of one per session every 500 ms), each with an id, retried
-  // with the same ids on another instance when the one it reached goes away.
+  // Publishing: 20 events a second (a round of one per session every 500 ms), each with an id.
+  // Over HTTP a round is retried with the same ids on another instance when the one it
+  // reached goes away; to RabbitMQ it is sent with confirms (and again, same ids, if
+  // the broker did not confirm), whichever instance consumes it.
   let published = 0;
   let retries = 0;
-  const publishRound = async (n: number) => {
-    const body = { events: SESSIONS.map((s) => ({ session: s, type: 'tick', data: n, id: `r${n}` })) };
+  let publisher: EventPublisher | undefined;
+  t.teardown(() => publisher?.close());
+  const publishToExchange = async (n: number) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        publisher ??= await EventPublisher.connect(AMQP_URL, exchange);
+        for (const s of AMQP_SESSIONS) publisher.send({ session: s, type: 'tick', data: n, id: `r${n}` });
+        await publisher.confirmed();
+        return;
+      } catch {
+        void publisher?.close();
+        publisher = undefined;
+      }
+      retries += 1;
+      if (attempt > 200) throw new Error(`round ${n} could not be published to RabbitMQ`);
+      await sleep(50);
+    }
+  };
+  const publishOverHttp = async (n: number) => {
+    const body = { events: HTTP_SESSIONS.map((s) => ({ session: s, type: 'tick', data: n, id: `r${n}` })) };
     for (let attempt = 0; ; attempt++) {
       const target = live[attempt % live.length]!;
       try {
@@ -173,14 +208,23 @@ t.test(`rolling update of 3 instances under ${CLIENTS} clients: nothing lost, no
       await sleep(50);
     }
   };
+  const publishRound = (n: number) => Promise.all([publishOverHttp(n), publishToExchange(n)]);
   await publishRound(++published);
   const sessions: Array<{ s: string; ep: string }> = [];
   for (const s of SESSIONS) {
-    const probe = await RawClient.connect(live[0]!.ws, { user: 'probe' });
-    const joined = await probe.join(s);
-    await probe.close();
-    if (joined.t !== 'joined') throw new Error(`probe: ${JSON.stringify(joined)}`);
-    sessions.push({ s, ep: joined.ep });
+    // The first round reaches the RabbitMQ sessions once a consumer took it in.
+    for (let i = 0; ; i++) {
+      const probe = await RawClient.connect(live[0]!.ws, { user: 'probe' });
+      const joined = await probe.join(s);
+      await probe.close();
+      if (joined.t !== 'joined') throw new Error(`probe: ${JSON.stringify(joined)}`);
+      if (joined.seq >= 1) {
+        sessions.push({ s, ep: joined.ep });
+        break;
+      }
+      if (i >= 100) throw new Error(`${s}: the first round never arrived`);
+      await sleep(100);
+    }
   }
 
   const url = `ws://127.0.0.1:${proxy.port}/v1/ws`;
