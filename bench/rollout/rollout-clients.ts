@@ -1,0 +1,129 @@
+/**
+ * One process of SDK clients for a rollout run (rollout-run.ts forks it), so the
+ * driving process does not also carry their sockets. Driven over IPC:
+ *   parent → {op:'start', clients:[{url, user, session}]}      connect each, join its session
+ *   child  → {op:'joined', failed}                            every client joined (or failed to)
+ *   parent → {op:'report'}  child → {op:'report', clients:[ClientReport]}
+ *   parent → {op:'close'}                                     close every client, then exit
+ * Each client counts what the application sees (the SDK's `event`s) and, under the
+ * SDK, every `ev` frame that reached its socket, so a frame the server sent twice is
+ * counted although the SDK would drop it.
+ */
+import { WebSocket } from 'ws';
+import { decode } from '../../protocol/codec.js';
+import { ShardcastClient, type WebSocketConstructor, type WebSocketLike } from '../../protocol/client/index.js';
+
+/** What one client saw over the whole run. */
+export interface ClientReport {
+  user: string;
+  session: string;
+  /** The session's head when the client first joined: it expects every seq after it. */
+  joinedAt: number;
+  /** Events handed to the application. */
+  received: number;
+  /** Highest seq handed to the application. */
+  last: number;
+  /** The application saw exactly joinedAt+1..last, in order. */
+  inOrder: boolean;
+  /** `ev` frames that reached the socket for a seq it had already received (the SDK would hide them). */
+  rawDuplicates: number;
+  /** Joins after a reconnect that could not resume (rec: false). */
+  notRecovered: number;
+  /** Resumed joins after a lost connection. */
+  resumes: number;
+  /** For each resume: ms from the first reconnect attempt to the resumed `joined`. */
+  resumeMs: number[];
+  goaways: number;
+}
+
+/** Parent → clients process. */
+export type ClientsCommand = { op: 'start'; clients: Array<{ url: string; user: string; session: string }> } | { op: 'report' } | { op: 'close' };
+
+/** Clients process → parent. */
+export type ClientsMessage = { op: 'joined'; failed: number } | { op: 'report'; clients: ClientReport[] };
+
+const clients: ShardcastClient[] = [];
+const reports: ClientReport[] = [];
+
+/** `ws`'s WebSocket, counting every `ev` frame per seq before the SDK sees it. */
+function countingSocket(report: ClientReport): WebSocketConstructor {
+  const seen: Uint8Array[] = [];
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      const add = this.addEventListener.bind(this) as (type: string, listener: (event: { data: unknown }) => void) => void;
+      (this as unknown as WebSocketLike).addEventListener = ((type: string, listener: (event: { data: unknown }) => void) => {
+        if (type !== 'message') return add(type, listener);
+        add('message', (event) => {
+          const data = event.data;
+          const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data instanceof Uint8Array ? data : null;
+          if (bytes !== null) {
+            const r = decode(bytes);
+            if (r.ok && (r.value as { t?: unknown }).t === 'ev') {
+              const seq = (r.value as { seq: number }).seq;
+              const page = seen[seq >> 12] ?? (seen[seq >> 12] = new Uint8Array(4096));
+              if (page[seq & 4095] === 1) report.rawDuplicates += 1;
+              page[seq & 4095] = 1;
+            }
+          }
+          listener(event);
+        });
+      }) as WebSocketLike['addEventListener'];
+    }
+  } as unknown as WebSocketConstructor;
+}
+
+function startClient(url: string, user: string, session: string): Promise<unknown> {
+  const report: ClientReport = { user, session, joinedAt: -1, received: 0, last: 0, inOrder: true, rawDuplicates: 0, notRecovered: 0, resumes: 0, resumeMs: [], goaways: 0 };
+  reports.push(report);
+  const client = new ShardcastClient({ url, user, WebSocket: countingSocket(report), reconnect: { maxMs: 2000 } });
+  clients.push(client);
+  let firstAttemptAt: number | undefined;
+  let lost = false;
+  client.on('goaway', () => {
+    report.goaways += 1;
+  });
+  client.on('disconnected', (d) => {
+    lost = true;
+    firstAttemptAt ??= Date.now() + d.reconnectInMs;
+  });
+  const sub = client.join(session);
+  sub.on('joined', (j) => {
+    if (report.joinedAt < 0) {
+      report.joinedAt = j.seq;
+      report.last = j.seq;
+    }
+    if (!lost) return;
+    lost = false;
+    if (!j.rec) report.notRecovered += 1;
+    report.resumes += 1;
+    if (firstAttemptAt !== undefined) report.resumeMs.push(Date.now() - firstAttemptAt);
+    firstAttemptAt = undefined;
+  });
+  sub.on('event', (ev) => {
+    report.received += 1;
+    if (ev.seq !== report.last + 1) report.inOrder = false;
+    report.last = ev.seq;
+  });
+  return sub.ready;
+}
+
+const send = (message: ClientsMessage) => process.send?.(message);
+
+process.on('message', (command: ClientsCommand) => {
+  switch (command.op) {
+    case 'start': {
+      const joins = command.clients.map((c) => startClient(c.url, c.user, c.session));
+      void Promise.allSettled(joins).then((outcomes) => send({ op: 'joined', failed: outcomes.filter((o) => o.status === 'rejected').length }));
+      return;
+    }
+    case 'report':
+      send({ op: 'report', clients: reports });
+      return;
+    case 'close':
+      void Promise.all(clients.map((c) => c.close())).then(() => process.exit(0));
+      return;
+  }
+});
+// The driving process went away (or was killed on a timeout): do not linger.
+process.on('disconnect', () => process.exit(0));
