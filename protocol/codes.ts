@@ -31,7 +31,7 @@ export const ErrorCode = {
   TooManySessions: 107,
   /** This client may not publish into this session: its namespace has no client publish, or not for the token's role. */
   PublishNotAllowed: 108,
-  /** The frame's data is bigger or deeper than the server allows. */
+  /** The frame's data is bigger or deeper than the server allows, or the frame holds more msgpack values than it allows. */
   PayloadTooLarge: 109,
   /** A backend the request needs is unavailable; retry later. */
   Unavailable: 110,

@@ -272,6 +272,10 @@ export const DEFAULT_LIMITS = {
   maxCidLength: 64,
   /** Deepest nesting of `data`. */
   maxDepth: 16,
+  /** Most msgpack values in one client frame, its own map and fields included (SPEC §19). */
+  maxFrameValues: 10_000,
+  /** Most values in the `data` of one published event (HTTP API, RabbitMQ). */
+  maxPublishValues: 100_000,
   /** Sessions one connection may have joined. */
   maxSessionsPerConnection: 64,
 } as const;

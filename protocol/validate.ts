@@ -8,7 +8,9 @@
  * msgpackr is lenient where we must not be: it decodes extension types (timestamps,
  * RegExp, Set, records…), turns ext 0 into `undefined`, converts integer map keys to
  * strings, renames `__proto__` keys and recurses until the stack overflows. The scan
- * is iterative, allocation-free and linear in the frame size.
+ * is iterative, allocation-free and linear in the frame size. It also counts the
+ * frame's values, so a frame over maxFrameValues is answered (error 109) without ever
+ * being materialised.
  */
 import { isUtf8 } from 'node:buffer';
 import { Unpackr } from 'msgpackr';
@@ -22,6 +24,12 @@ export interface ClientLimits {
   maxTypeLength: number;
   maxCidLength: number;
   maxDepth: number;
+  /**
+   * Most msgpack values one frame may hold, the frame's own map and fields included:
+   * what bounds the memory decoding it costs (wire bytes do not: a one-byte empty map
+   * becomes a JS object of about 60 bytes). Counted by the pre-scan, before decoding.
+   */
+  maxFrameValues: number;
 }
 
 /** Outcome of parsing one client message. */
@@ -85,14 +93,43 @@ export function decodeUntrusted(bytes: Uint8Array, nestingLimit: number): { ok: 
   }
 }
 
+/** A bound on the number of values in an application value, and the setting that sets it (named in the refusal). */
+export interface ValueBudget {
+  max: number;
+  setting: string;
+}
+
 /**
  * Checks an application value (event/command `data`): only nil, bool, finite numbers,
- * str, bin, arrays, plain maps; depth ≤ maxDepth. Returns null when fine, else a message
- * naming the problem and its path.
+ * str, bin, arrays, plain maps; depth ≤ maxDepth; with a budget, at most `budget.max`
+ * values (countValues' rule), counted in the same walk. Returns null when fine, else a
+ * message naming the problem and its path.
  */
-export function checkValue(value: unknown, maxDepth: number): string | null {
+export function checkValue(value: unknown, maxDepth: number, budget?: ValueBudget): string | null {
+  valuesLeft = budget === undefined ? Infinity : budget.max;
   const problem = inspectValue(value, maxDepth, 0);
-  return problem === null ? null : describe(problem, 'value');
+  if (problem === null) return null;
+  if (problem.path === null && budget !== undefined) {
+    return `value: more than ${budget.max} values (${budget.setting}; every map, array, map key, str, bin, number, bool and nil counts one)`;
+  }
+  return describe(problem, 'value');
+}
+
+/**
+ * The number of msgpack values in a decoded value: every map, array, map key, str,
+ * bin, number, bool and nil counts one. It is the count the pre-scan of client frames
+ * makes on the wire, and the unit of maxFrameValues and maxPublishValues.
+ */
+export function countValues(v: unknown): number {
+  if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return 1;
+  let n = 1;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) n += countValues(v[i]);
+    return n;
+  }
+  const o = v as Record<string, unknown>;
+  for (const key in o) n += 1 + countValues(o[key]);
+  return n;
 }
 
 // ---------------------------------------------------------------- frame fields
@@ -119,6 +156,7 @@ function parseChecked(bytes: Uint8Array, limits: ClientLimits): ParseResult {
   if ((bytes[0] & 0xf0) !== 0x80 && bytes[0] !== 0xde && bytes[0] !== 0xdf) {
     return violation('frame is not a msgpack map');
   }
+  if (scannedValues > limits.maxFrameValues) return overValueBudget(bytes, limits.maxFrameValues);
   const decoded: unknown = unpackr.unpack(bytes);
   if (!isPlainObject(decoded)) return violation('frame is not a msgpack map');
   // The scan counted every map entry on the wire; fewer keys after decoding means a
@@ -148,6 +186,53 @@ function parseChecked(bytes: Uint8Array, limits: ClientLimits): ParseResult {
   const problem = checkFields(type, decoded, limits);
   if (problem !== null) return { kind: 'error', id, code: problem.code, msg: `${type}: ${problem.msg}` };
   return { kind: 'frame', frame: decoded as unknown as ClientFrame };
+}
+
+/**
+ * The answer to a well-formed frame holding more values than allowed: error 109 with
+ * the request id, read from the bytes where the scan saw the top-level `t` and `id`,
+ * so the frame is never decoded. The connection stays.
+ */
+function overValueBudget(bytes: Uint8Array, max: number): ParseResult {
+  const t = topLevelString(bytes, scannedTAt);
+  if (t === undefined) return violation('frame has no string `t`');
+  const rawId = topLevelUint(bytes, scannedIdAt);
+  const id = rawId !== undefined && rawId <= MAX_REQUEST_ID ? rawId : undefined;
+  const prefix = Object.hasOwn(FIELDS, t) ? `${t}: ` : '';
+  return {
+    kind: 'error',
+    id,
+    code: ErrorCode.PayloadTooLarge,
+    msg: `${prefix}frame holds ${scannedValues} values; at most ${max} (every map, array, map key, str, bin, number, bool and nil counts one)`,
+  };
+}
+
+/** The str at `at` (a position the scan recorded, so well-formed UTF-8), else undefined. */
+function topLevelString(bytes: Uint8Array, at: number): string | undefined {
+  if (at < 0) return undefined;
+  const b = bytes[at];
+  let start: number;
+  let len: number;
+  if (b >= 0xa0 && b <= 0xbf) {
+    start = at + 1;
+    len = b & 0x1f;
+  } else if (b >= 0xd9 && b <= 0xdb) {
+    const n = 1 << (b - 0xd9);
+    start = at + 1 + n;
+    len = readUint(bytes, at + 1, n);
+  } else {
+    return undefined;
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset + start, len).toString('utf8');
+}
+
+/** The unsigned integer at `at` (a position the scan recorded), else undefined. */
+function topLevelUint(bytes: Uint8Array, at: number): number | undefined {
+  if (at < 0) return undefined;
+  const b = bytes[at];
+  if (b <= 0x7f) return b;
+  if (b >= 0xcc && b <= 0xcf) return readUint(bytes, at + 1, 1 << (b - 0xcc));
+  return undefined;
 }
 
 interface Problem {
@@ -196,6 +281,8 @@ function checkTypeAndData(f: Record<string, unknown>, limits: ClientLimits): Pro
   const type = checkString(f.type, 'type', limits.maxTypeLength);
   if (type !== null) return type;
   if (!Object.hasOwn(f, 'data')) return bad('missing data');
+  // The scan has already bounded the whole frame's values: no budget here.
+  valuesLeft = Infinity;
   const problem = inspectValue(f.data, limits.maxDepth, 0);
   if (problem === null) return null;
   return { code: problem.code, msg: describe(problem, 'data') };
@@ -256,11 +343,20 @@ function countKeys(v: unknown): number {
 // ---------------------------------------------------------------- application values
 
 interface ValueProblem extends Problem {
-  /** Path segments from the root to the offending value, built only on failure. */
-  path: string[];
+  /**
+   * Path segments from the root to the offending value, built only on failure; null
+   * when the value as a whole is the problem (over its value budget).
+   */
+  path: string[] | null;
 }
 
+// Values inspectValue may still count before the value is over its budget (Infinity:
+// no budget). Module state rather than a parameter: the walk is synchronous, and this
+// keeps the count in the walk that checks depth, with no allocation.
+let valuesLeft = Infinity;
+
 function inspectValue(v: unknown, maxDepth: number, depth: number): ValueProblem | null {
+  if (--valuesLeft < 0) return { code: ErrorCode.PayloadTooLarge, msg: 'over the value budget', path: null };
   switch (typeof v) {
     case 'string':
     case 'boolean':
@@ -291,7 +387,7 @@ function inspectValue(v: unknown, maxDepth: number, depth: number): ValueProblem
     for (let i = 0; i < v.length; i++) {
       const p = inspectValue(v[i], maxDepth, depth + 1);
       if (p !== null) {
-        p.path.unshift(`[${i}]`);
+        p.path?.unshift(`[${i}]`);
         return p;
       }
     }
@@ -303,13 +399,16 @@ function inspectValue(v: unknown, maxDepth: number, depth: number): ValueProblem
   if (keys.length > MAX_MAP_KEYS) {
     return { code: ErrorCode.PayloadTooLarge, msg: `a map has ${keys.length} keys; at most ${MAX_MAP_KEYS}`, path: [] };
   }
+  // Each key is a value too (a string the decoder built).
+  valuesLeft -= keys.length;
+  if (valuesLeft < 0) return { code: ErrorCode.PayloadTooLarge, msg: 'over the value budget', path: null };
   for (const key of keys) {
     // SPEC §4: never a key. JSON.parse makes it an own property; a client that
     // assigns it would change the object's prototype instead.
     if (key === '__proto__') return { code: ErrorCode.BadRequest, msg: 'the map key "__proto__" is not allowed', path: [] };
     const p = inspectValue(o[key], maxDepth, depth + 1);
     if (p !== null) {
-      p.path.unshift(/^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.slice(0, 32))}]`);
+      p.path?.unshift(/^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.slice(0, 32))}]`);
       return p;
     }
   }
@@ -320,7 +419,7 @@ function inspectValue(v: unknown, maxDepth: number, depth: number): ValueProblem
 export const MAX_MAP_KEYS = 65_535;
 
 function describe(p: ValueProblem, root: string): string {
-  return `${root}${p.path.join('')}: ${p.msg}`;
+  return `${root}${p.path?.join('') ?? ''}: ${p.msg}`;
 }
 
 // ---------------------------------------------------------------- structural scan
@@ -332,11 +431,23 @@ const PROTO_KEY = [0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f]; // "__
 let remainingStack = new Float64Array(64);
 let isMapStack = new Uint8Array(64);
 
+// What the last scan saw besides map entries, as module state so the scan allocates
+// nothing: the number of values, and where the values of the top-level keys `t` and
+// `id` start (-1: absent), so a frame refused for its size is answered with its id
+// without decoding it.
+let scannedValues = 0;
+let scannedTAt = -1;
+let scannedIdAt = -1;
+const TOP_OTHER = 0;
+const TOP_T = 1;
+const TOP_ID = 2;
+
 /**
  * Walks one msgpack value without building it. Returns the total number of map entries
  * when `bytes` hold exactly one value of standard msgpack within the nesting limit, with
  * str map keys (never `__proto__`), valid UTF-8 strings, integers within ±2^53 and no
- * extension types; else a reason naming the problem and its byte offset.
+ * extension types; else a reason naming the problem and its byte offset. Leaves the
+ * number of values (scannedValues) and the top-level `t`/`id` positions behind.
  */
 function scan(bytes: Uint8Array, nestingLimit: number): number | string {
   if (remainingStack.length < nestingLimit + 1) {
@@ -348,11 +459,21 @@ function scan(bytes: Uint8Array, nestingLimit: number): number | string {
   let pos = 0;
   let depth = 0;
   let entries = 0;
+  let values = 0;
+  let topField = TOP_OTHER;
+  scannedTAt = -1;
+  scannedIdAt = -1;
   for (;;) {
     const at = pos;
     if (pos >= end) return `truncated at byte ${at}`;
     const b = bytes[pos++];
+    // Every turn of this loop reads the header of exactly one value.
+    values++;
     const isKey = depth > 0 && isMapStack[depth - 1] === 1 && remainingStack[depth - 1] % 2 === 0;
+    if (depth === 1 && !isKey && topField !== TOP_OTHER) {
+      if (topField === TOP_T) scannedTAt = at;
+      else scannedIdAt = at;
+    }
     let strLen = -1;
     let container = -1; // element count of an array or map
     let isMap = false;
@@ -443,6 +564,7 @@ function scan(bytes: Uint8Array, nestingLimit: number): number | string {
       if (pos + strLen > end) return `truncated at byte ${at}`;
       if (!isUtf8Range(bytes, pos, pos + strLen)) return `str at byte ${at} is not valid UTF-8`;
       if (isKey && isProtoKey(bytes, pos, strLen)) return `map key "__proto__" at byte ${at} is not allowed`;
+      if (isKey && depth === 1) topField = topFieldOf(bytes, pos, strLen);
       pos += strLen;
     } else if (skip > 0) {
       if (pos + skip > end) return `truncated at byte ${at}`;
@@ -467,6 +589,7 @@ function scan(bytes: Uint8Array, nestingLimit: number): number | string {
       depth--;
     }
     if (depth === 0) {
+      scannedValues = values;
       return pos === end ? entries : `${end - pos} trailing bytes after the frame`;
     }
   }
@@ -483,6 +606,13 @@ function isUtf8Range(bytes: Uint8Array, start: number, end: number): boolean {
     if (bytes[i] >= 0x80) return isUtf8(bytes.subarray(start, end));
   }
   return true;
+}
+
+/** Which top-level key the str of `len` bytes at `pos` is: `t`, `id` or another. */
+function topFieldOf(bytes: Uint8Array, pos: number, len: number): number {
+  if (len === 1 && bytes[pos] === 0x74) return TOP_T;
+  if (len === 2 && bytes[pos] === 0x69 && bytes[pos + 1] === 0x64) return TOP_ID;
+  return TOP_OTHER;
 }
 
 function isProtoKey(bytes: Uint8Array, pos: number, len: number): boolean {

@@ -12,6 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { decode, encode } from '../../protocol/codec.js';
 import { fromHex, loadFrameVectors, loadInvalidVectors } from '../../protocol/vectors/load.js';
@@ -122,6 +123,9 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
     report.hostileFrames++;
   };
   const frame = (value: unknown) => encode(value);
+  // A hostile encoder: every map as small as msgpack allows (an empty one is one byte;
+  // msgpackr's default writes three), the densest decoded-size bomb a frame can carry.
+  const compact = new Packr({ useRecords: false, variableMapSize: true });
   const post = async (path: string, body: string, type = 'application/json') => {
     report.hostileRequests++;
     try {
@@ -181,8 +185,12 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
       if (!ws) return;
       send(ws, frame({ t: 'join', id: 1, s: 'quiz:bombs' }));
       await sleep(20);
+      // Within maxFrameValues (10,000): taken and journaled.
       const bomb = Array.from({ length: 5000 }, () => ({}));
       for (let i = 0; i < 30; i++) send(ws, frame({ t: 'cmd', id: 10 + i, s: 'quiz:bombs', cid: `b${n}-${i}`, type: 'answer', data: bomb }));
+      // 16,000 one-byte maps in 16 KiB: over maxFrameValues, refused (109) before decoding.
+      const dense = Array.from({ length: 16_000 }, () => ({}));
+      for (let i = 0; i < 10; i++) send(ws, new Uint8Array(compact.pack({ t: 'cmd', id: 40 + i, s: 'quiz:bombs', cid: `d${n}-${i}`, type: 'answer', data: dense })));
       await sleep(100);
       ws.terminate();
     },

@@ -13,6 +13,7 @@
 import { availableParallelism } from 'node:os';
 import type { KeyObject } from 'node:crypto';
 import type { KeyedPublicKey } from '../auth/public-keys.js';
+import { DEFAULT_LIMITS } from '../../protocol/frames.js';
 
 /** One namespace of sessions, matched by session id prefix (longest prefix wins). */
 export interface NamespaceConfig {
@@ -76,6 +77,8 @@ export interface Settings {
   readonly sessionTtlMs: number;
   readonly maxBufferBytes: number;
   readonly maxFrameBytes: number;
+  readonly maxFrameValues: number;
+  readonly maxPublishValues: number;
   readonly idleTimeoutS: number;
   readonly maxConnections: number;
   readonly maxConnectionsPerUser: number;
@@ -607,6 +610,8 @@ export const SCHEMA = {
   sessionTtlMs: define('sessionTtlMs', integer(1000, 2_147_483_647), 3_600_000, 'Sessions idle this long (nothing published, no instance streaming them) are forgotten, with their history and snapshot; in Redis, between 0.9× and 1× this after their last activity.'),
   maxBufferBytes: define('maxBufferBytes', integer(16 * 1024, 64 * 1024 * 1024), 1024 * 1024, 'Bound of each socket\'s outgoing buffer; a client past it is disconnected as a slow consumer.'),
   maxFrameBytes: define('maxFrameBytes', integer(256, 1024 * 1024), 16 * 1024, 'Largest frame a client may send.'),
+  maxFrameValues: define('maxFrameValues', integer(16, 1024 * 1024), DEFAULT_LIMITS.maxFrameValues, "Most msgpack values one client frame may hold, its own map and fields included (every map, array, map key, str, bin, number, bool and nil counts one): bounds the memory decoding a frame costs, which wire bytes do not (a 16 KiB frame of empty maps decodes to about 1 MB). Counted before decoding; a frame over it gets error 109 and the connection stays."),
+  maxPublishValues: define('maxPublishValues', integer(1, 10_000_000), DEFAULT_LIMITS.maxPublishValues, "Most values in the `data` of one published event (HTTP API, RabbitMQ; counted as for maxFrameValues): every client decodes it. Over it: HTTP 400 `invalid_request`, RabbitMQ dead-letter. Higher than maxFrameValues because upstreams are trusted and publish leaderboards and tallies."),
   idleTimeoutS: define(
     'idleTimeoutS',
     integer(0, 960, { refuse: (n) => n > 0 && n < 8, allowed: '0 (off) or 8–960' }),

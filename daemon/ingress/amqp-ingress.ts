@@ -40,6 +40,7 @@ import { connect, type Channel, type ChannelModel, type ConfirmChannel, type Con
 import { PublishRefused, type BrokerHealth, type PublishRequest, type PublishResult } from '../engine/broker.js';
 import type { Logger } from '../log.js';
 import { eventOfMessage } from './amqp-message.js';
+import type { PublishLimits } from './publish-request.js';
 import { declareTopology, topologyOf, type Topology } from './amqp-topology.js';
 
 /** Where the ingress hands events: the primary's sequencing path. */
@@ -57,6 +58,8 @@ export interface AmqpIngressOptions {
   partitions: number;
   prefetch: number;
   deliveryLimit: number;
+  /** Limits of the events taken (config maxPublishValues): a message over them is dead-lettered. */
+  limits: PublishLimits;
   /** Random id of this process (the connection's name in the management UI). */
   instanceId: string;
   log: Logger;
@@ -349,7 +352,7 @@ export class AmqpIngress {
           contentType: d.msg.properties.contentType as string | undefined,
           messageId: d.msg.properties.messageId as string | undefined,
           content: d.msg.content,
-        }),
+        }, this.opts.limits),
       );
       const events: PublishRequest[] = [];
       for (const r of parsed) if (r.ok) events.push(r.event);

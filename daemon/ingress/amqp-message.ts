@@ -6,7 +6,7 @@
  * error messages are the same.
  */
 import type { PublishRequest } from '../engine/broker.js';
-import { decodePublishBody, parsePublishBody } from './publish-request.js';
+import { DEFAULT_PUBLISH_LIMITS, decodePublishBody, parsePublishBody, type PublishLimits } from './publish-request.js';
 
 /** What the ingress needs of a delivery. */
 export interface DeliveryFields {
@@ -22,8 +22,8 @@ export type ParsedMessage = { ok: true; event: PublishRequest } | { ok: false; r
 /** Largest message body taken, as for the HTTP API. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
-/** Parses and validates one message. */
-export function eventOfMessage(d: DeliveryFields): ParsedMessage {
+/** Parses and validates one message (`limits`: from the config, as for the HTTP API). */
+export function eventOfMessage(d: DeliveryFields, limits: PublishLimits = DEFAULT_PUBLISH_LIMITS): ParsedMessage {
   if (d.content.length > MAX_MESSAGE_BYTES) return { ok: false, reason: `message bodies are limited to ${MAX_MESSAGE_BYTES} bytes (got ${d.content.length})` };
   const decoded = decodePublishBody(d.contentType ?? '', d.content);
   if (!decoded.ok) return { ok: false, reason: decoded.message };
@@ -43,7 +43,7 @@ export function eventOfMessage(d: DeliveryFields): ParsedMessage {
     }
     fields.id = d.messageId;
   }
-  const parsed = parsePublishBody(fields);
+  const parsed = parsePublishBody(fields, Date.now(), limits);
   if (!parsed.ok) return { ok: false, reason: parsed.message };
   return { ok: true, event: parsed.events[0] };
 }

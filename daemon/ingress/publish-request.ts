@@ -18,6 +18,15 @@ export const MAX_ID_LENGTH = 128;
 /** Furthest a scheduled event's `at` may lie ahead: everything sequenced after it in its session waits as long. */
 export const MAX_SCHEDULE_AHEAD_MS = 3_600_000;
 
+/** Limits of publish requests that come from the config. */
+export interface PublishLimits {
+  /** Most values in one event's `data` (config maxPublishValues). */
+  maxPublishValues: number;
+}
+
+/** The limits of a daemon with the default config. */
+export const DEFAULT_PUBLISH_LIMITS: PublishLimits = Object.freeze({ maxPublishValues: DEFAULT_LIMITS.maxPublishValues });
+
 const EVENT_KEYS = new Set(['session', 'type', 'data', 'id', 'to', 'snapshot', 'conflate', 'at']);
 
 /** A parsed request: one event (single) or a batch. */
@@ -33,7 +42,7 @@ function shortString(v: unknown, max: number): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= max;
 }
 
-function parseEvent(raw: unknown, path: string, now: number): PublishRequest | string {
+function parseEvent(raw: unknown, path: string, now: number, limits: PublishLimits): PublishRequest | string {
   if (!isPlainObject(raw)) return `${path || 'body'} must be an object`;
   const at = (field: string) => (path ? `${path}.${field}` : field);
   for (const key of Object.keys(raw)) {
@@ -45,7 +54,10 @@ function parseEvent(raw: unknown, path: string, now: number): PublishRequest | s
   }
   if (!shortString(type, DEFAULT_LIMITS.maxTypeLength)) return `${at('type')} must be a string of 1–${DEFAULT_LIMITS.maxTypeLength} characters`;
   if (data === undefined) return `${at('data')} is required (use null for no data)`;
-  const dataProblem = checkValue(data, DEFAULT_LIMITS.maxDepth);
+  // The body is decoded whole before this (bounded by its byte limit, and JSON.parse
+  // cannot stop early); the value budget bounds what is sequenced, kept in history
+  // and decoded by every client, counted in the walk that checks the depth.
+  const dataProblem = checkValue(data, DEFAULT_LIMITS.maxDepth, { max: limits.maxPublishValues, setting: 'maxPublishValues' });
   if (dataProblem !== null) return `${at('data')}: ${dataProblem}`;
   const event: PublishRequest = { session, type, data: data as Value };
   if (id !== undefined) {
@@ -86,8 +98,8 @@ function parseEvent(raw: unknown, path: string, now: number): PublishRequest | s
   return event;
 }
 
-/** Validates a decoded publish body (`now`: the server clock, for `at`). */
-export function parsePublishBody(body: unknown, now = Date.now()): ParsedPublish {
+/** Validates a decoded publish body (`now`: the server clock, for `at`; `limits`: from the config). */
+export function parsePublishBody(body: unknown, now = Date.now(), limits: PublishLimits = DEFAULT_PUBLISH_LIMITS): ParsedPublish {
   if (isPlainObject(body) && 'events' in body) {
     const { events } = body;
     if (Object.keys(body).length !== 1) return { ok: false, message: 'a batch body has only the "events" field' };
@@ -96,13 +108,13 @@ export function parsePublishBody(body: unknown, now = Date.now()): ParsedPublish
     }
     const out: PublishRequest[] = [];
     for (let i = 0; i < events.length; i++) {
-      const e = parseEvent(events[i], `events[${i}]`, now);
+      const e = parseEvent(events[i], `events[${i}]`, now, limits);
       if (typeof e === 'string') return { ok: false, message: e };
       out.push(e);
     }
     return { ok: true, batch: true, events: out };
   }
-  const e = parseEvent(body, '', now);
+  const e = parseEvent(body, '', now, limits);
   return typeof e === 'string' ? { ok: false, message: e } : { ok: true, batch: false, events: [e] };
 }
 

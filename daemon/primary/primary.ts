@@ -104,6 +104,7 @@ export class Primary {
             partitions: config.amqpPartitions,
             prefetch: config.amqpPrefetch,
             deliveryLimit: config.amqpDeliveryLimit,
+            limits: { maxPublishValues: config.maxPublishValues },
             instanceId: this.instanceId,
             log,
             sink: { publish: (events) => this.sequence(events), healthy: () => this.engine.health().ok },

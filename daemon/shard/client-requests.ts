@@ -9,6 +9,7 @@ import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { DEFAULT_LIMITS, type CmdFrame, type ErrorFrame, type PubFrame } from '../../protocol/frames.js';
 import { parseClientFrame, type ClientLimits } from '../../protocol/validate.js';
 import { mayPublish, namespaceFor } from '../config/namespaces.js';
+import type { Config } from '../config/schema.js';
 import type { Connection, Membership } from './connection.js';
 import { join, leave, type JoinContext } from './joins.js';
 import { PrimaryCallError } from './primary-link.js';
@@ -21,9 +22,10 @@ export interface RequestContext extends JoinContext {
 }
 
 /** Limits applied to client frames, from the config. */
-export function clientLimits(maxFrameBytes: number): ClientLimits {
+export function clientLimits(config: Pick<Config, 'maxFrameBytes' | 'maxFrameValues'>): ClientLimits {
   return {
-    maxFrameBytes,
+    maxFrameBytes: config.maxFrameBytes,
+    maxFrameValues: config.maxFrameValues,
     maxSessionLength: DEFAULT_LIMITS.maxSessionLength,
     maxTypeLength: DEFAULT_LIMITS.maxTypeLength,
     maxCidLength: DEFAULT_LIMITS.maxCidLength,

@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/schema.js';
-import { decodePublishBody, parsePublishBody } from '../ingress/publish-request.js';
+import { decodePublishBody, parsePublishBody, type PublishLimits } from '../ingress/publish-request.js';
 import type { Logger } from '../log.js';
 import type { App, HttpRequest, HttpResponse } from '../uws.js';
 import { PrimaryCallError, type PrimaryLink } from './primary-link.js';
@@ -175,6 +175,7 @@ function watchAbort(res: HttpResponse): () => boolean {
 /** Registers the HTTP routes on a shard's App. */
 export function registerHttpApi(app: App, ctx: HttpContext): void {
   const { config } = ctx;
+  const publishLimits: PublishLimits = { maxPublishValues: config.maxPublishValues };
 
   app.get('/healthz', (res) => sendJson(res, '200 OK', { status: 'ok' }));
   app.get('/readyz', (res) => {
@@ -226,7 +227,7 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
           sendError(res, decoded.unsupported ? HttpErrorCode.UnsupportedMediaType : HttpErrorCode.InvalidBody, decoded.message);
           return;
         }
-        const parsed = parsePublishBody(decoded.value);
+        const parsed = parsePublishBody(decoded.value, Date.now(), publishLimits);
         if (!parsed.ok) {
           res.resume();
           sendError(res, HttpErrorCode.InvalidRequest, parsed.message);

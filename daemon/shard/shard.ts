@@ -54,7 +54,7 @@ export class Shard {
       shardId,
       log,
       replyError,
-      limits: clientLimits(config.maxFrameBytes),
+      limits: clientLimits(config),
       policy: this.policy,
       accepting: () => !this.draining,
     };

@@ -41,6 +41,8 @@ t.test('defaults', async (t) => {
   t.equal(config.sessionTtlMs, 3_600_000);
   t.equal(config.maxBufferBytes, 1048576);
   t.equal(config.maxFrameBytes, 16384);
+  t.equal(config.maxFrameValues, 10000);
+  t.equal(config.maxPublishValues, 100000);
   t.equal(config.maxConnections, 100000);
   t.equal(config.maxConnectionsPerUser, 32);
   t.equal(config.rateLimitPerS, 50);
@@ -127,6 +129,8 @@ t.test('every validation error names its key and env var', async (t) => {
     sessionTtlMs: '12.5',
     maxBufferBytes: '16383',
     maxFrameBytes: '255',
+    maxFrameValues: '15',
+    maxPublishValues: '0',
     idleTimeoutS: '7',
     maxConnections: '0',
     maxConnectionsPerUser: '-1',

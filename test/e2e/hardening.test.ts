@@ -3,6 +3,8 @@
 // keys crashed a shard on every join, since msgpack's map 16 cannot hold them and
 // the throw escaped the async join).
 import t from 'tap';
+import { Packr } from 'msgpackr';
+import { ErrorCode } from '../../protocol/codes.js';
 import { RawClient } from '../support/raw-client.js';
 import { startDaemon } from '../support/daemon-process.js';
 
@@ -194,4 +196,72 @@ t.test('test hooks need the API key when one is set', async (t) => {
   t.equal(ok.status, 200, 'with it: done');
   await ok.arrayBuffer();
   t.notOk(daemon.lines.some((l) => l.msg === 'shard crashed'), 'no shard was crashed by the unauthenticated call');
+});
+
+t.test('decoded-size bombs: a cmd or pub over maxFrameValues gets error 109 and the connection stays; a publish over maxPublishValues gets 400 and no seq', async (t) => {
+  // maxFrameValues above its default (10,000) and maxPublishValues below (100,000):
+  // what is refused and what passes below shows both settings reach their check.
+  const daemon = await startDaemon({
+    SHARDCAST_SHARDS: '1',
+    SHARDCAST_MAX_FRAME_VALUES: '12000',
+    SHARDCAST_MAX_PUBLISH_VALUES: '1000',
+    SHARDCAST_NAMESPACES: '[{"prefix":"chat:","clientPublish":true}]',
+  });
+  t.teardown(() => daemon.stop());
+  const S = 'chat:bombs';
+  const canary = await RawClient.connect(daemon.ws, { user: 'canary' });
+  const bomber = await RawClient.connect(daemon.ws, { user: 'bomber' });
+  t.teardown(() => Promise.all([canary.close(), bomber.close()]));
+  await canary.join(S);
+  await bomber.join(S);
+  // A hostile client writes each empty map as one byte (msgpackr's encode writes 3).
+  const compact = new Packr({ useRecords: false, variableMapSize: true });
+  const maps = (n: number) => Array.from({ length: n }, () => ({}));
+  const request = async (frame: Record<string, unknown>) => {
+    const id = bomber.id();
+    const bytes = compact.pack({ ...frame, id });
+    bomber.sendRaw(bytes);
+    return { bytes: bytes.length, reply: await bomber.next((f) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id) };
+  };
+
+  const within = await request({ t: 'cmd', s: S, cid: 'within', type: 'answer', data: maps(11_000) });
+  t.equal(within.reply.t, 'ack', '11,000 values, within the configured 12,000: acked');
+
+  const cmdBomb = await request({ t: 'cmd', s: S, cid: 'bomb', type: 'answer', data: maps(16_000) });
+  t.ok(cmdBomb.bytes <= 16 * 1024, `the cmd bomb is ${cmdBomb.bytes} bytes, under maxFrameBytes`);
+  t.equal(cmdBomb.reply.t, 'error', 'a cmd of 16,000 empty maps is refused');
+  t.equal(cmdBomb.reply.t === 'error' && cmdBomb.reply.code, ErrorCode.PayloadTooLarge, 'with error 109');
+  t.match(cmdBomb.reply.t === 'error' ? cmdBomb.reply.msg : '', /^cmd: frame holds 16013 values; at most 12000/, 'saying how many values and the limit');
+
+  const ping = bomber.id();
+  bomber.send({ t: 'ping', id: ping });
+  await bomber.next((f) => f.t === 'pong' && f.id === ping);
+  const cmdAfter = await request({ t: 'cmd', s: S, cid: 'after', type: 'answer', data: { choice: 2 } });
+  t.equal(cmdAfter.reply.t, 'ack', 'the connection stays usable: ping answered, next cmd acked');
+
+  const pubBomb = await request({ t: 'pub', s: S, type: 'msg', data: maps(16_000) });
+  t.equal(pubBomb.reply.t === 'error' && pubBomb.reply.code, ErrorCode.PayloadTooLarge, 'a pub of 16,000 empty maps: error 109');
+  const pubAfter = await request({ t: 'pub', s: S, type: 'msg', data: 'hello' });
+  t.equal(pubAfter.reply.t === 'ack' && pubAfter.reply.seq, 1, 'the next pub is acked with seq 1: the bomb took none');
+
+  // Upstream: data of 1001 values (an array of 1000 maps), as JSON and as msgpack.
+  const overJson = await daemon.publish({ session: S, type: 'board', data: maps(1000) });
+  t.equal(overJson.status, 400, 'JSON publish over maxPublishValues: 400');
+  t.equal(overJson.body.error?.code, 'invalid_request');
+  t.match(overJson.body.error?.message, /^data: value: more than 1000 values \(maxPublishValues;/, 'naming the field and the limit');
+  const overPack = await fetch(`${daemon.http}/v1/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/msgpack' },
+    body: new Uint8Array(compact.pack({ session: S, type: 'board', data: maps(1000) })),
+  });
+  const overPackBody = (await overPack.json()) as { error?: { code?: string; message?: string } };
+  t.equal(overPack.status, 400, 'msgpack publish over maxPublishValues: 400');
+  t.match(overPackBody.error?.message, /^data: value: more than 1000 values \(maxPublishValues;/);
+  const fits = await daemon.publish({ session: S, type: 'board', data: maps(999) });
+  t.equal(fits.status, 200, '1000 values: published');
+  t.equal(fits.body.seq, 2, 'the refused publishes took no seq');
+
+  await canary.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === 2));
+  t.same(canary.events(S).map((e) => [e.seq, e.type]), [[1, 'msg'], [2, 'board']], 'the canary in the session got every event, and nothing of the bombs');
+  t.notOk(daemon.lines.some((l) => l.msg === 'shard crashed'), 'no shard crashed');
 });

@@ -180,7 +180,8 @@ t.test('a consumer that dies between storing and acking: the redelivery is not d
 });
 
 t.test('poison messages go to the dead-letter queue with their reason; the partition keeps flowing', async (t) => {
-  const { instances, publisher, exchange } = await cluster(t, 1, 'poison', 1);
+  // A low maxPublishValues, so that a message over it is small.
+  const { instances, publisher, exchange } = await cluster(t, 1, 'poison', 1, { SHARDCAST_MAX_PUBLISH_VALUES: '100' });
   const [a] = instances;
   const S = 'quiz:rmq-poison';
   const client = await RawClient.connect(a.ws, { user: 'watcher' });
@@ -191,22 +192,24 @@ t.test('poison messages go to the dead-letter queue with their reason; the parti
   await publisher.publishRaw(S, Buffer.from(JSON.stringify({ data: 2 })), { contentType: 'application/json' });
   await publisher.publishRaw('not a session!', Buffer.from(JSON.stringify({ type: 'q', data: 3 })), { contentType: 'application/json' });
   await publisher.publishRaw(S, Buffer.from('<q/>'), { contentType: 'text/xml' });
+  await publisher.publishRaw(S, Buffer.from(JSON.stringify({ type: 'q', data: Array.from({ length: 100 }, () => 0) })), { contentType: 'application/json' });
   await publisher.publish({ session: S, type: 'q', data: 2 });
   await publisher.publish({ session: S, type: 'q', data: 3 });
   await client.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === 3), 10_000, 'seq 3');
   t.same(client.events(S).map((e) => [e.seq, e.data]), [[1, 1], [2, 2], [3, 3]], 'the valid events behind the poison ones flowed, in order');
   let dead: Awaited<ReturnType<typeof takeDeadLetters>> = [];
-  for (let i = 0; i < 50 && dead.length < 4; i++) {
+  for (let i = 0; i < 50 && dead.length < 5; i++) {
     dead = dead.concat(await takeDeadLetters(exchange, 1));
-    if (dead.length < 4) await sleep(100);
+    if (dead.length < 5) await sleep(100);
   }
-  t.equal(dead.length, 4, 'the four poison messages are in the dead-letter queue');
+  t.equal(dead.length, 5, 'the five poison messages are in the dead-letter queue');
   t.match(dead[0].reason, /body is not valid JSON/, `bad JSON: ${dead[0].reason}`);
   t.match(dead[1].reason, /type/, `missing type: ${dead[1].reason}`);
   t.match(dead[2].reason, /session must be/, `bad session: ${dead[2].reason}`);
   t.match(dead[3].reason, /unsupported content-type "text\/xml"/, `bad content type: ${dead[3].reason}`);
+  t.match(dead[4].reason, /^data: value: more than 100 values \(maxPublishValues;/, `data over maxPublishValues: ${dead[4].reason}`);
   t.equal(dead[2].routingKey, 'not a session!', 'with their routing key and body untouched');
-  t.equal(a.lines.filter((l) => l.msg === 'event refused: sent to the dead-letter queue').length, 4, 'one log line each');
+  t.equal(a.lines.filter((l) => l.msg === 'event refused: sent to the dead-letter queue').length, 5, 'one log line each');
 });
 
 t.test('SIGTERM with deliveries not yet stored: they go back to RabbitMQ and another instance delivers them; nothing lost', async (t) => {

@@ -29,6 +29,9 @@ t.test('the spec states the transport constants and default limits', async (tt) 
   tt.ok(spec.includes(`| Command id \`cid\` | 1–${DEFAULT_LIMITS.maxCidLength} bytes`));
   tt.ok(spec.includes(`| Depth of \`data\` | ${DEFAULT_LIMITS.maxDepth} levels |`));
   tt.ok(spec.includes(`| Sessions joined per connection | ${DEFAULT_LIMITS.maxSessionsPerConnection} |`));
+  tt.ok(spec.includes(`included; §16) | ${DEFAULT_LIMITS.maxFrameValues.toLocaleString('en-US')} | yes`), 'values per client frame');
+  tt.ok(spec.includes(`more than **${DEFAULT_LIMITS.maxFrameValues.toLocaleString('en-US')} msgpack values**`), 'values per client frame, §16');
+  tt.ok(spec.includes(`counted the same way) | ${DEFAULT_LIMITS.maxPublishValues.toLocaleString('en-US')} | yes`), 'values per published data');
 });
 
 t.test('the worked example quotes the vectors byte for byte', async (tt) => {

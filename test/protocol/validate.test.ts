@@ -3,12 +3,14 @@ import { Packr } from 'msgpackr';
 import { encode } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { DEFAULT_LIMITS } from '../../protocol/frames.js';
-import { checkValue, hardNestingLimit, parseClientFrame, type ClientLimits } from '../../protocol/validate.js';
+import { checkValue, countValues, hardNestingLimit, parseClientFrame, type ClientLimits } from '../../protocol/validate.js';
 
 const limits: ClientLimits = { ...DEFAULT_LIMITS };
 const hex = (h: string) => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
 const parse = (bytes: Uint8Array, l: ClientLimits = limits) => parseClientFrame(bytes, l);
 const parseValue = (v: unknown, l: ClientLimits = limits) => parse(encode(v), l);
+// msgpackr writes every map as map 16 (3 bytes); a hostile client writes fixmaps (1 byte).
+const compact = new Packr({ useRecords: false, variableMapSize: true });
 const toHex = (v: unknown) => Buffer.from(encode(v)).toString('hex');
 /** Wire bytes of the fields of a cmd frame before `data`: map16 of 6 entries, then t, id, s, cid, type. */
 const CMD_PREFIX =
@@ -204,6 +206,83 @@ t.test('nesting: deeper than maxDepth in data is error 109, absurd nesting close
   expectClose(tt, maps, CloseCode.ProtocolError, undefined, big);
 });
 
+t.test('decoded size: a frame over maxFrameValues is error 109 with its id, the connection stays', async (tt) => {
+  tt.equal(limits.maxFrameValues, 10_000, 'the default');
+  const maps = (n: number) => Array.from({ length: n }, () => ({}));
+  const parseValue = (v: unknown, l: ClientLimits = limits) => parse(compact.pack(v), l);
+  const expectError = (tt: Test, value: unknown, code: number, id: number | undefined, msgPattern?: RegExp) => {
+    const r = parseValue(value);
+    tt.equal(r.kind, 'error', `error for ${JSON.stringify(value)?.slice(0, 80)}`);
+    if (r.kind !== 'error') return;
+    tt.equal(r.code, code, `code ${code}: ${r.msg}`);
+    tt.equal(r.id, id, 'id echoed only when valid');
+    if (msgPattern) tt.match(r.msg, msgPattern);
+  };
+  const cmd = (data: unknown, id = 11) => ({ t: 'cmd', id, s: 's', cid: 'c', type: 'x', data });
+  // The frame's map, its 6 keys and 5 scalar fields: 12 values besides data.
+  tt.equal(countValues(cmd(null)), 13);
+  tt.equal(countValues(cmd(maps(9_987))), 10_000);
+  tt.equal(parseValue(cmd(maps(9_987))).kind, 'frame', 'exactly maxFrameValues');
+  expectError(tt, cmd(maps(9_988)), ErrorCode.PayloadTooLarge, 11, /^cmd: frame holds 10001 values; at most 10000 \(/);
+
+  // The decoded-size bomb: 16,000 empty maps fit the default 16 KiB frame.
+  const bomb = compact.pack(cmd(maps(16_000)));
+  tt.ok(bomb.length <= limits.maxFrameBytes, `${bomb.length} bytes on the wire`);
+  const r = parse(bomb);
+  tt.same(r, { kind: 'error', id: 11, code: ErrorCode.PayloadTooLarge, msg: r.kind === 'error' ? r.msg : '' });
+  const pub = { t: 'pub', id: 12, s: 's', type: 'x', data: maps(16_000) };
+  expectError(tt, pub, ErrorCode.PayloadTooLarge, 12, /^pub: frame holds 16011 values; at most 10000/);
+
+  // Map keys count: a map of k entries is 1 + 2k values.
+  const keyed = (k: number) => Object.fromEntries(Array.from({ length: k }, (_, i) => [`k${i}`, 0]));
+  tt.equal(countValues(cmd(keyed(4_993))), 9_999);
+  const wide: ClientLimits = { ...limits, maxFrameBytes: 64 * 1024 };
+  tt.equal(parseValue(cmd(keyed(4_993)), wide).kind, 'frame');
+  const over = parseValue(cmd(keyed(4_994)), wide);
+  tt.same(over.kind === 'error' && [over.code, over.id, /holds 10001 values/.test(over.msg)], [ErrorCode.PayloadTooLarge, 11, true]);
+
+  // The id is read from the bytes wherever it stands and in any uint format.
+  for (const id of [0, 127, 128, 300, 70_000, 0xffff_ffff]) {
+    expectError(tt, { t: 'cmd', data: maps(10_000), s: 's', cid: 'c', type: 'x', id }, ErrorCode.PayloadTooLarge, id);
+  }
+  const u64 = parse(hex(CMD_PREFIX.replace(toHex('id') + toHex(7), toHex('id') + 'cf0000000000000007') + 'dc2710' + '80'.repeat(10_000)));
+  tt.equal(u64.kind === 'error' && u64.id, 7, 'a uint 64 id is read too');
+  expectError(tt, cmd(maps(10_000), -1), ErrorCode.PayloadTooLarge, undefined);
+  expectError(tt, { t: 'cmd', s: 's', cid: 'c', type: 'x', data: maps(10_000) }, ErrorCode.PayloadTooLarge, undefined);
+  expectError(tt, { t: 'cmd', id: 'x', s: 's', data: maps(10_000) }, ErrorCode.PayloadTooLarge, undefined);
+  // An `id` nested in data is not the frame's.
+  expectError(tt, { t: 'cmd', s: 's', data: [{ id: 5 }, ...maps(10_000)] }, ErrorCode.PayloadTooLarge, undefined);
+  expectError(tt, { t: 'nope', id: 3, data: maps(10_000) }, ErrorCode.PayloadTooLarge, 3, /^frame holds/);
+  expectClose(tt, compact.pack({ id: 3, data: maps(10_000) }), CloseCode.ProtocolError, /no string `t`/);
+  expectClose(tt, compact.pack({ t: 1, id: 3, data: maps(10_000) }), CloseCode.ProtocolError, /no string `t`/);
+  // Protocol violations anywhere still close, whatever the size.
+  expectClose(tt, cmdWithRawData('dc2711' + '80'.repeat(10_000) + 'd6ff00000000'), CloseCode.ProtocolError, /extension type/);
+
+  // Configurable, and every frame type counts.
+  const small: ClientLimits = { ...limits, maxFrameValues: 16 };
+  tt.equal(parse(compact.pack(cmd([1, 2, 3])), small).kind, 'frame', '16 values');
+  const r17 = parse(compact.pack(cmd([1, 2, 3, 4])), small);
+  tt.same(r17.kind === 'error' && [r17.code, r17.id], [ErrorCode.PayloadTooLarge, 11], '17 values');
+  const join = parse(compact.pack({ t: 'join', id: 4, s: 's', pres: true, x: [1, 2, 3, 4, 5, 6] }), small);
+  tt.same(join.kind === 'error' && [join.code, join.id], [ErrorCode.PayloadTooLarge, 4], 'a join with a bomb in an unknown key');
+});
+
+t.test('the scan counts values as countValues does on the decoded value', async (tt) => {
+  const shapes: unknown[] = [
+    null, true, 0, -1, 300, 2 ** 40, 1.5, '', 'hé ✓', 'x'.repeat(300), new Uint8Array(0), new Uint8Array(70_000).subarray(0, 300),
+    [], {}, [[[]]], [{}, { a: { b: [1, 'x', null] } }], { a: 1, b: [true, false], c: { d: new Uint8Array(3) } },
+    Array.from({ length: 20 }, (_, i) => ({ [`k${i}`]: i % 2 ? [i] : String(i) })),
+  ];
+  const big: ClientLimits = { ...limits, maxFrameBytes: 1 << 20 };
+  for (const data of shapes) {
+    const frame = { t: 'cmd', id: 1, s: 's', cid: 'c', type: 'x', data };
+    const n = countValues(frame);
+    tt.equal(parse(compact.pack(frame), { ...big, maxFrameValues: n }).kind, 'frame', `${n} values fit ${n}`, { diagnostic: false });
+    const over = parse(compact.pack(frame), { ...big, maxFrameValues: n - 1 });
+    tt.match(over.kind === 'error' ? over.msg : '', new RegExp(`holds ${n} values`), `${JSON.stringify(data)?.slice(0, 40)}: ${n} values`);
+  }
+});
+
 t.test('unknown t is error 102, with the id only when valid', async (tt) => {
   expectError(tt, { t: 'hello', id: 4 }, ErrorCode.UnknownFrame, 4, /unknown frame type "hello"/);
   expectError(tt, { t: 'subscribe', id: 5, s: 'x' }, ErrorCode.UnknownFrame, 5);
@@ -308,4 +387,23 @@ t.test('checkValue', async (tt) => {
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
   tt.match(checkValue(cyclic, 16), /nests deeper than 16 levels/, 'cycles end at the depth bound');
+});
+
+t.test('checkValue with a value budget: exact at the boundary, counted as countValues counts', async (tt) => {
+  const budget = (max: number) => ({ max, setting: 'maxTest' });
+  const values: unknown[] = [null, 'x', new Uint8Array(2), [], {}, [1, [2, [3]]], { a: 1, b: { c: [true, null] } }, Array.from({ length: 1000 }, () => ({}))];
+  for (const v of values) {
+    const n = countValues(v);
+    tt.equal(checkValue(v, 16, budget(n)), null, `${n} values within ${n}`, { diagnostic: false });
+    tt.equal(
+      checkValue(v, 16, budget(n - 1)),
+      `value: more than ${n - 1} values (maxTest; every map, array, map key, str, bin, number, bool and nil counts one)`,
+      `${JSON.stringify(v).slice(0, 30)}: ${n} values`,
+    );
+  }
+  tt.equal(countValues({ a: 1, b: [] }), 5, 'map, 2 keys, 1, []');
+  tt.equal(checkValue({ a: { b: 1 } }, 1, budget(1000)), 'value.a: nests deeper than 1 levels', 'other problems keep their path');
+  tt.equal(checkValue([1, 2, 3], 16), null, 'no budget: unbounded');
+  const wide = Object.fromEntries(Array.from({ length: 65_536 }, (_, i) => [`k${i}`, 0]));
+  tt.match(checkValue(wide, 16, budget(10)), /a map has 65536 keys/, 'the map 16 bound is checked before the keys are counted');
 });

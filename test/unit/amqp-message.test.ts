@@ -58,3 +58,18 @@ t.test('the HTTP API and RabbitMQ give the same message for the same bad event',
     t.ok(http !== null && !http.ok && !amqp.ok && http.message === amqp.reason, `${JSON.stringify(body)}: ${amqp.ok ? 'accepted' : amqp.reason}`);
   }
 });
+
+t.test('data over maxPublishValues is refused (dead-lettered) naming the limit, as by the HTTP API', async (t) => {
+  const limits = { maxPublishValues: 4 };
+  const ok = eventOfMessage(msg(json({ type: 'q', data: [1, 2, 3] })), limits);
+  t.equal(ok.ok, true, '4 values: taken');
+  const body = { type: 'q', data: [1, 2, 3, 4] };
+  const over = eventOfMessage(msg(json(body)), limits);
+  t.match(over.ok ? 'accepted' : over.reason, /^data: value: more than 4 values \(maxPublishValues;/, '5 values: refused');
+  const packed = eventOfMessage(msg(Buffer.from(encode(body)), { contentType: 'application/msgpack' }), limits);
+  t.equal(packed.ok ? 'accepted' : packed.reason, over.ok ? '' : over.reason, 'msgpack: the same reason');
+  const decoded = decodePublishBody('application/json', json({ session: 'quiz:1', ...body }));
+  const http = decoded.ok ? parsePublishBody(decoded.value, Date.now(), limits) : null;
+  t.equal(http !== null && !http.ok && http.message, over.ok ? '' : over.reason, 'the HTTP API says the same');
+  t.equal(eventOfMessage(msg(json({ type: 'q', data: Array.from({ length: 100_000 }, () => ({})) }))).ok, false, 'the default: 100,000 values');
+});

@@ -2,7 +2,7 @@
 // accepted becomes exactly the PublishRequest the sequencer gets; what is refused
 // comes with a message naming the field path.
 import t from 'tap';
-import { MAX_EVENTS_PER_REQUEST, MAX_ID_LENGTH, MAX_RECIPIENTS, MAX_SCHEDULE_AHEAD_MS, parsePublishBody } from '../../daemon/ingress/publish-request.js';
+import { DEFAULT_PUBLISH_LIMITS, MAX_EVENTS_PER_REQUEST, MAX_ID_LENGTH, MAX_RECIPIENTS, MAX_SCHEDULE_AHEAD_MS, parsePublishBody } from '../../daemon/ingress/publish-request.js';
 
 const ok = { session: 'quiz:1', type: 'question', data: { q: 'why?' } };
 
@@ -108,4 +108,20 @@ t.test('a map with more than 65,535 keys is refused before it is sequenced', asy
   const r = parsePublishBody({ session: 'q:1', type: 't', data: { nested: data } });
   t.equal(r.ok, false);
   t.match(r.ok ? '' : r.message, /data: value\.nested: a map has 65536 keys; at most 65535/);
+});
+
+t.test('data is bounded in values (maxPublishValues), exactly, per event, naming the field and the limit', async (t) => {
+  t.equal(DEFAULT_PUBLISH_LIMITS.maxPublishValues, 100_000, 'the default');
+  const maps = (n: number) => Array.from({ length: n }, () => ({}));
+  // The array and its maps: n + 1 values.
+  t.equal(parsePublishBody({ session: 'q:1', type: 't', data: maps(99_999) }).ok, true, 'exactly 100,000 values');
+  const over = parsePublishBody({ session: 'q:1', type: 't', data: maps(100_000) });
+  t.match(over.ok ? '' : over.message, /^data: value: more than 100000 values \(maxPublishValues;/, '100,001 values: refused');
+  const limits = { maxPublishValues: 7 };
+  const seven = { a: 1, b: [true, null] };
+  t.equal(parsePublishBody({ session: 'q:1', type: 't', data: seven }, Date.now(), limits).ok, true, '7 values within 7 (map, 2 keys, 1, array, 2 items)');
+  const batch = parsePublishBody({ events: [{ session: 'q:1', type: 't', data: seven }, { session: 'q:1', type: 't', data: { ...seven, c: 0 } }] }, Date.now(), limits);
+  t.match(batch.ok ? '' : batch.message, /^events\[1\]\.data: value: more than 7 values \(maxPublishValues/, 'per event: the batch names the event');
+  const many = parsePublishBody({ events: Array.from({ length: 3 }, () => ({ session: 'q:1', type: 't', data: seven })) }, Date.now(), limits);
+  t.equal(many.ok, true, 'the budget is per event, not per request');
 });
