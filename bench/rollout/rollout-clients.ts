@@ -34,6 +34,10 @@ export interface ClientReport {
   /** For each resume: ms from the first reconnect attempt to the resumed `joined`. */
   resumeMs: number[];
   goaways: number;
+  /** Connections lost before the client's first `joined` (they are not resumes: there is no position yet). */
+  dropsBeforeJoin: number;
+  /** Attempts that failed while resuming, by the close code the SDK reported (1006: no close frame). */
+  failedAttempts: Record<string, number>;
 }
 
 /** Parent → clients process. */
@@ -42,6 +46,8 @@ export type ClientsCommand = { op: 'start'; clients: Array<{ url: string; user: 
 /** Clients process → parent. */
 export type ClientsMessage = { op: 'joined'; failed: number } | { op: 'report'; clients: ClientReport[] };
 
+/** ROLLOUT_DEBUG=1: each resume that was not recovered, with the position it resumed from, on stderr. */
+const DEBUG = process.env.ROLLOUT_DEBUG === '1';
 const clients: ShardcastClient[] = [];
 const reports: ClientReport[] = [];
 
@@ -74,7 +80,9 @@ function countingSocket(report: ClientReport): WebSocketConstructor {
 }
 
 function startClient(url: string, user: string, session: string): Promise<unknown> {
-  const report: ClientReport = { user, session, joinedAt: -1, received: 0, last: 0, inOrder: true, rawDuplicates: 0, notRecovered: 0, resumes: 0, resumeMs: [], goaways: 0 };
+  const report: ClientReport = {
+    user, session, joinedAt: -1, received: 0, last: 0, inOrder: true, rawDuplicates: 0, notRecovered: 0, resumes: 0, resumeMs: [], goaways: 0, dropsBeforeJoin: 0, failedAttempts: {},
+  };
   reports.push(report);
   const client = new ShardcastClient({ url, user, WebSocket: countingSocket(report), reconnect: { maxMs: 2000 } });
   clients.push(client);
@@ -83,7 +91,19 @@ function startClient(url: string, user: string, session: string): Promise<unknow
   client.on('goaway', () => {
     report.goaways += 1;
   });
+  let lostAt: { epoch: string; seq: number } | null = null;
+  let lostCode = 0;
   client.on('disconnected', (d) => {
+    if (report.joinedAt < 0) {
+      report.dropsBeforeJoin += 1;
+      return;
+    }
+    if (lost) {
+      report.failedAttempts[d.code] = (report.failedAttempts[d.code] ?? 0) + 1;
+    } else {
+      lostAt = sub.position;
+      lostCode = d.code;
+    }
     lost = true;
     firstAttemptAt ??= Date.now() + d.reconnectInMs;
   });
@@ -95,7 +115,10 @@ function startClient(url: string, user: string, session: string): Promise<unknow
     }
     if (!lost) return;
     lost = false;
-    if (!j.rec) report.notRecovered += 1;
+    if (!j.rec) {
+      report.notRecovered += 1;
+      if (DEBUG) process.stderr.write(`${user} not recovered: had ${JSON.stringify(lostAt)} (lost with ${lostCode}), joined ${j.ep}/${j.seq}\n`);
+    }
     report.resumes += 1;
     if (firstAttemptAt !== undefined) report.resumeMs.push(Date.now() - firstAttemptAt);
     firstAttemptAt = undefined;

@@ -66,6 +66,10 @@ export interface RolloutResult {
   resumeMs: number[];
   /** Clients that did not end with every event after their join, once, in order. */
   behind: ClientReport[];
+  /** Connections lost before a client's first join (not resumes). */
+  dropsBeforeJoin: number;
+  /** Attempts that failed while resuming, by close code. */
+  failedAttempts: Record<string, number>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -259,6 +263,11 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
       moved: reports.filter((r) => r.resumes > 0).length,
       resumeMs,
       behind: reports.filter((r) => r.last !== published || r.received !== expected(r) || !r.inOrder),
+      dropsBeforeJoin: reports.reduce((n, r) => n + r.dropsBeforeJoin, 0),
+      failedAttempts: reports.reduce<Record<string, number>>((all, r) => {
+        for (const [code, n] of Object.entries(r.failedAttempts)) all[code] = (all[code] ?? 0) + n;
+        return all;
+      }, {}),
     };
   } finally {
     await publisher?.close();

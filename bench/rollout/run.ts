@@ -117,6 +117,8 @@ async function main(): Promise<number> {
       failed_joins: r.failedJoins,
       goaways: r.goaways,
       resumes: r.resumeMs.length,
+      drops_before_join: r.dropsBeforeJoin,
+      failed_resume_attempts: r.failedAttempts,
       lost: r.lost,
       delivered_twice: r.rawDuplicates,
       not_recovered: r.notRecovered,
