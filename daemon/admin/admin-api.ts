@@ -53,6 +53,12 @@ export interface AdminContext {
   amqpCounters(): InstanceFigures['amqp'];
   /** The command relay's cursor while it runs here (undefined otherwise). */
   relayPosition(): number | undefined;
+  /** The command journal's head position (undefined when it did not answer in time). */
+  journalHead(): Promise<number | undefined>;
+  /** Metric label of each namespace, by namespace index. */
+  namespaceLabels: readonly string[];
+  /** Frames the session streams dropped, by reason and namespace index. */
+  streamDrops(): InstanceFigures['streamDrops'];
   /** Seconds one Redis round trip takes (undefined without Redis or when it fails). */
   redisPing(): Promise<number | undefined>;
   /** Instances registered in Redis (undefined without Redis). */
@@ -157,7 +163,10 @@ async function shardStats(ctx: AdminContext): Promise<{ shards: ShardStats[]; un
 }
 
 async function shards(ctx: AdminContext) {
-  return { instance: ctx.instanceId, ...(await shardStats(ctx)) };
+  const { shards: stats, unanswered } = await shardStats(ctx);
+  // Drops by namespace index are for /metrics, which names the namespaces; here the totals say enough.
+  const shards = stats.map(({ counters: { drops: _drops, ...counters }, ...s }) => ({ ...s, counters }));
+  return { instance: ctx.instanceId, shards, unanswered };
 }
 
 /** One session across this instance's shards. */
@@ -311,7 +320,9 @@ async function instances(ctx: AdminContext) {
 
 async function renderMetrics(ctx: AdminContext, res: ServerResponse): Promise<void> {
   try {
-    const [{ shards: stats }, redisPingSeconds] = await Promise.all([shardStats(ctx), ctx.redisPing()]);
+    // The relay's position is read below, once the head has arrived: the backlog is
+    // the head's moment's, less what the relay delivered during the read (never below 0).
+    const [{ shards: stats }, redisPingSeconds, journalHead] = await Promise.all([shardStats(ctx), ctx.redisPing(), ctx.journalHead()]);
     const text = await ctx.metrics.render(
       {
         instance: ctx.instanceId,
@@ -323,6 +334,9 @@ async function renderMetrics(ctx: AdminContext, res: ServerResponse): Promise<vo
         admittedConnections: ctx.admittedConnections(),
         streamedSessions: ctx.streamedSessions(),
         streams: ctx.streamCounters(),
+        namespaces: ctx.namespaceLabels,
+        streamDrops: ctx.streamDrops(),
+        ...(journalHead !== undefined ? { journalHead } : {}),
         ...(redisPingSeconds !== undefined ? { redisPingSeconds } : {}),
         ...(ctx.amqpCounters() !== undefined ? { amqp: ctx.amqpCounters() } : {}),
         ...(ctx.relayPosition() !== undefined ? { relayPosition: ctx.relayPosition() } : {}),

@@ -9,7 +9,7 @@
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { namespaceFor } from '../config/namespaces.js';
+import { namespaceFor, namespaceLabels } from '../config/namespaces.js';
 import type { Primary } from '../primary/primary.js';
 import { ShardDrainError } from '../primary/supervisor.js';
 import { adminRouter, type AdminContext } from './admin-api.js';
@@ -17,6 +17,7 @@ import { AdminError, AdminServer } from './admin-server.js';
 import { AuditTrail } from './audit.js';
 import { ClusterRegistry } from './cluster-registry.js';
 import { InstanceMetrics } from './metrics.js';
+import { JournalHeadProbe } from './journal-head.js';
 import { ShardQueryClient } from './shard-queries.js';
 import { daemonVersion } from './version.js';
 
@@ -35,6 +36,8 @@ export function advertisedHost(bound: string): string {
 
 /** Longest a Redis PING for the round-trip metric may take before it is reported as missing. */
 const REDIS_PING_TIMEOUT_MS = 1000;
+/** Longest a scrape waits for the command journal's head (Postgres: one `max(pos)`). */
+const JOURNAL_HEAD_TIMEOUT_MS = 1000;
 
 /** The admin side of an instance; see the header comment. */
 export class AdminPlane {
@@ -92,6 +95,7 @@ export class AdminPlane {
   private context(): AdminContext {
     const p = this.primary;
     const config = this.config;
+    const journalHead = new JournalHeadProbe(p.engine.journal, JOURNAL_HEAD_TIMEOUT_MS, this.log);
     return {
       log: this.log,
       instanceId: p.instanceId,
@@ -132,6 +136,9 @@ export class AdminPlane {
       },
       amqpCounters: () => p.ingress?.counters,
       relayPosition: () => (p.relay?.running ? p.relay.cursor : undefined),
+      journalHead: () => journalHead.read(),
+      namespaceLabels: namespaceLabels(config),
+      streamDrops: () => p.streams.drops.snapshot(),
       tails: p.tails,
       metrics: this.metrics,
       redisPing: async () => {

@@ -10,6 +10,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 import { DELIVERY_LATENCY_BUCKETS_S, type LatencySnapshot } from '../shard/delivery-latency.js';
 import type { PublishResult } from '../engine/broker.js';
 import type { ShardStats } from './shard-query.js';
+import { SHARD_DROP_REASONS, STREAM_DROP_REASONS, type DropCounts, type StreamDropReason } from './frame-drops.js';
 
 /** Figures of the primary thread at scrape time. */
 export interface InstanceFigures {
@@ -22,12 +23,18 @@ export interface InstanceFigures {
   admittedConnections: number;
   streamedSessions: number;
   streams: { duplicates: number; stale: number; gaps: number; healedFrames: number; resyncs: number };
+  /** Label of each namespace by index (config/namespaces.ts namespaceLabels): drop counts are arrays by that index. */
+  namespaces: readonly string[];
+  /** Frames the session streams dropped, by reason and namespace index. */
+  streamDrops: DropCounts<StreamDropReason>;
   /** Seconds one Redis PING took, when the Redis engine runs (undefined: no Redis, or it failed). */
   redisPingSeconds?: number;
   /** RabbitMQ ingress counters, when SHARDCAST_AMQP_URL is set. */
   amqp?: { deliveries: number; redeliveries: number; acks: number; deadLettered: number; returned: number };
   /** The command relay's position in the journal (last command RabbitMQ accepted), while this instance relays. */
   relayPosition?: number;
+  /** Highest position in the command journal, when it answered in time at this scrape. */
+  journalHead?: number;
 }
 
 const SHARD = ['shard'] as const;
@@ -57,8 +64,9 @@ export class InstanceMetrics {
   private readonly resumes = new Counter({ name: 'shardcast_resumes_total', help: 'Joins from a position: outcome="recovered" (missed events replayed) or "not_recovered" (snapshot instead: a history miss)', labelNames: ['shard', 'outcome'] as const, registers: this.r });
   private readonly disconnects = new Counter({ name: 'shardcast_disconnects_total', help: 'Connections the server closed, by shard and reason (slow_consumer 4001, token_expired 4004, idle 1000, kicked 4505)', labelNames: ['shard', 'reason'] as const, registers: this.r });
   private readonly lagStarted = new Counter({ name: 'shardcast_lag_started_total', help: 'Times a connection moved from its topics to its own lag queue, by shard', labelNames: SHARD, registers: this.r });
-  private readonly conflated = new Counter({ name: 'shardcast_conflated_frames_total', help: 'Queued frames replaced by a newer frame of the same snapshot key (lagging clients), by shard', labelNames: SHARD, registers: this.r });
-  private readonly duplicatesDropped = new Counter({ name: 'shardcast_shard_duplicate_frames_dropped_total', help: 'Frames a shard dropped as already delivered (a bug guard; should stay 0)', labelNames: SHARD, registers: this.r });
+  private readonly conflated = new Counter({ name: 'shardcast_conflated_frames_total', help: "Queued frames replaced by a newer frame of the same snapshot key (lagging clients), by shard and the session's namespace", labelNames: ['shard', 'namespace'] as const, registers: this.r });
+  private readonly duplicatesDropped = new Counter({ name: 'shardcast_shard_duplicate_frames_dropped_total', help: "Frames a shard dropped as already delivered (a bug guard; should stay 0), by shard and the session's namespace", labelNames: ['shard', 'namespace'] as const, registers: this.r });
+  private readonly framesDropped = new Counter({ name: 'shardcast_frames_dropped_total', help: "Frames dropped, conflated or discarded before reaching a client, by reason and the session's namespace (docs/metrics.md lists the reasons)", labelNames: ['reason', 'namespace'] as const, registers: this.r });
 
   private readonly stream = new Counter({ name: 'shardcast_stream_frames_total', help: "Session-stream events on the primary, by kind: duplicate and stale (dropped), gap (detected), healed (frames read back from history to fill a gap), resync (history could not fill it)", labelNames: ['kind'] as const, registers: this.r });
 
@@ -75,6 +83,8 @@ export class InstanceMetrics {
   /** Summed over the shards at each scrape (their histograms have the same buckets). */
   private deliveryLatency: LatencySnapshot = { counts: [], sumS: 0, count: 0 };
   private readonly amqp = new Counter({ name: 'shardcast_amqp_deliveries_total', help: 'RabbitMQ ingress deliveries by outcome: received, redelivered (flagged by RabbitMQ), acked (settled: stored, or dead-lettered), dead_lettered (refused), returned (nacked back after a failed dead-lettering)', labelNames: ['outcome'] as const, registers: this.r });
+  private readonly journalHead = new Gauge({ name: 'shardcast_command_journal_head_position', help: 'Highest position in the command journal (last command recorded), read at scrape; absent when the journal did not answer in time', registers: this.r });
+  private readonly journalBacklog = new Gauge({ name: 'shardcast_command_journal_backlog', help: 'Journal positions recorded but not yet relayed to RabbitMQ (head position minus relay position), while this instance relays', registers: this.r });
   private readonly relayPosition = new Gauge({ name: 'shardcast_command_relay_position', help: 'Journal position of the last command the relay delivered to RabbitMQ (while this instance relays); its rate is the relay throughput', registers: this.r });
   private readonly redisPing = new Gauge({ name: 'shardcast_redis_round_trip_seconds', help: 'Round trip of one Redis PING, measured at scrape (Redis engine only)', registers: this.r });
 
@@ -134,10 +144,24 @@ export class InstanceMetrics {
     }
     this.relayPosition.reset();
     if (figures.relayPosition !== undefined) this.relayPosition.set(figures.relayPosition);
+    this.journalHead.reset();
+    if (figures.journalHead !== undefined) this.journalHead.set(figures.journalHead);
+    this.journalBacklog.reset();
+    if (figures.journalHead !== undefined && figures.relayPosition !== undefined) {
+      // Retention deletes only relayed rows, so the head is at or past the relay's
+      // position; 0 when the journal is empty (everything relayed and pruned).
+      this.journalBacklog.set(Math.max(0, figures.journalHead - figures.relayPosition));
+    }
 
     // Shards that are gone (drained) leave no stale series behind.
     for (const m of [this.connections, this.sessions, this.buffered, this.lagging, this.loopDelay, this.heap]) m.reset();
-    for (const m of [this.frames, this.bytes, this.joins, this.resumes, this.disconnects, this.lagStarted, this.conflated, this.duplicatesDropped, this.stream, this.clientErrors, this.clientCloses, this.upgradesRefused]) m.reset();
+    for (const m of [this.frames, this.bytes, this.joins, this.resumes, this.disconnects, this.lagStarted, this.conflated, this.duplicatesDropped, this.framesDropped, this.stream, this.clientErrors, this.clientCloses, this.upgradesRefused]) m.reset();
+    const namespaces = figures.namespaces;
+    // Every (reason, namespace) pair gets a series, zero or not, so rates and alerts
+    // see 0 rather than no data; the label sets are bounded by the config.
+    for (const reason of [...SHARD_DROP_REASONS, ...STREAM_DROP_REASONS]) for (const namespace of namespaces) this.framesDropped.inc({ reason, namespace }, 0);
+    const label = (ns: number) => namespaces[ns] ?? `#${ns}`;
+    for (const reason of STREAM_DROP_REASONS) figures.streamDrops[reason]?.forEach((n, ns) => this.framesDropped.inc({ reason, namespace: label(ns) }, n));
     const latency: LatencySnapshot = { counts: new Array<number>(DELIVERY_LATENCY_BUCKETS_S.length + 1).fill(0), sumS: 0, count: 0 };
     for (const s of shards) {
       const shard = String(s.shard);
@@ -158,8 +182,11 @@ export class InstanceMetrics {
       this.disconnects.inc({ shard, reason: 'idle' }, c.idleClosed);
       this.disconnects.inc({ shard, reason: 'kicked' }, c.kicked);
       this.lagStarted.inc({ shard }, c.lagStarted);
-      this.conflated.inc({ shard }, c.conflated);
-      this.duplicatesDropped.inc({ shard }, c.duplicatesDropped);
+      namespaces.forEach((namespace, ns) => {
+        this.conflated.inc({ shard, namespace }, c.drops.conflated?.[ns] ?? 0);
+        this.duplicatesDropped.inc({ shard, namespace }, c.drops.shard_duplicate?.[ns] ?? 0);
+      });
+      for (const reason of SHARD_DROP_REASONS) c.drops[reason]?.forEach((n, ns) => this.framesDropped.inc({ reason, namespace: label(ns) }, n));
       for (const [code, n] of Object.entries(c.errorReplies)) this.clientErrors.inc({ shard, code }, n);
       for (const [code, n] of Object.entries(c.clientCloses)) this.clientCloses.inc({ shard, code }, n);
       for (const [code, n] of Object.entries(c.upgradesRefused)) this.upgradesRefused.inc({ shard, code }, n);

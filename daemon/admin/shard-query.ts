@@ -6,6 +6,7 @@
  */
 
 import type { LatencySnapshot } from '../shard/delivery-latency.js';
+import type { DropCounts, ShardDropReason } from './frame-drops.js';
 
 /** The shard's counters since it started (plain numbers, incremented on the hot path). */
 export interface ShardCounterSnapshot {
@@ -21,8 +22,10 @@ export interface ShardCounterSnapshot {
   slowConsumerCuts: number;
   /** Times a connection moved to its own lag queue. */
   lagStarted: number;
-  /** Frames a lag queue replaced with a newer one of the same key (conflation). */
+  /** Frames a lag queue replaced with a newer one of the same key (conflation); by namespace in `drops.conflated`. */
   conflated: number;
+  /** Frames dropped, conflated or discarded on the shard, by reason, each by namespace index (admin/frame-drops.ts). */
+  drops: DropCounts<ShardDropReason>;
   /** Connections closed because their token expired (4004) or they were idle (1000). */
   tokenExpired: number;
   idleClosed: number;

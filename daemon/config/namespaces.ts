@@ -9,6 +9,12 @@ import type { CommandLimit, Config } from './schema.js';
 export interface ResolvedNamespace {
   /** The matching prefix; '' for the default namespace. */
   readonly prefix: string;
+  /**
+   * Small dense number of the namespace, the same on every thread (0: the default,
+   * i + 1: `config.namespaces[i]`): counters keyed by namespace index arrays with it
+   * (hot paths count without building strings); namespaceLabels(config)[index] names it.
+   */
+  readonly index: number;
   readonly historySize: number;
   readonly presence: boolean;
   /** All clients (true), none (false), or clients with one of these roles. */
@@ -39,9 +45,10 @@ function tableFor(config: Config): NamespaceTable {
   let table = tables.get(config);
   if (table === undefined) {
     const resolved = config.namespaces.map(
-      (ns): ResolvedNamespace =>
+      (ns, i): ResolvedNamespace =>
         Object.freeze({
           prefix: ns.prefix,
+          index: i + 1,
           historySize: ns.historySize ?? config.historySize,
           presence: ns.presence ?? true,
           clientPublish: ns.clientPublish ?? false,
@@ -51,7 +58,7 @@ function tableFor(config: Config): NamespaceTable {
         }),
     );
     resolved.sort((a, b) => b.prefix.length - a.prefix.length);
-    const fallback = Object.freeze({ prefix: '', historySize: config.historySize, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: NO_LIMITS });
+    const fallback = Object.freeze({ prefix: '', index: 0, historySize: config.historySize, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: NO_LIMITS });
     table = { byPrefixLength: resolved, fallback };
     tables.set(config, table);
   }
@@ -65,6 +72,21 @@ export function namespaceFor(config: Config, sessionId: string): ResolvedNamespa
     if (sessionId.startsWith(ns.prefix)) return ns;
   }
   return table.fallback;
+}
+
+/**
+ * Label value of the default namespace in metrics. Parentheses cannot occur in a
+ * prefix (schema.ts PREFIX_PATTERN), so it never names a configured namespace.
+ */
+export const DEFAULT_NAMESPACE_LABEL = '(default)';
+
+/**
+ * Metric label values by namespace index (ResolvedNamespace.index): the default
+ * namespace, then each configured prefix as written. Bounded by the config, never
+ * by what clients send: a session is labelled with the namespace that applies to it.
+ */
+export function namespaceLabels(config: Config): readonly string[] {
+  return [DEFAULT_NAMESPACE_LABEL, ...config.namespaces.map((ns) => ns.prefix)];
 }
 
 /** True when a client with `role` may publish into sessions of `ns`. */

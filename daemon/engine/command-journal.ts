@@ -71,5 +71,11 @@ export interface CommandJournal {
   record(cmd: Command): Promise<RecordResult>;
   /** Entries after position `after`, oldest first, at most `limit`; see the visibility rule above. */
   read(after: number, limit: number, maxBytes?: number): Promise<JournalEntry[]>;
+  /**
+   * The highest position recorded (0 when none): with a reader's position, how far
+   * it is behind (the journal backlog metric). Positions may have gaps, so the
+   * difference is an upper bound on the commands between them.
+   */
+  head(): Promise<number>;
   close(): Promise<void>;
 }

@@ -89,6 +89,10 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       }
       return out;
     },
+    async head() {
+      // Positions are handed out and readable in the same step: the last one handed out.
+      return nextPos - 1;
+    },
     async close() {
       entries = [];
       head = 0;

@@ -458,6 +458,14 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
       return rows.map(entryOf);
     },
 
+    async head(): Promise<number> {
+      if (!started) return notStarted();
+      // max(pos) of the rows there (the primary key's index: one probe), not the
+      // sequence: a rolled-back or conflicting insert leaves no row behind.
+      const [row] = await sql<[{ head: string }]>`select coalesce(max(pos), 0)::text as head from ${table}`;
+      return Number(row.head);
+    },
+
     async close(): Promise<void> {
       closed = true;
       // Flush what is queued, one batch after the other, and wait for the last.

@@ -86,7 +86,7 @@ export class Primary {
           if (this.tails.size > 0) this.tails.resync(session, epoch, head);
         },
       },
-      { lingerMs: config.subscriptionLingerMs, checkMs: config.streamCheckMs, log },
+      { lingerMs: config.subscriptionLingerMs, checkMs: config.streamCheckMs, log, namespaceOf: (session) => namespaceFor(config, session).index },
     );
     this.presence = new PresenceTracker(this.engine.presence, {
       instanceId: this.instanceId,

@@ -45,6 +45,7 @@
 import type { Broker, HistoryRead, StreamMessage, StreamPosition } from '../engine/broker.js';
 import type { Logger } from '../log.js';
 import { ReleaseGate } from './release-gate.js';
+import { FrameDrops, STREAM_DROP_REASONS } from '../admin/frame-drops.js';
 
 /** Where a stream's output goes: the shards that hold the session's subscribers. */
 export interface StreamSink {
@@ -67,6 +68,8 @@ export interface StreamCounters {
 
 interface SessionStream {
   readonly session: string;
+  /** Index of the session's namespace, for the drop counters. */
+  readonly ns: number;
   /** Null until the position is known. */
   epoch: string | null;
   /** Holds scheduled frames; created with the position. */
@@ -103,11 +106,24 @@ export class SessionStreams {
   private checkTimer: NodeJS.Timeout | undefined;
   private checking = false;
   readonly counters: StreamCounters = { duplicates: 0, stale: 0, gaps: 0, healedFrames: 0, resyncs: 0, sharedReads: 0 };
+  /**
+   * Frames the streams dropped, by reason and namespace index (admin/frame-drops.ts).
+   * Not counted, as no client misses them: pending messages dropped on overflow (the
+   * next heal reads them back) and frames a gate still held when its stream ended
+   * (no local subscriber is left; a later stream adopts them from the broker).
+   */
+  readonly drops = new FrameDrops(STREAM_DROP_REASONS);
 
   constructor(
     private readonly broker: Broker,
     private readonly sink: StreamSink,
-    private readonly opts: { lingerMs: number; checkMs: number; log: Logger },
+    private readonly opts: {
+      lingerMs: number;
+      checkMs: number;
+      log: Logger;
+      /** The namespace index of a session id (namespaceFor(config, id).index); 0 for all when absent. */
+      namespaceOf?: (session: string) => number;
+    },
   ) {
     if (opts.checkMs > 0) {
       this.checkTimer = setInterval(() => void this.checkPositions(), opts.checkMs);
@@ -137,6 +153,7 @@ export class SessionStreams {
     }
     const stream: SessionStream = {
       session,
+      ns: this.opts.namespaceOf?.(session) ?? 0,
       epoch: null,
       gate: null,
       last: 0,
@@ -374,6 +391,7 @@ export class SessionStreams {
     if (msg.epoch === stream.epoch) {
       if (msg.seq <= stream.last) {
         this.counters.duplicates++;
+        this.drops.add('stream_duplicate', stream.ns);
         return;
       }
       if (msg.seq === stream.last + 1) {
@@ -384,6 +402,7 @@ export class SessionStreams {
       this.counters.gaps++;
     } else if (staleIfForeign) {
       this.counters.stale++;
+      this.drops.add('stream_stale', stream.ns);
       return;
     }
     stream.pending.push(msg);
@@ -444,6 +463,12 @@ export class SessionStreams {
       return;
     }
     this.counters.resyncs++;
+    // Within one epoch the frames after `last` up to the head are skipped (the
+    // snapshot stands in for them); across epochs how many the old one had after
+    // `last` is unknown, and only the resync itself is counted.
+    if (read.epoch === since.epoch && read.head > since.seq) this.drops.add('resync_skipped', stream.ns, read.head - since.seq);
+    const held = stream.gate?.held ?? 0;
+    if (held > 0) this.drops.add('resync_held', stream.ns, held);
     this.opts.log.warn(
       { session: stream.session, from: since, to: { epoch: read.epoch, seq: read.head } },
       'session stream resynced: frames after its last position are no longer in history',

@@ -10,7 +10,6 @@ import { CloseCode } from '../../protocol/codes.js';
 import type { ConnectionFigures, ConnectionFilter, ShardQueries, ShardQuery, ShardStats } from '../admin/shard-query.js';
 import type { Connection } from './connection.js';
 import { stopDelivery } from './delivery.js';
-import { conflatedFrames } from './outbound-queue.js';
 import type { Registry } from './registry.js';
 import { snapshotCounters } from './shard-counters.js';
 import type { BufferPolicy } from './slow-consumers.js';
@@ -66,7 +65,7 @@ export class AdminQueryHandler {
           this.ctx.registry.counters.kicked++;
           // A close frame queued behind a lag queue's backlog could be lost (the
           // client would see 1006 and reconnect): drop the queue first.
-          if (conn.queue !== null) stopDelivery(conn);
+          if (conn.queue !== null) stopDelivery(conn, 'kicked');
           conn.end(CloseCode.Kicked, query.args.reason);
         }
         return { kicked };
@@ -98,7 +97,6 @@ export class AdminQueryHandler {
       heapTotalBytes: 0,
       draining: this.ctx.draining(),
       counters: snapshotCounters(registry.counters, {
-        conflated: conflatedFrames.total,
         slowConsumerCuts: policy.slowClosed,
         lagStarted: policy.lagStarted,
         tokenExpired: policy.expiredClosed,

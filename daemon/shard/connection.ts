@@ -125,7 +125,8 @@ export class Connection {
   deliver(frame: Uint8Array, session: string, seq: number, conflateKey?: string): void {
     if (!this.active) return;
     if (this.queue !== null) {
-      this.queue.push(frame, session, seq, conflateKey);
+      // The lagging path only: a map lookup for the namespace index the drop counters need.
+      this.queue.push(frame, session, seq, conflateKey, this.memberships.get(session)?.session.ns ?? 0);
       return;
     }
     this.ws.cork(() => this.ws.send(frame, true));

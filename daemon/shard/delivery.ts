@@ -16,6 +16,7 @@ import { nowUs as microClock } from './micro-clock.js';
 import { OutboundQueue } from './outbound-queue.js';
 import type { Registry } from './registry.js';
 import type { BufferPolicy } from './slow-consumers.js';
+import { shardDrops } from './shard-counters.js';
 
 /** Delivers every entry of a batch from the primary, in order; resync markers go to `resync`. */
 export function deliverBatch(
@@ -37,6 +38,7 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
     // (a bug) drops it rather than deliver a duplicate to the whole topic.
     if (msg.seq <= session.lastSeq) {
       registry.duplicatesDropped++;
+      shardDrops.add('shard_duplicate', session.ns);
       return;
     }
     session.lastSeq = msg.seq;
@@ -93,18 +95,21 @@ export function startLagging(conn: Connection): void {
 }
 
 /**
- * Stops every frame for a connection being cut off (slow consumer) or sent its
- * go-away while lagging (drain): off its topics and lag paths, its queue dropped.
- * Frames already handed to uWS still go out (the anchor topic keeps those published
- * this turn), so what the client reads before its close is a gap-free prefix of the
- * stream it can resume after.
+ * Stops every frame for a connection being cut off (slow consumer), kicked, or sent
+ * its go-away while lagging (drain): off its topics and lag paths, its queue dropped
+ * (counted by `reason` and namespace). Frames already handed to uWS still go out
+ * (the anchor topic keeps those published this turn), so what the client reads
+ * before its close is a gap-free prefix of the stream it can resume after. Returns
+ * how many queued frames were dropped.
  */
-export function stopDelivery(conn: Connection): void {
+export function stopDelivery(conn: Connection, reason: 'slow_consumer' | 'go_away' | 'kicked'): number {
+  const dropped = conn.queue?.discard(reason) ?? 0;
   conn.queue = null;
   for (const [id, m] of conn.memberships) {
     if (m.state !== 'joined') continue;
     if (!m.session.lagging.delete(conn)) conn.unsubscribe(id);
   }
+  return dropped;
 }
 
 /**

@@ -122,7 +122,7 @@ function sendGoAway(conn: Connection, plan: DrainPlan): void {
     pos: resumePoints(conn, lagging),
   };
   conn.goAwaySent = true;
-  if (lagging) stopDelivery(conn);
+  if (lagging) stopDelivery(conn, 'go_away');
   conn.sendNow(encodeServerFrame(goaway));
 }
 

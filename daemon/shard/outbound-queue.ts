@@ -3,8 +3,11 @@
  * they can be conflated: a conflatable frame (`c` with snapshot key `k`) replaces an
  * older queued frame of the same session and key. The older one is dropped and the
  * newer appended, so the queue stays in seq order; a lagging client gets the latest
- * leaderboard, not a backlog of stale ones. Non-conflatable frames are never dropped.
+ * leaderboard, not a backlog of stale ones. Non-conflatable frames are never dropped
+ * while the connection stays: only a connection leaving the stream (cut off, kicked,
+ * sent its go-away) discards its queue. Both are counted by namespace (shardDrops).
  */
+import { shardDrops } from './shard-counters.js';
 
 interface QueuedFrame {
   frame: Uint8Array;
@@ -12,10 +15,9 @@ interface QueuedFrame {
   seq: number;
   /** Conflation slot (`session\0key`), when the frame is conflatable. */
   slot: string | undefined;
+  /** Index of the session's namespace, for the drop counters. */
+  ns: number;
 }
-
-/** Frames replaced by conflation in every queue of this shard thread (queues die with their connection; the count stays). */
-export const conflatedFrames = { total: 0 };
 
 /** A per-connection FIFO with conflation; `bytes` counts what it holds. */
 export class OutboundQueue {
@@ -34,8 +36,11 @@ export class OutboundQueue {
 
   private holes = 0;
 
-  /** Appends a frame; with a conflate key it replaces the queued frame of the same slot. */
-  push(frame: Uint8Array, session: string, seq: number, conflateKey?: string): void {
+  /**
+   * Appends a frame; with a conflate key it replaces the queued frame of the same
+   * slot, counted as conflated in namespace `ns` (shard-counters.ts shardDrops).
+   */
+  push(frame: Uint8Array, session: string, seq: number, conflateKey?: string, ns = 0): void {
     let slot: string | undefined;
     if (conflateKey !== undefined) {
       slot = `${session}\u0000${conflateKey}`;
@@ -46,11 +51,11 @@ export class OutboundQueue {
         this.items[at] = null;
         this.holes++;
         this.conflated++;
-        conflatedFrames.total++;
+        shardDrops.add('conflated', old.ns);
       }
       this.slots.set(slot, this.items.length);
     }
-    this.items.push({ frame, session, seq, slot });
+    this.items.push({ frame, session, seq, slot, ns });
     this.bytes += frame.length;
   }
 
@@ -68,6 +73,27 @@ export class OutboundQueue {
       return item;
     }
     return undefined;
+  }
+
+  /**
+   * Empties the queue, counting every frame still in it as dropped for `reason`
+   * under its namespace (the connection is cut off, kicked or sent its go-away; its
+   * client resumes them from history). Returns how many there were.
+   */
+  discard(reason: 'slow_consumer' | 'go_away' | 'kicked'): number {
+    let dropped = 0;
+    for (let i = this.head; i < this.items.length; i++) {
+      const item = this.items[i];
+      if (item === null) continue;
+      shardDrops.add(reason, item.ns);
+      dropped++;
+    }
+    this.items = [];
+    this.head = 0;
+    this.holes = 0;
+    this.slots.clear();
+    this.bytes = 0;
+    return dropped;
   }
 
   private compact(): void {

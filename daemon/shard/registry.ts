@@ -29,7 +29,11 @@ export class LocalSession {
   /** Bytes published to the session since its members' buffers were last checked. */
   bytesSinceCheck = 0;
 
-  constructor(readonly id: string) {}
+  /**
+   * @param ns index of the session's namespace (config/namespaces.ts), resolved once
+   *   here so per-frame counting is an array increment
+   */
+  constructor(readonly id: string, readonly ns = 0) {}
 }
 
 /** Connections and sessions of one shard. */
@@ -42,7 +46,14 @@ export class Registry {
   /** Counters for the admin API and /metrics (shard-counters.ts). */
   readonly counters = new ShardCounters();
 
-  constructor(private readonly notify: (msg: ShardToPrimary) => void) {}
+  /**
+   * @param namespaceOf the namespace index of a session id (namespaceFor(config, id).index);
+   *   every session in the default namespace when absent
+   */
+  constructor(
+    private readonly notify: (msg: ShardToPrimary) => void,
+    private readonly namespaceOf: (session: string) => number = () => 0,
+  ) {}
 
   /** Connections of a user on this shard. */
   byUser(user: string): ReadonlySet<Connection> | undefined {
@@ -71,7 +82,7 @@ export class Registry {
   join(conn: Connection, sessionId: string, counted: boolean): Membership {
     let session = this.sessions.get(sessionId);
     if (!session) {
-      this.sessions.set(sessionId, (session = new LocalSession(sessionId)));
+      this.sessions.set(sessionId, (session = new LocalSession(sessionId, this.namespaceOf(sessionId))));
       this.notify({ op: 'interest', session: sessionId });
     }
     const m: Membership = { session, state: 'pending', buffered: [], lastSeq: 0, lastSeqAtUs: 0, counted, presenceIncarnation: 0 };

@@ -7,6 +7,7 @@
  * per worker thread).
  */
 import type { ShardCounterSnapshot } from '../admin/shard-query.js';
+import { FrameDrops, SHARD_DROP_REASONS } from '../admin/frame-drops.js';
 import { LatencyHistogram } from './delivery-latency.js';
 
 /** See the header comment; field meanings are documented on ShardCounterSnapshot. */
@@ -27,6 +28,13 @@ export const refusals = {
   upgradesRefused: new Map<number, number>(),
 };
 
+/**
+ * Frames this shard thread dropped, conflated or discarded, by reason and namespace
+ * index (admin/frame-drops.ts). Module state like `refusals`: lag queues count
+ * conflation without a registry at hand, and a queue's count outlives the queue.
+ */
+export const shardDrops = new FrameDrops(SHARD_DROP_REASONS);
+
 /** Adds one to `code` in a refusal map (a new code allocates its entry once). */
 export function countRefusal(map: Map<number, number>, code: number): void {
   map.set(code, (map.get(code) ?? 0) + 1);
@@ -37,7 +45,7 @@ const asRecord = (map: Map<number, number>): Record<string, number> => Object.fr
 /** The counters the shard keeps elsewhere (buffer policy, idle watch, registry), merged with its own. */
 export function snapshotCounters(
   own: ShardCounters,
-  other: { conflated: number; slowConsumerCuts: number; lagStarted: number; tokenExpired: number; idleClosed: number; duplicatesDropped: number },
+  other: { slowConsumerCuts: number; lagStarted: number; tokenExpired: number; idleClosed: number; duplicatesDropped: number },
 ): ShardCounterSnapshot {
   return {
     framesDelivered: own.framesDelivered,
@@ -50,6 +58,8 @@ export function snapshotCounters(
     errorReplies: asRecord(refusals.errorReplies),
     clientCloses: asRecord(refusals.clientCloses),
     upgradesRefused: asRecord(refusals.upgradesRefused),
+    conflated: shardDrops.total('conflated'),
+    drops: shardDrops.snapshot(),
     ...other,
   };
 }

@@ -7,6 +7,7 @@
 import { nowUs } from './micro-clock.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
+import { namespaceFor } from '../config/namespaces.js';
 import type { Logger } from '../log.js';
 import type { PrimaryToShard, ShardToPrimary } from '../threads/messages.js';
 import { loadUws, type App, type us_listen_socket } from '../uws.js';
@@ -44,7 +45,7 @@ export class Shard {
     readonly log: Logger,
   ) {
     this.primary = new PrimaryLink(port);
-    this.registry = new Registry((msg: ShardToPrimary) => this.primary.notify(msg));
+    this.registry = new Registry((msg: ShardToPrimary) => this.primary.notify(msg), (session) => namespaceFor(config, session).index);
     this.app = uws.App() as App;
     this.policy = new BufferPolicy(config.maxBufferBytes, log);
     const ctx = {

@@ -61,9 +61,9 @@ export class BufferPolicy {
     const pending = buffered + (conn.queue?.bytes ?? 0);
     if (pending > this.maxBufferBytes) {
       this.slowClosed++;
-      this.log.info({ conn: conn.id, user: conn.principal.user, pendingBytes: pending }, 'slow consumer disconnected');
       conn.cutAt = Date.now();
-      stopDelivery(conn);
+      const droppedFrames = stopDelivery(conn, 'slow_consumer');
+      this.log.info({ conn: conn.id, user: conn.principal.user, pendingBytes: pending, droppedFrames }, 'slow consumer disconnected');
       this.finishCut(conn, buffered);
       return;
     }

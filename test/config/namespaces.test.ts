@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ConfigError, loadConfig } from '../../daemon/config/load.js';
-import { commandLimitFor, mayPublish, namespaceFor } from '../../daemon/config/namespaces.js';
+import { commandLimitFor, mayPublish, namespaceFor, namespaceLabels } from '../../daemon/config/namespaces.js';
 
 const BASE = { SHARDCAST_DEV_MODE: 'true' };
 
@@ -63,16 +63,20 @@ t.test('namespaceFor: longest prefix wins, defaults otherwise', async (t) => {
       { prefix: 'poll:', commandLimits: { vote: { perMinute: 100, burst: 200 }, '*': { perMinute: 600, burst: 20 } } },
     ]),
   });
-  t.same(namespaceFor(config, 'quiz:42'), { prefix: 'quiz:', historySize: 50, presence: false, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
-  t.same(namespaceFor(config, 'quiz:live:1'), { prefix: 'quiz:live:', historySize: 5000, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
-  t.same(namespaceFor(config, 'chat:lobby'), { prefix: 'chat:', historySize: 0, presence: true, clientPublish: true, conflate: true, joinLeave: true, commandLimits: {} });
-  t.same(namespaceFor(config, 'quiet:1'), { prefix: 'quiet:', historySize: 500, presence: false, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} }, 'no notices without presence');
+  t.same(namespaceFor(config, 'quiz:42'), { prefix: 'quiz:', index: 1, historySize: 50, presence: false, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
+  t.same(namespaceFor(config, 'quiz:live:1'), { prefix: 'quiz:live:', index: 2, historySize: 5000, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
+  t.same(namespaceFor(config, 'chat:lobby'), { prefix: 'chat:', index: 3, historySize: 0, presence: true, clientPublish: true, conflate: true, joinLeave: true, commandLimits: {} });
+  t.same(namespaceFor(config, 'quiet:1'), { prefix: 'quiet:', index: 4, historySize: 500, presence: false, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} }, 'no notices without presence');
   const poll = namespaceFor(config, 'poll:9');
   t.same([commandLimitFor(poll, 'vote'), commandLimitFor(poll, 'skip')], [{ perMinute: 100, burst: 200 }, { perMinute: 600, burst: 20 }], 'a command type\'s limit, else "*"');
   t.equal(commandLimitFor(namespaceFor(config, 'quiz:1'), 'vote'), undefined, 'no limits where none are set');
-  t.same(namespaceFor(config, 'other:9'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
-  t.same(namespaceFor(config, 'quiz'), { prefix: '', historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} }, 'a prefix must match whole');
+  t.same(namespaceFor(config, 'other:9'), { prefix: '', index: 0, historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} });
+  t.same(namespaceFor(config, 'quiz'), { prefix: '', index: 0, historySize: 500, presence: true, clientPublish: false, conflate: true, joinLeave: false, commandLimits: {} }, 'a prefix must match whole');
   t.equal(namespaceFor(config, 'quiz:1'), namespaceFor(config, 'quiz:2'), 'resolved once per config');
+  // Metric labels by index: the configured prefixes as written, and a default no prefix can spell.
+  t.same(namespaceLabels(config), ['(default)', 'quiz:', 'quiz:live:', 'chat:', 'quiet:', 'stage:', 'poll:']);
+  t.equal(namespaceLabels(config)[namespaceFor(config, 'poll:9').index], 'poll:', 'a session is labelled with the namespace that applies to it');
+  t.equal(namespaceLabels(config)[namespaceFor(config, 'anything-else').index], '(default)');
 
   const stage = namespaceFor(config, 'stage:main');
   t.same(stage.clientPublish, ['host', 'moderator']);

@@ -163,5 +163,18 @@ export function commandJournalConformance(t: Test, name: string, factory: Comman
   t.test(`${name}: an empty journal reads empty`, async (t) => {
     const j = await fixture(t);
     t.same(await j.read(0, 10), []);
+    t.equal(await j.head(), 0, 'an empty journal has head 0');
+  });
+
+  t.test(`${name}: head is the highest position recorded; a duplicate does not move it`, async (t) => {
+    const j = await fixture(t);
+    const positions: number[] = [];
+    for (let i = 1; i <= 5; i++) positions.push((await j.record(command({ cid: `h${i}` }))).pos);
+    t.equal(await j.head(), positions[4], 'the last position recorded');
+    t.equal(await j.head(), (await j.read(0, 100)).at(-1)?.pos, 'the last position a reader gets');
+    await j.record(command({ cid: 'h3' }));
+    t.equal(await j.head(), positions[4], 'a duplicate stores nothing: head unchanged');
+    // A relay that delivered up to the second command is this many positions behind.
+    t.equal((await j.head()) - positions[1], positions[4] - positions[1]);
   });
 }

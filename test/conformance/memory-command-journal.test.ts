@@ -65,6 +65,9 @@ function commitsLate(): CommandJournal {
     async read(after: number, limit: number) {
       return visible.filter((e) => e.pos > after).slice(0, limit);
     },
+    async head() {
+      return visible.at(-1)?.pos ?? 0;
+    },
     async close() {},
   };
 }

@@ -3,6 +3,7 @@
 // compaction that keeps a long-lived queue from growing without bound.
 import t from 'tap';
 import { OutboundQueue } from '../../daemon/shard/outbound-queue.js';
+import { shardDrops } from '../../daemon/shard/shard-counters.js';
 
 const bytes = (n: number) => new Uint8Array(n);
 
@@ -100,4 +101,21 @@ t.test('compaction past 1024 shifted items keeps order, slots and accounting', a
   t.equal(all.filter((s) => s % 10 !== 0 && s !== seq).length, seq - Math.floor(seq / 10) - (seq % 10 === 0 ? 0 : 1), 'every plain frame delivered');
   t.same([q.length, q.bytes], [0, 0], 'accounting back to zero');
   t.ok(sum > 0);
+});
+
+t.test('conflation and discarded queues are counted by reason under each frame\'s namespace index', async (t) => {
+  // shardDrops is this thread's (module state): compare before and after.
+  const before = shardDrops.snapshot();
+  const delta = (reason: 'conflated' | 'slow_consumer', ns: number) => (shardDrops.snapshot()[reason]?.[ns] ?? 0) - (before[reason]?.[ns] ?? 0);
+  const q = new OutboundQueue();
+  q.push(bytes(5), 'poll:1', 1, 'tally', 3);
+  q.push(bytes(5), 'poll:1', 2, 'tally', 3);
+  q.push(bytes(5), 'poll:1', 3, 'tally', 3);
+  q.push(bytes(5), 'room', 4, undefined, 0);
+  q.push(bytes(5), 'quiz:1', 5, 'board', 1);
+  t.equal(delta('conflated', 3), 2, 'two tallies replaced, counted under namespace 3');
+  t.equal(delta('conflated', 0) + delta('conflated', 1), 0, 'nothing conflated elsewhere');
+  t.equal(q.discard('slow_consumer'), 3, 'three frames were left: the latest tally, the room frame, the board');
+  t.same([delta('slow_consumer', 3), delta('slow_consumer', 0), delta('slow_consumer', 1)], [1, 1, 1], 'each counted under its namespace');
+  t.same([q.length, q.bytes, q.shift()], [0, 0, undefined], 'the queue is empty after');
 });

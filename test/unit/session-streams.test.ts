@@ -156,6 +156,8 @@ async function fixture(t: Test, opts: FixtureOptions = {}): Promise<Fixture> {
     lingerMs: opts.lingerMs ?? 60_000,
     checkMs: opts.checkMs ?? 0,
     log: pino({ level: 'silent' }),
+    // Session 's' in the namespace with index 2: drop counts land at that index.
+    namespaceOf: (session) => (session === 's' ? 2 : 0),
   });
   const f: Fixture = {
     inner,
@@ -263,6 +265,7 @@ t.test('duplicates (same epoch, seq <= last) are dropped and counted', async (t)
   f.streams.onMessage(f.delivered[4]);
   f.streams.onMessage(f.delivered[0]);
   t.equal(f.streams.counters.duplicates, 3, 'each redelivered message counted as a duplicate');
+  t.same(f.streams.drops.snapshot().stream_duplicate, [0, 0, 3], "dropped as stream_duplicate under the session's namespace");
   t.same(f.sink.frames('s'), range(1, 5), 'none forwarded again');
   await publish(f, 's', 1);
   t.same(f.sink.frames('s'), range(1, 6), 'the next seq still flows');
@@ -374,6 +377,9 @@ t.test('an epoch change: resync before any frame of the new epoch; old messages 
   await waitFor('new epoch at 4', () => f.sink.last('s')!.seq === 4);
   t.same(f.sink.frames('s', epoch).at(-1), 4, 'the new epoch continues');
   t.equal(f.streams.counters.resyncs, 1, 'the stale message caused no resync');
+  const drops = f.streams.drops.snapshot();
+  t.same(drops.stream_stale, [0, 0, 1], 'the stale message dropped as stream_stale');
+  t.same(drops.resync_skipped, [], 'an epoch change resyncs without a frame count (the old epoch\'s length is unknown)');
   t.same(f.sink.violations, []);
 });
 
@@ -425,6 +431,9 @@ t.test('history trimmed past the gap: resync in the same epoch at the head, then
   t.equal(f.streams.counters.resyncs, 1);
   t.equal(f.streams.counters.gaps, 1);
   t.equal(f.streams.counters.healedFrames, 0, 'nothing forwarded from a trimmed history');
+  const drops = f.streams.drops.snapshot();
+  t.same(drops.resync_skipped, [0, 0, 18], '3..20 never forwarded: the resync skipped them');
+  t.same(drops.stream_duplicate, [0, 0, 1], 'the copy of 20 that started the heal, dropped after the resync passed it');
   t.same(f.sink.violations, []);
 });
 
@@ -859,6 +868,9 @@ t.test('scheduled: a resync drops what was held; stop() leaves no timer', async 
   await publish(f, 's', 1);
   await waitFor('6', () => f.sink.frames('s').includes(6));
   t.same(f.sink.frames('s'), [1, 6], 'the held frame was dropped with the resync; the stream goes on after it');
+  const drops = f.streams.drops.snapshot();
+  t.same(drops.resync_held, [0, 0, 1], 'the held frame (2) counted as resync_held');
+  t.same(drops.resync_skipped, [0, 0, 3], '3..5 counted as resync_skipped');
   const timers = refTimers();
   f.streams.stop();
   t.equal(refTimers(), timers, 'no ref\'d timer is left');
