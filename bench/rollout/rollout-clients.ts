@@ -1,7 +1,7 @@
 /**
  * One process of SDK clients for a rollout run (rollout-run.ts forks it), so the
  * driving process does not also carry their sockets. Driven over IPC:
- *   parent → {op:'start', clients:[{url, user, session}]}      connect each, join its session
+ *   parent → {op:'start', clients:[{url, user, session}], connectsPerS}  connect each (at that pace), join its session
  *   child  → {op:'joined', failed}                            every client joined (or failed to)
  *   parent → {op:'report'}  child → {op:'report', clients:[ClientReport]}
  *   parent → {op:'close'}                                     close every client, then exit
@@ -41,7 +41,10 @@ export interface ClientReport {
 }
 
 /** Parent → clients process. */
-export type ClientsCommand = { op: 'start'; clients: Array<{ url: string; user: string; session: string }> } | { op: 'report' } | { op: 'close' };
+export type ClientsCommand =
+  | { op: 'start'; clients: Array<{ url: string; user: string; session: string }>; connectsPerS: number }
+  | { op: 'report' }
+  | { op: 'close' };
 
 /** Clients process → parent. */
 export type ClientsMessage = { op: 'joined'; failed: number } | { op: 'report'; clients: ClientReport[] };
@@ -136,7 +139,12 @@ const send = (message: ClientsMessage) => process.send?.(message);
 process.on('message', (command: ClientsCommand) => {
   switch (command.op) {
     case 'start': {
-      const joins = command.clients.map((c) => startClient(c.url, c.user, c.session));
+      // Paced, as real clients arrive: thousands of connects in one turn overflow
+      // accept queues and measure the kernel rather than the gateway.
+      const gapMs = 1000 / command.connectsPerS;
+      const joins = command.clients.map(
+        (c, i) => new Promise<unknown>((resolve, reject) => setTimeout(() => startClient(c.url, c.user, c.session).then(resolve, reject), i * gapMs)),
+      );
       void Promise.allSettled(joins).then((outcomes) => send({ op: 'joined', failed: outcomes.filter((o) => o.status === 'rejected').length }));
       return;
     }

@@ -14,6 +14,7 @@
  * its join, once, in order, having resumed on another instance.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { EventPublisher } from '../../protocol/upstream/amqp-publisher.js';
 import type { ClientReport, ClientsCommand, ClientsMessage } from './rollout-clients.js';
@@ -43,6 +44,8 @@ export interface RolloutOptions {
   startInstance(): Promise<RolloutInstance>;
   log(line: string): void;
   joinTimeoutMs?: number;
+  /** New connections per second while the clients first connect, over all processes (default 2,000). */
+  connectsPerS?: number;
 }
 
 export interface RolloutResult {
@@ -73,6 +76,8 @@ export interface RolloutResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Scheduling priority of the client processes (higher is nicer). */
+const CLIENT_NICE = 10;
 
 /** The p-th percentile of sorted values (NaN when empty). */
 export function percentile(sorted: number[], p: number): number {
@@ -185,7 +190,14 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
     const publishRound = (n: number) => Promise.all([publishOverHttp(n), publishToExchange(n)]);
 
     // Clients, joined before anything is published: each expects seq 1 onwards.
-    for (let i = 0; i < clientProcesses; i++) children.push(forkChild('rollout-clients'));
+    for (let i = 0; i < clientProcesses; i++) {
+      const child = forkChild('rollout-clients');
+      // The clients yield the CPU to the gateway and the proxies (nice 10): on two
+      // cores shared by all of them, a reconnect wave otherwise starves the proxies,
+      // whose accept queues filled for a minute, and measures the load generator.
+      if (child.pid !== undefined) setPriority(child.pid, CLIENT_NICE);
+      children.push(child);
+    }
     const joinStarted = Date.now();
     const joined = children.map((c) => expect<Extract<ClientsMessage, { op: 'joined' }>>(c, 'joined', opts.joinTimeoutMs ?? 180_000, 'clients'));
     children.forEach((child, k) => {
@@ -193,7 +205,7 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
       for (let i = k; i < opts.clients; i += clientProcesses) {
         mine.push({ url: `ws://127.0.0.1:${proxyPorts[i % proxyPorts.length]}/v1/ws`, user: `u${i}`, session: sessions[i % sessions.length] });
       }
-      child.send({ op: 'start', clients: mine } satisfies ClientsCommand);
+      child.send({ op: 'start', clients: mine, connectsPerS: Math.max(1, Math.floor((opts.connectsPerS ?? 2000) / clientProcesses)) } satisfies ClientsCommand);
     });
     const failedJoins = (await Promise.all(joined)).reduce((n, m) => n + m.failed, 0);
     const joinMs = Date.now() - joinStarted;

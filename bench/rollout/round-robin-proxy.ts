@@ -22,7 +22,9 @@ export class RoundRobinProxy {
   async listen(): Promise<void> {
     const server = createServer((downstream) => this.route(downstream, 0));
     this.server = server;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    // A deep accept queue: a reconnect wave of thousands must queue, not be dropped
+    // (Node's default 511 overflowed at 10,000 clients; the kernel caps it at somaxconn).
+    await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
     this.port = (server.address() as { port: number }).port;
   }
 
