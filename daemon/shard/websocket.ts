@@ -142,6 +142,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
           // Closed meanwhile: its close already released it (after this admit, on the same port).
           if (conn.closed) return;
           conn.admitted = true;
+          conn.userSlot = admission.slot;
           conn.sendNow(encodeServerFrame({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
           const early = conn.early ?? [];
           conn.early = null;
