@@ -38,7 +38,8 @@ export class Admissions {
   /** Counts connection `conn` of `user` on `shard`, unless a cap is reached (or it already counts). */
   admit(shard: number, user: string, conn: string): Admission {
     const counted = this.byConn.get(conn);
-    if (counted !== undefined) return { admitted: true, slot: this.perUser.get(counted.user)?.slot ?? -1 };
+    // A counted connection's user always holds a slot (released together): the `!` holds.
+    if (counted !== undefined) return { admitted: true, slot: this.perUser.get(counted.user)!.slot };
     if (this.byConn.size >= this.maxConnections) {
       return { admitted: false, reason: 'server is at its connection limit: retry later' };
     }

@@ -136,7 +136,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
           if (!admission.admitted) {
             conn.early = null;
             if (!conn.closed) countRefusal(refusals.clientCloses, CloseCode.ConnectionLimit);
-            conn.end(CloseCode.ConnectionLimit, admission.reason ?? 'connection limit reached');
+            conn.end(CloseCode.ConnectionLimit, admission.reason);
             return;
           }
           // Closed meanwhile: its close already released it (after this admit, on the same port).
