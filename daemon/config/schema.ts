@@ -84,6 +84,7 @@ export interface Settings {
   readonly maxConnectionsPerUser: number;
   readonly rateLimitPerS: number;
   readonly rateLimitBurst: number;
+  readonly userRateLimitPerS: number;
   readonly maxSessionsPerConnection: number;
   readonly commandJournalSize: number;
   readonly commandJournalBytes: number;
@@ -622,6 +623,7 @@ export const SCHEMA = {
   maxConnectionsPerUser: define('maxConnectionsPerUser', integer(1, 100_000), 32, 'Connections one user may hold on this instance.'),
   rateLimitPerS: define('rateLimitPerS', integer(1, 1_000_000), 50, 'Frames per second a connection may send on average (token bucket refill rate).'),
   rateLimitBurst: define('rateLimitBurst', integer(1, 1_000_000), 100, 'Frames a connection may send in a burst (token bucket size).'),
+  userRateLimitPerS: define('userRateLimitPerS', integer(1, 1_000_000), 200, "Frames one user may send per second (fixed one-second windows) over all of its connections on this instance, whichever shard holds them; counted after the connection's own limit. Per instance: instances do not share it. Default: two connections' full bursts, or four at rateLimitPerS; raise it with rateLimitPerS."),
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
   commandJournalBytes: define('commandJournalBytes', integer(1024 * 1024, 2 ** 40), 64 * 1024 * 1024, 'Bytes of commands the standalone (in-memory) journal keeps (data as msgpack plus 256 per command); the oldest go first.'),

@@ -138,7 +138,7 @@ export class Primary {
         link.send({ op: 'ready', ready: this.ready });
         if (this.started) this.log.info({ shard: link.id }, 'shard restarted');
       },
-    });
+    }, this.admissions.userRates);
   }
 
   /** Starts the shards; resolves with the port once every shard listens. */

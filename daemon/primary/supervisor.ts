@@ -64,6 +64,8 @@ export class Supervisor {
     private readonly config: Config,
     private readonly log: Logger,
     private readonly hooks: SupervisorHooks,
+    /** Per-user frame counters every shard shares (owned by the primary's admissions). */
+    private readonly userRates: SharedArrayBuffer,
   ) {}
 
   /** The port all shards listen on (after start()). */
@@ -173,7 +175,7 @@ export class Supervisor {
   }
 
   private spawn(id: number, port: number): ShardLink {
-    const init: ShardInit = { shardId: id, port };
+    const init: ShardInit = { shardId: id, port, userRates: this.userRates };
     const worker = new Worker(WORKER_URL, {
       workerData: { init, config: this.config },
       name: `shard-${id}`,

@@ -13,12 +13,14 @@ import type { Config } from '../config/schema.js';
 import type { Connection, Membership } from './connection.js';
 import { join, leave, type JoinContext } from './joins.js';
 import { PrimaryCallError } from './primary-link.js';
-import { takeToken } from './rate-limit.js';
+import { takeToken, takeUserToken, type RateDecision } from './rate-limit.js';
 import { countRefusal, refusals } from './shard-counters.js';
 
 /** What request handling needs from the shard. */
 export interface RequestContext extends JoinContext {
   shardId: number;
+  /** The per-user frame counters shared by every shard (threads/user-rates.ts). */
+  userRates: Int32Array;
 }
 
 /** Limits applied to client frames, from the config. */
@@ -63,9 +65,17 @@ export function handleMessage(
     failConnection(conn, CloseCode.ProtocolError, 'text frames are not part of the protocol: send binary msgpack');
     return;
   }
-  const decision = takeToken(conn, now, ctx.config.rateLimitPerS, ctx.config.rateLimitBurst);
+  const { config } = ctx;
+  const decision = takeToken(conn, now, config.rateLimitPerS, config.rateLimitBurst);
   if (decision === 'close') {
     failConnection(conn, CloseCode.RateLimited, 'too many frames: rate limit exceeded repeatedly');
+    return;
+  }
+  // The user's limit counts only frames the connection's own limit let through: a
+  // connection over its own limit does not eat its user's other connections' budget.
+  const userDecision: RateDecision = decision === 'allow' ? takeUserToken(conn, ctx.userRates, now, config.userRateLimitPerS, config.rateLimitBurst) : 'allow';
+  if (userDecision === 'close') {
+    failConnection(conn, CloseCode.RateLimited, `too many frames from this user: userRateLimitPerS (${config.userRateLimitPerS}/s) exceeded repeatedly`);
     return;
   }
   const parsed = parseClientFrame(bytes, limits);
@@ -80,7 +90,12 @@ export function handleMessage(
   const frame = parsed.frame;
   if (decision === 'refuse') {
     const id = 'id' in frame ? frame.id : undefined;
-    replyError(conn, id, ErrorCode.RateLimited, `rate limit is ${ctx.config.rateLimitPerS} frames/s (burst ${ctx.config.rateLimitBurst}): slow down`);
+    replyError(conn, id, ErrorCode.RateLimited, `rate limit is ${config.rateLimitPerS} frames/s (burst ${config.rateLimitBurst}): slow down`);
+    return;
+  }
+  if (userDecision === 'refuse') {
+    const id = 'id' in frame ? frame.id : undefined;
+    replyError(conn, id, ErrorCode.RateLimited, `user rate limit (userRateLimitPerS) is ${config.userRateLimitPerS} frames/s across all of this user's connections to this server: slow down`);
     return;
   }
   switch (frame.t) {

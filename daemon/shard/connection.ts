@@ -1,6 +1,7 @@
 /**
  * One client connection on a shard, from open to close. It owns its memberships
- * (sessions joined or being joined), its rate-limit bucket and, while it lags, its
+ * (sessions joined or being joined), its rate-limit bucket (and its user's rate
+ * slot, which the primary owns) and, while it lags, its
  * outbound queue. The uWS socket must not be touched once `closed` is set: uWS
  * throws on a socket after its close event.
  */
@@ -62,6 +63,11 @@ export class Connection {
   refilledAt: number;
   /** Frames refused by the rate limiter since the last refill to full. */
   strikes = 0;
+  /** The user's slot in the shared per-user rate table (threads/user-rates.ts), set on admission; -1 before. */
+  userSlot = -1;
+  /** Frames refused by the user's limit in a run of consecutive windows, and the window of the last (rate-limit.ts). */
+  userStrikes = 0;
+  userStruckWindow = 0;
   /** History replay bytes this connection may still take (created on its first join). */
   replay: ReplayBudget | null = null;
   /**

@@ -1,8 +1,11 @@
 /**
- * Per-connection token bucket for client frames: `perSecond` sustained, `burst` at
- * once. A refused frame is a strike; a connection that keeps sending past the limit
- * (strikes beyond one more burst) is closed with 4002 RateLimited.
+ * Client frame limits on a shard. First the connection's token bucket:
+ * `perSecond` sustained, `burst` at once. A refused frame is a strike; a connection
+ * that keeps sending past the limit (strikes beyond one more burst) is closed with
+ * 4002 RateLimited. Then, for a frame the bucket allowed, the user's limit shared by
+ * all of the user's connections on the instance (threads/user-rates.ts).
  */
+import { takeUserFrame, windowOf } from '../threads/user-rates.js';
 import type { Connection } from './connection.js';
 
 /** Outcome of one frame against the limiter. */
@@ -22,4 +25,22 @@ export function takeToken(conn: Connection, now: number, perSecond: number, burs
   }
   conn.strikes++;
   return conn.strikes > burst ? 'close' : 'refuse';
+}
+
+/**
+ * Counts one frame (already allowed by the connection's bucket) in its user's slot
+ * of the shared `table`: at most `perSecond` frames per one-second window for the
+ * user. A refused frame is a strike of this connection; strikes pile up while the
+ * connection keeps being refused in consecutive windows, and past `burst` the
+ * connection is closed (4002) like one over its own limit. The connection's own
+ * bucket cannot tell: a user may stay under it on every connection and still be
+ * over its own limit. A connection that goes a whole window without a refusal
+ * starts over, so a client that backs off after 106 is never closed.
+ */
+export function takeUserToken(conn: Connection, table: Int32Array, now: number, perSecond: number, burst: number): RateDecision {
+  if (takeUserFrame(table, conn.userSlot, now, perSecond)) return 'allow';
+  const window = windowOf(now);
+  conn.userStrikes = conn.userStruckWindow >= window - 1 ? conn.userStrikes + 1 : 1;
+  conn.userStruckWindow = window;
+  return conn.userStrikes > burst ? 'close' : 'refuse';
 }

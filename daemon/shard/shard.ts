@@ -43,6 +43,8 @@ export class Shard {
     readonly shardId: number,
     private readonly port: MessagePort,
     readonly log: Logger,
+    /** The primary's per-user frame counters (threads/user-rates.ts); the primary owns and outlives them. */
+    userRates: SharedArrayBuffer,
   ) {
     this.primary = new PrimaryLink(port);
     this.registry = new Registry((msg: ShardToPrimary) => this.primary.notify(msg), (session) => namespaceFor(config, session).index);
@@ -53,6 +55,7 @@ export class Shard {
       registry: this.registry,
       primary: this.primary,
       shardId,
+      userRates: new Int32Array(userRates),
       log,
       replyError,
       limits: clientLimits(config),

@@ -136,12 +136,13 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
           if (!admission.admitted) {
             conn.early = null;
             if (!conn.closed) countRefusal(refusals.clientCloses, CloseCode.ConnectionLimit);
-            conn.end(CloseCode.ConnectionLimit, admission.reason ?? 'connection limit reached');
+            conn.end(CloseCode.ConnectionLimit, admission.reason);
             return;
           }
           // Closed meanwhile: its close already released it (after this admit, on the same port).
           if (conn.closed) return;
           conn.admitted = true;
+          conn.userSlot = admission.slot;
           conn.sendNow(encodeServerFrame({ t: 'hello', v: PROTOCOL_VERSION, conn: conn.id, user: principal.user, ping: config.idleTimeoutS }));
           const early = conn.early ?? [];
           conn.early = null;

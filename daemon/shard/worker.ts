@@ -16,7 +16,7 @@ const log = createLogger({ level: config.logLevel, shard: init.shardId });
 
 if (parentPort === null) throw new Error('shard/worker.js runs as a worker thread of the daemon, not on its own');
 
-const shard = new Shard(config, init.shardId, parentPort, log);
+const shard = new Shard(config, init.shardId, parentPort, log, init.userRates);
 
 process.on('uncaughtException', (err) => {
   log.fatal({ err }, 'shard crashed');

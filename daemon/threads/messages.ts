@@ -30,6 +30,11 @@ export interface ShardInit {
   shardId: number;
   /** Port to listen on, shared by every shard (the supervisor picks a free one for port 0). */
   port: number;
+  /**
+   * The primary's per-user frame counters (threads/user-rates.ts), shared, not
+   * copied: the same buffer for every shard and every restart of one.
+   */
+  userRates: SharedArrayBuffer;
 }
 
 /** Requests a shard makes of the primary, with the type of their answer. */
@@ -55,8 +60,8 @@ export interface ShardRequests {
   presence: { args: { session: string }; result: { users: PresenceEntry[]; total: number } };
   /** Read the standalone command journal (GET /v1/commands). */
   commands: { args: { after: number; limit: number }; result: JournalEntry[] };
-  /** Count a new connection against the instance's caps. */
-  admit: { args: { user: string; conn: string }; result: { admitted: boolean; reason?: string } };
+  /** Count a new connection against the instance's caps; an admitted one gets its user's rate slot (threads/user-rates.ts). */
+  admit: { args: { user: string; conn: string }; result: { admitted: true; slot: number } | { admitted: false; reason: string } };
   /** Test hook: crash the given shard. */
   crash: { args: { shard: number }; result: { crashed: boolean } };
   /** Test hook: the session's history is lost (new epoch). */

@@ -47,6 +47,7 @@ t.test('commands journaled while the relay cannot deliver are the backlog; it dr
     SHARDCAST_SHARDS: '1',
     SHARDCAST_RATE_LIMIT_PER_S: '1000',
     SHARDCAST_RATE_LIMIT_BURST: '1000',
+    SHARDCAST_USER_RATE_LIMIT_PER_S: '1000',
   });
   t.teardown(() => daemon.stop());
   await daemon.waitForLine((l) => l.msg === 'relaying commands: this instance holds the relay lease', 15_000);

@@ -47,6 +47,7 @@ t.test('defaults', async (t) => {
   t.equal(config.maxConnectionsPerUser, 32);
   t.equal(config.rateLimitPerS, 50);
   t.equal(config.rateLimitBurst, 100);
+  t.equal(config.userRateLimitPerS, 200);
   t.equal(config.maxSessionsPerConnection, 64);
   t.equal(config.commandJournalSize, 100000);
   t.equal(config.shardYoungGenerationMb, 4);
@@ -136,6 +137,7 @@ t.test('every validation error names its key and env var', async (t) => {
     maxConnectionsPerUser: '-1',
     rateLimitPerS: 'fast',
     rateLimitBurst: '0',
+    userRateLimitPerS: '1000001',
     maxSessionsPerConnection: '0',
     commandJournalSize: '0',
     commandJournalBytes: '1000',

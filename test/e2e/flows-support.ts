@@ -63,6 +63,7 @@ export async function startFlow(t: Test, name: string, opts: { namespaces: unkno
     SHARDCAST_NAMESPACES: JSON.stringify(opts.namespaces),
     SHARDCAST_RATE_LIMIT_PER_S: '1000',
     SHARDCAST_RATE_LIMIT_BURST: '1000',
+    SHARDCAST_USER_RATE_LIMIT_PER_S: '1000',
     ...opts.env,
   };
   if (opts.journal === true) {

@@ -5,6 +5,7 @@
 import t from 'tap';
 import { Packr } from 'msgpackr';
 import { ErrorCode } from '../../protocol/codes.js';
+import type { ServerFrame } from '../../protocol/frames.js';
 import { RawClient } from '../support/raw-client.js';
 import { startDaemon } from '../support/daemon-process.js';
 
@@ -119,7 +120,7 @@ t.test('presence answers are cut to maxPresenceList and carry the total', async 
 });
 
 t.test('large commands cannot poison the command feed: pages stop at about 1 MiB and stay fast', async (t) => {
-  const daemon = await startDaemon({ SHARDCAST_COMMAND_JOURNAL_BYTES: String(8 * 1024 * 1024), SHARDCAST_RATE_LIMIT_PER_S: '100000', SHARDCAST_RATE_LIMIT_BURST: '100000' });
+  const daemon = await startDaemon({ SHARDCAST_COMMAND_JOURNAL_BYTES: String(8 * 1024 * 1024), SHARDCAST_RATE_LIMIT_PER_S: '100000', SHARDCAST_RATE_LIMIT_BURST: '100000', SHARDCAST_USER_RATE_LIMIT_PER_S: '100000' });
   t.teardown(() => daemon.stop());
   const S = 'quiz:feed';
   const c = await RawClient.connect(daemon.ws, { user: 'bomber' });
@@ -264,4 +265,108 @@ t.test('decoded-size bombs: a cmd or pub over maxFrameValues gets error 109 and 
   await canary.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === 2));
   t.same(canary.events(S).map((e) => [e.seq, e.type]), [[1, 'msg'], [2, 'board']], 'the canary in the session got every event, and nothing of the bombs');
   t.notOk(daemon.lines.some((l) => l.msg === 'shard crashed'), 'no shard crashed');
+});
+
+/** Waits until the wall clock is `from`–`from + 200` ms into a second (the per-user limit counts wall-clock seconds). */
+async function earlyInASecond(from = 50): Promise<void> {
+  for (;;) {
+    const into = Date.now() % 1000;
+    if (into >= from && into < from + 200) return;
+    await new Promise((r) => setTimeout(r, (from + 1000 - into) % 1000));
+  }
+}
+
+/** Sends `count` pings on each client at once; resolves with each client's replies (pong or error) once all came. */
+async function pingAll(clients: RawClient[], count: number): Promise<ServerFrame[][]> {
+  const ids = clients.map((c) => Array.from({ length: count }, () => c.id()));
+  clients.forEach((c, i) => ids[i].forEach((id) => c.send({ t: 'ping', id })));
+  return Promise.all(
+    clients.map(async (c, i) => {
+      const mine = new Set(ids[i]);
+      const reply = (f: ServerFrame) => (f.t === 'pong' || f.t === 'error') && mine.has(f.id ?? -1);
+      await c.until((fs) => fs.filter(reply).length === count, 10_000, `${count} replies`);
+      return c.frames.filter(reply);
+    }),
+  );
+}
+
+/** Wall-clock seconds of the server's pongs, with how many pongs each. */
+function pongSeconds(replies: ServerFrame[]): Map<number, number> {
+  const seconds = new Map<number, number>();
+  for (const f of replies) {
+    if (f.t !== 'pong') continue;
+    const second = Math.floor((f.now ?? 0) / 1000);
+    seconds.set(second, (seconds.get(second) ?? 0) + 1);
+  }
+  return seconds;
+}
+
+t.test('userRateLimitPerS: one budget per user across its connections and shards', async (t) => {
+  const LIMIT = 40;
+  // Per connection the defaults (50/s, bursts of 100): every connection below stays under its own limit.
+  const daemon = await startDaemon({ SHARDCAST_SHARDS: '2', SHARDCAST_USER_RATE_LIMIT_PER_S: String(LIMIT) });
+  t.teardown(() => daemon.stop());
+
+  t.test('over it together, though each connection is under its own: 106 naming the setting; others unaffected; the next second starts over', async (t) => {
+    const conns: RawClient[] = [];
+    t.teardown(() => Promise.all(conns.map((c) => c.close())));
+    // Until the user has a connection on each shard (the kernel places them), then two more.
+    while (conns.length < 20 && (new Set(conns.map((c) => c.shard())).size < 2 || conns.length < 4)) conns.push(await RawClient.connect(daemon.ws, { user: 'hammer' }));
+    const shards = new Set(conns.map((c) => c.shard()));
+    t.equal(shards.size, 2, `the user's ${conns.length} connections are on both shards`);
+    const other = await RawClient.connect(daemon.ws, { user: 'bystander' });
+    t.teardown(() => other.close());
+
+    const PER_CONN = 20;
+    await earlyInASecond();
+    const [mine, theirs] = await Promise.all([pingAll(conns, PER_CONN), pingAll([other], PER_CONN)]);
+    const all = mine.flat();
+    const pongs = all.filter((f) => f.t === 'pong').length;
+    const limited = all.filter((f) => f.t === 'error');
+    const sent = conns.length * PER_CONN;
+    t.ok(limited.length > 0, `${sent} frames: ${pongs} answered, ${limited.length} refused`);
+    t.ok(limited.every((f) => f.t === 'error' && f.code === ErrorCode.RateLimited), 'refused with 106 RateLimited');
+    t.ok(limited.every((f) => f.t === 'error' && /userRateLimitPerS/.test(f.msg) && f.msg.includes(`${LIMIT} frames/s`)), 'naming the per-user setting and its value');
+    const seconds = pongSeconds(all);
+    for (const [second, n] of seconds) t.ok(n <= LIMIT, `second ${second}: ${n} answered, at most ${LIMIT}`);
+    if (seconds.size === 1) t.equal(pongs, LIMIT, 'within one second: exactly the limit answered, whichever shard');
+    else t.comment('the burst crossed a second boundary on the server; checked per second only');
+    t.same(
+      mine.map((replies) => replies.every((f) => f.t === 'pong' || f.t === 'error')),
+      conns.map(() => true),
+      'every frame got an answer',
+    );
+    t.equal(theirs[0].filter((f) => f.t === 'pong').length, PER_CONN, 'another user at the same time: every ping answered');
+
+    const lastSecond = Math.max(...seconds.keys());
+    await new Promise((r) => setTimeout(r, (lastSecond + 1) * 1000 + 50 - Date.now()));
+    const after = (await pingAll(conns, 1)).flat();
+    t.equal(after.filter((f) => f.t === 'pong').length, conns.length, 'in the next second the user is answered again, on every connection');
+    t.ok(conns.every((c) => !c.frames.some((f) => f.t === 'error' && f.code !== ErrorCode.RateLimited)), 'no other errors');
+  });
+
+  t.test("a user's budget is released with its last connection: reconnecting in the same second starts fresh", async (t) => {
+    for (let attempt = 1; ; attempt++) {
+      await earlyInASecond();
+      const first = [await RawClient.connect(daemon.ws, { user: 'leaver' }), await RawClient.connect(daemon.ws, { user: 'leaver' })];
+      const spent = (await pingAll(first, 25)).flat();
+      await Promise.all(first.map((c) => c.close()));
+      // The shards' release notices reach the primary.
+      await new Promise((r) => setTimeout(r, 150));
+      const again = [await RawClient.connect(daemon.ws, { user: 'leaver' }), await RawClient.connect(daemon.ws, { user: 'leaver' })];
+      const fresh = (await pingAll(again, LIMIT / 2)).flat();
+      await Promise.all(again.map((c) => c.close()));
+      const seconds = pongSeconds([...spent, ...fresh]);
+      if (seconds.size > 1 && attempt < 3) {
+        t.comment(`attempt ${attempt} crossed a second boundary; again`);
+        await new Promise((r) => setTimeout(r, 150));
+        continue;
+      }
+      t.equal(seconds.size, 1, 'both rounds in the same second on the server');
+      t.equal(spent.filter((f) => f.t === 'pong').length, LIMIT, 'the first connections used the whole budget');
+      t.equal(spent.filter((f) => f.t === 'error').length, 50 - LIMIT, 'and were refused past it');
+      t.equal(fresh.filter((f) => f.t === 'pong').length, LIMIT, 'after they all closed, new connections have the whole budget again');
+      return;
+    }
+  });
 });

@@ -35,6 +35,7 @@ async function env(t: Test, name: string, databaseUrl: string, schema: string) {
       SHARDCAST_DATABASE_SCHEMA: schema,
       SHARDCAST_RATE_LIMIT_PER_S: '1000',
       SHARDCAST_RATE_LIMIT_BURST: '1000',
+      SHARDCAST_USER_RATE_LIMIT_PER_S: '1000',
     },
   };
 }

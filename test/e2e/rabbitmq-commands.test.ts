@@ -26,6 +26,7 @@ async function instances(t: Test, n: number, name: string, commands: string) {
     SHARDCAST_NAMESPACES: JSON.stringify([{ prefix: 'quiz:' }]),
     SHARDCAST_RATE_LIMIT_PER_S: '1000',
     SHARDCAST_RATE_LIMIT_BURST: '1000',
+    SHARDCAST_USER_RATE_LIMIT_PER_S: '1000',
   });
   t.teardown(() => Promise.all(list.map((d) => d.stop())));
   return list;
