@@ -4,12 +4,13 @@
  * (test/e2e/rolling-update.test.ts, 1,000 clients) and by the bench
  * (bench/rollout/run.ts, 10,000).
  *
- * Three instances behind round-robin proxies (the Service), SDK clients in child
- * processes joined to the sessions, one event per session per round at `eventsPerS`
+ * Three instances behind a Service (each new connection to the next ready instance,
+ * as kube-proxy does: rollout-clients.ts), SDK clients in child processes joined to
+ * the sessions, one event per session per round at `eventsPerS`
  * in all, each with an id (over HTTP, retried on another instance with the same ids
  * when the one it reached goes away; or to the RabbitMQ events exchange with
  * confirms, for half of the sessions when `amqp` is given). Then each instance in
- * turn is replaced: a new one started and in the proxies' endpoints, the old one
+ * turn is replaced: a new one started and in the Service's endpoints, the old one
  * taken out, SIGTERMed and drained. Every client must end with every event after
  * its join, once, in order, having resumed on another instance.
  */
@@ -17,12 +18,14 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { EventPublisher } from '../../protocol/upstream/amqp-publisher.js';
+import { hostBusyUs, sampleProcess } from '../targets/process-stats.js';
 import type { ClientReport, ClientsCommand, ClientsMessage } from './rollout-clients.js';
-import type { ProxyCommand, ProxyMessage } from './proxy-process.js';
 
 /** One instance of the daemon, as the run drives it. */
 export interface RolloutInstance {
   readonly port: number;
+  /** Its process, when it runs on this machine: its CPU is counted as the gateway's (Linux /proc). */
+  readonly pid?: number;
   /** POSTs a publish body to /v1/publish; resolves with the HTTP status, rejects when the connection fails. */
   publish(body: unknown): Promise<number>;
   /** Signals the instance; resolves with its exit code once it has exited. */
@@ -33,8 +36,6 @@ export interface RolloutOptions {
   clients: number;
   /** Processes holding the clients (default: one per 2,500 clients, at least 2). */
   clientProcesses?: number;
-  /** Proxy processes (default: one per 6,000 clients: each holds two sockets per client). */
-  proxyProcesses?: number;
   sessions: string[];
   /** Events per second over all sessions (rounds of one event per session). */
   eventsPerS: number;
@@ -73,6 +74,43 @@ export interface RolloutResult {
   dropsBeforeJoin: number;
   /** Attempts that failed while resuming, by close code. */
   failedAttempts: Record<string, number>;
+  /**
+   * CPU seconds spent from the rollout's start until every client caught up, by
+   * whom (Linux /proc; absent elsewhere): the gateway's instances (a replaced one
+   * until its SIGTERM), the client processes, and the whole machine.
+   */
+  cpu?: { windowS: number; gatewayS: number; clientsS: number; machineS: number };
+}
+
+/** CPU µs of a process, or undefined when it cannot be read (gone, or not Linux). */
+function cpuUsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    return sampleProcess(pid).cpuUs;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU use of a set of processes over a window: add each one's reading at its start and at its end. */
+class CpuAccount {
+  private us = 0;
+  private readonly open = new Map<number, number>();
+  begin(pid: number | undefined): void {
+    const now = cpuUsOf(pid);
+    if (pid !== undefined && now !== undefined) this.open.set(pid, now);
+  }
+  end(pid: number | undefined): void {
+    if (pid === undefined) return;
+    const began = this.open.get(pid);
+    const now = cpuUsOf(pid);
+    if (began !== undefined && now !== undefined) this.us += now - began;
+    this.open.delete(pid);
+  }
+  endAll(): number {
+    for (const pid of [...this.open.keys()]) this.end(pid);
+    return this.us / 1e6;
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -110,7 +148,7 @@ function expect<T extends { op: string }>(child: ChildProcess, op: T['op'], time
  * under a TypeScript loader (the e2e test): a child on the loader takes seconds to
  * start on a loaded machine. `npm run build` first.
  */
-function forkChild(name: 'proxy-process' | 'rollout-clients'): ChildProcess {
+function forkChild(name: 'rollout-clients'): ChildProcess {
   const here = new URL(import.meta.url);
   const script = here.pathname.endsWith('.js') ? new URL(`./${name}.js`, here) : new URL(`../../dist/bench/rollout/${name}.js`, here);
   return fork(fileURLToPath(script), [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -120,14 +158,12 @@ function forkChild(name: 'proxy-process' | 'rollout-clients'): ChildProcess {
 export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
   const { sessions, log } = opts;
   const clientProcesses = opts.clientProcesses ?? Math.max(2, Math.ceil(opts.clients / 2500));
-  const proxyProcesses = opts.proxyProcesses ?? Math.max(1, Math.ceil(opts.clients / 6000));
   const viaAmqp = opts.amqp === undefined ? [] : sessions.slice(Math.ceil(sessions.length / 2));
   const viaHttp = sessions.filter((s) => !viaAmqp.includes(s));
   const roundMs = (1000 * sessions.length) / opts.eventsPerS;
 
   const live: RolloutInstance[] = [];
   const all: RolloutInstance[] = [];
-  const proxies: ChildProcess[] = [];
   const children: ChildProcess[] = [];
   let publisher: EventPublisher | undefined;
   try {
@@ -137,22 +173,6 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
       live.push(d);
       all.push(d);
     }
-    const proxyPorts: number[] = [];
-    for (let i = 0; i < proxyProcesses; i++) {
-      const proxy = forkChild('proxy-process');
-      proxies.push(proxy);
-      proxyPorts.push((await expect<Extract<ProxyMessage, { op: 'listening' }>>(proxy, 'listening', 30_000, 'proxy')).port);
-    }
-    const setEndpoints = (ports: number[]) =>
-      Promise.all(
-        proxies.map((p) => {
-          const applied = expect<ProxyMessage>(p, 'endpoints', 10_000, 'proxy');
-          p.send({ op: 'endpoints', ports } satisfies ProxyCommand);
-          return applied;
-        }),
-      );
-    await setEndpoints(live.map((d) => d.port));
-
     // Publishing.
     let published = 0;
     let publishRetries = 0;
@@ -190,26 +210,35 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
     const publishRound = (n: number) => Promise.all([publishOverHttp(n), publishToExchange(n)]);
 
     // Clients, joined before anything is published: each expects seq 1 onwards.
+    const setEndpoints = (ports: number[]) =>
+      Promise.all(
+        children.map((c) => {
+          const applied = expect<Extract<ClientsMessage, { op: 'endpoints' }>>(c, 'endpoints', 10_000, 'clients');
+          c.send({ op: 'endpoints', ports } satisfies ClientsCommand);
+          return applied;
+        }),
+      );
     for (let i = 0; i < clientProcesses; i++) {
       const child = forkChild('rollout-clients');
-      // The clients yield the CPU to the gateway and the proxies (nice 10): on two
-      // cores shared by all of them, a reconnect wave otherwise starves the proxies,
-      // whose accept queues filled for a minute, and measures the load generator.
+      // The clients yield the CPU to the gateway (nice 10), as if they ran on other
+      // machines: on two cores shared by both, a reconnect wave otherwise measures
+      // the load generator's queue for the CPU more than the gateway.
       if (child.pid !== undefined) setPriority(child.pid, CLIENT_NICE);
       children.push(child);
     }
+    await setEndpoints(live.map((d) => d.port));
     const joinStarted = Date.now();
     const joined = children.map((c) => expect<Extract<ClientsMessage, { op: 'joined' }>>(c, 'joined', opts.joinTimeoutMs ?? 180_000, 'clients'));
     children.forEach((child, k) => {
-      const mine: Array<{ url: string; user: string; session: string }> = [];
+      const mine: Array<{ user: string; session: string }> = [];
       for (let i = k; i < opts.clients; i += clientProcesses) {
-        mine.push({ url: `ws://127.0.0.1:${proxyPorts[i % proxyPorts.length]}/v1/ws`, user: `u${i}`, session: sessions[i % sessions.length] });
+        mine.push({ user: `u${i}`, session: sessions[i % sessions.length] });
       }
       child.send({ op: 'start', clients: mine, connectsPerS: Math.max(1, Math.floor((opts.connectsPerS ?? 2000) / clientProcesses)) } satisfies ClientsCommand);
     });
     const failedJoins = (await Promise.all(joined)).reduce((n, m) => n + m.failed, 0);
     const joinMs = Date.now() - joinStarted;
-    log(`${opts.clients} clients joined through ${proxyProcesses} proxies in ${joinMs} ms (${failedJoins} failed)`);
+    log(`${opts.clients} clients joined in ${joinMs} ms (${failedJoins} failed)`);
 
     let flowing = true;
     const publishing = (async () => {
@@ -222,16 +251,28 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
     await sleep(1000);
 
     const rolloutStarted = Date.now();
+    const gatewayCpu = new CpuAccount();
+    const clientsCpu = new CpuAccount();
+    let machineBusy: number | undefined;
+    try {
+      machineBusy = hostBusyUs();
+    } catch {
+      machineBusy = undefined;
+    }
+    for (const d of live) gatewayCpu.begin(d.pid);
+    for (const c of children) clientsCpu.begin(c.pid);
     const drainExitCodes: Array<number | null> = [];
     for (let i = 0; i < 3; i++) {
       // maxSurge 1: the new instance is up and in the endpoints first…
       const fresh = await opts.startInstance();
+      gatewayCpu.begin(fresh.pid);
       all.push(fresh);
       const old = live.shift() as RolloutInstance;
       live.push(fresh);
       // …then the old one leaves them (preStop), gets SIGTERM and drains.
       await setEndpoints(live.map((d) => d.port));
       await sleep(200);
+      gatewayCpu.end(old.pid);
       const { code } = await old.stop('SIGTERM');
       drainExitCodes.push(code);
       log(`instance ${i + 1} of 3 replaced (drain exit code ${code})`);
@@ -254,6 +295,16 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
       if (reports.every((r) => r.last >= published) || Date.now() > deadline) break;
       await sleep(500);
     }
+    const windowS = (Date.now() - rolloutStarted) / 1000;
+    const cpu =
+      machineBusy === undefined
+        ? undefined
+        : {
+            windowS,
+            gatewayS: gatewayCpu.endAll(),
+            clientsS: clientsCpu.endAll(),
+            machineS: (hostBusyUs() - machineBusy) / 1e6,
+          };
     await sleep(500); // a duplicate would arrive now
     reports = await collect();
 
@@ -275,6 +326,7 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
       moved: reports.filter((r) => r.resumes > 0).length,
       resumeMs,
       behind: reports.filter((r) => r.last !== published || r.received !== expected(r) || !r.inOrder),
+      ...(cpu !== undefined ? { cpu } : {}),
       dropsBeforeJoin: reports.reduce((n, r) => n + r.dropsBeforeJoin, 0),
       failedAttempts: reports.reduce<Record<string, number>>((all, r) => {
         for (const [code, n] of Object.entries(r.failedAttempts)) all[code] = (all[code] ?? 0) + n;
@@ -290,7 +342,6 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
       await Promise.race([exited, sleep(10_000)]);
       c.kill('SIGKILL');
     }));
-    for (const p of proxies) p.kill('SIGKILL');
     await Promise.all(all.map((d) => d.stop('SIGKILL').catch(() => undefined)));
   }
 }

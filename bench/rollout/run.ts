@@ -56,6 +56,7 @@ async function startInstance(env: Record<string, string>): Promise<RolloutInstan
   });
   return {
     port,
+    ...(child.pid !== undefined ? { pid: child.pid } : {}),
     publish: async (body) => {
       const res = await fetch(`http://127.0.0.1:${port}/v1/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
       await res.arrayBuffer();
@@ -128,6 +129,7 @@ async function main(): Promise<number> {
       resume_p99_ms: percentile(r.resumeMs, 99),
       resume_max_ms: r.resumeMs.at(-1) ?? NaN,
       publish_retries: r.publishRetries,
+      cpu_s: r.cpu,
       wall_s: Math.round((Date.now() - started) / 1000),
       machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GB, Node ${process.version}`,
       load_before: loadBefore.map((l) => Math.round(l * 100) / 100),

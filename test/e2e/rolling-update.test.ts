@@ -1,12 +1,13 @@
 // A rolling update that loses nothing, the way a Kubernetes Deployment does it
-// (maxSurge 1, maxUnavailable 0): three instances on one Redis and one RabbitMQ
-// behind a round-robin TCP proxy (the Service), 1,000 SDK clients in two child
+// (maxSurge 1, maxUnavailable 0), through bench/rollout/rollout-run.ts: three
+// instances on one Redis and one RabbitMQ behind a Service (each new connection to
+// the next ready instance, as kube-proxy does), 1,000 SDK clients in two child
 // processes, 20 events a second spread over 10 sessions, half of them published
 // over HTTP and half to the RabbitMQ events exchange (whose partition consumers
-// move between instances as they drain); each instance in turn is replaced:
-// a new one started and listening joins the proxy's endpoints, the old one leaves
-// them, gets SIGTERM and drains (go-aways spread over SHARDCAST_DRAIN_SPREAD_MS).
-// Every client must end with every event once, in order, having resumed (never
+// move between instances as they drain); each instance in turn is replaced: a new
+// one started and listening joins the endpoints, the old one leaves them, gets
+// SIGTERM and drains (go-aways spread over SHARDCAST_DRAIN_SPREAD_MS). Every client
+// must end with every event after its join once, in order, having resumed (never
 // rec: false) on another instance; the reconnect-to-resumed times are printed.
 import t from 'tap';
 import { percentile, runRollout, type RolloutInstance } from '../../bench/rollout/rollout-run.js';
