@@ -178,6 +178,9 @@ function shardcastEnv(port: number, shards: number, options: TargetOptions): Rec
     SHARDCAST_DEV_MODE: 'true',
     SHARDCAST_HOST: HOST,
     SHARDCAST_PORT: String(port),
+    // Any free admin port: several instances of a target (shardcast-redis3) would
+    // otherwise all ask for 9090, and a developer's own daemon may hold it.
+    SHARDCAST_ADMIN_PORT: '0',
     SHARDCAST_SHARDS: String(shards),
     // info: the "listening" line (all shards up) is logged at info; nothing per connection is.
     SHARDCAST_LOG_LEVEL: 'info',

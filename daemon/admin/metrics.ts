@@ -89,8 +89,10 @@ export class InstanceMetrics {
   private readonly redisPing = new Gauge({ name: 'shardcast_redis_round_trip_seconds', help: 'Round trip of one Redis PING, measured at scrape (Redis engine only)', registers: this.r });
 
   constructor() {
-    // Process figures under their conventional names (process_*, nodejs_*).
-    collectDefaultMetrics({ register: this.registry });
+    // Process figures under their conventional names (process_*, nodejs_*). The
+    // event-loop lag monitor samples every 100 ms, not prom-client's 10 ms: each
+    // sample wakes the primary's loop (admin-queries.ts says what it cost).
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     // The shards' histograms arrive as bucket counts: rendered as they are (prom-client's
     // Histogram only takes single observations).
     const name = 'shardcast_delivery_latency_seconds';
