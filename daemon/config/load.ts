@@ -171,6 +171,13 @@ function checkCrossField(
   if (s.devMode && production) {
     warnings.push(`devMode (${SCHEMA.devMode.env}) is on with NODE_ENV=production: clients may connect as any user without a token`);
   }
+  // Raising only the per-connection limit is silently undone by the per-user one.
+  if (!invalid.has('rateLimitPerS') && !invalid.has('userRateLimitPerS') && s.userRateLimitPerS < s.rateLimitPerS) {
+    warnings.push(
+      `userRateLimitPerS (${SCHEMA.userRateLimitPerS.env}) is ${s.userRateLimitPerS}, below rateLimitPerS (${SCHEMA.rateLimitPerS.env}) ${s.rateLimitPerS}: ` +
+        `every user, even on one connection, is held to ${s.userRateLimitPerS} frames/s; raise ${SCHEMA.userRateLimitPerS.env} too`,
+    );
+  }
 }
 
 /**

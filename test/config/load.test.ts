@@ -398,3 +398,10 @@ t.test('dev mode listens on loopback unless a host is set', async (t) => {
   t.equal(loadConfig({ SHARDCAST_CONFIG: file }).config.host, '::', 'so does one from the config file');
   t.equal(loadConfig({ ...BASE }).config.host, '0.0.0.0', 'outside dev mode: every interface');
 });
+
+t.test('a per-user frame limit below the per-connection one is a warning naming both', async (t) => {
+  const { warnings } = loadConfig({ ...BASE, SHARDCAST_RATE_LIMIT_PER_S: '500' });
+  t.equal(warnings.length, 1);
+  t.match(warnings[0], /userRateLimitPerS \(SHARDCAST_USER_RATE_LIMIT_PER_S\) is 200, below rateLimitPerS \(SHARDCAST_RATE_LIMIT_PER_S\) 500/);
+  t.same(loadConfig({ ...BASE, SHARDCAST_RATE_LIMIT_PER_S: '500', SHARDCAST_USER_RATE_LIMIT_PER_S: '1000' }).warnings, [], 'none once both are raised');
+});
