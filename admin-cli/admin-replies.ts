@@ -3,10 +3,11 @@
  * checks the fields the CLI uses before typing the value, so a daemon of another
  * version fails with a clear message rather than a crash in a table.
  */
+import type { SessionRow } from '../daemon/admin/admin-api.js';
 import type { ConnectionFigures, ShardStats } from '../daemon/admin/shard-query.js';
 import { CliError } from './cli-errors.js';
 
-export type { ConnectionFigures, ShardStats };
+export type { ConnectionFigures, SessionRow, ShardStats };
 
 /** GET /v1/admin/status */
 export interface StatusReply {
@@ -30,18 +31,6 @@ export interface ShardsReply {
   unanswered: Array<{ shard: number; error: string }>;
 }
 
-/** One row of GET /v1/admin/sessions */
-export interface SessionRow {
-  session: string;
-  subscribers: number;
-  perShard: Record<string, number>;
-  joining: number;
-  lagging: number;
-  seq: number;
-  epoch: string;
-  historyLength: number;
-  presence: number | null;
-}
 
 /** GET /v1/admin/sessions */
 export interface SessionsReply {

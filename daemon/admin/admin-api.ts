@@ -170,7 +170,7 @@ async function shards(ctx: AdminContext) {
 }
 
 /** One session across this instance's shards. */
-interface SessionFigures {
+export interface SessionFigures {
   session: string;
   subscribers: number;
   /** Subscribers by shard id. */
@@ -179,6 +179,12 @@ interface SessionFigures {
   lagging: number;
   seq: number;
   epoch: string;
+}
+
+/** One row of GET /v1/admin/sessions: the session's figures with its history length and presence count (null when presence could not be read). */
+export interface SessionRow extends SessionFigures {
+  historyLength: number;
+  presence: number | null;
 }
 
 async function localSessions(ctx: AdminContext): Promise<{ sessions: Map<string, SessionFigures>; unanswered: Array<{ shard: number; error: string }> }> {
@@ -205,7 +211,7 @@ async function sessions(ctx: AdminContext, top: number) {
   const { sessions: all, unanswered } = await localSessions(ctx);
   const sorted = [...all.values()].sort((a, b) => b.subscribers - a.subscribers || a.session.localeCompare(b.session)).slice(0, top);
   const rows = await Promise.all(
-    sorted.map(async (s) => ({
+    sorted.map(async (s): Promise<SessionRow> => ({
       ...s,
       historyLength: Math.min(s.seq, ctx.historySize(s.session)),
       presence: await ctx.presence(s.session, 0).then((p) => p.total, () => null),

@@ -106,7 +106,6 @@ export class AdminQueryHandler {
         lagStarted: policy.lagStarted,
         tokenExpired: policy.expiredClosed,
         idleClosed: policy.idleClosed,
-        duplicatesDropped: registry.duplicatesDropped,
       }),
     };
     const heap = getHeapStatistics();

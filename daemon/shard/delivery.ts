@@ -37,7 +37,6 @@ function deliverFrame(app: App, registry: Registry, policy: BufferPolicy, msg: R
     // The primary's stream never sends a seq twice; a shard that got one anyway
     // (a bug) drops it rather than deliver a duplicate to the whole topic.
     if (msg.seq <= session.lastSeq) {
-      registry.duplicatesDropped++;
       shardDrops.add('shard_duplicate', session.ns);
       return;
     }

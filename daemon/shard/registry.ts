@@ -41,8 +41,6 @@ export class Registry {
   readonly connections = new Map<string, Connection>();
   readonly sessions = new Map<string, LocalSession>();
   private readonly users = new Map<string, Set<Connection>>();
-  /** Frames dropped as already routed to this shard (the primary's session streams should keep this at 0). */
-  duplicatesDropped = 0;
   /** Counters for the admin API and /metrics (shard-counters.ts). */
   readonly counters = new ShardCounters();
 

@@ -45,7 +45,7 @@ const asRecord = (map: Map<number, number>): Record<string, number> => Object.fr
 /** The counters the shard keeps elsewhere (buffer policy, idle watch, registry), merged with its own. */
 export function snapshotCounters(
   own: ShardCounters,
-  other: { slowConsumerCuts: number; lagStarted: number; tokenExpired: number; idleClosed: number; duplicatesDropped: number },
+  other: { slowConsumerCuts: number; lagStarted: number; tokenExpired: number; idleClosed: number },
 ): ShardCounterSnapshot {
   return {
     framesDelivered: own.framesDelivered,
@@ -59,6 +59,7 @@ export function snapshotCounters(
     clientCloses: asRecord(refusals.clientCloses),
     upgradesRefused: asRecord(refusals.upgradesRefused),
     conflated: shardDrops.total('conflated'),
+    duplicatesDropped: shardDrops.total('shard_duplicate'),
     drops: shardDrops.snapshot(),
     ...other,
   };

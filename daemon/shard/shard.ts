@@ -19,6 +19,7 @@ import { resyncSession, type JoinContext } from './joins.js';
 import { registerHttpApi } from './http-api.js';
 import { PrimaryLink } from './primary-link.js';
 import { Registry } from './registry.js';
+import { shardDrops } from './shard-counters.js';
 import { BufferPolicy } from './slow-consumers.js';
 import { websocketBehavior } from './websocket.js';
 import { WS_PATH } from '../../protocol/frames.js';
@@ -129,7 +130,7 @@ export class Shard {
     const outcome = await drainConnections(this.registry, plan, this.policy.lowWater);
     const { policy } = this;
     this.log.info(
-      { ...outcome, slowClosed: policy.slowClosed, lagStarted: policy.lagStarted, expiredClosed: policy.expiredClosed, idleClosed: policy.idleClosed, duplicatesDropped: this.registry.duplicatesDropped },
+      { ...outcome, slowClosed: policy.slowClosed, lagStarted: policy.lagStarted, expiredClosed: policy.expiredClosed, idleClosed: policy.idleClosed, duplicatesDropped: shardDrops.total('shard_duplicate') },
       'shard drained',
     );
     this.primary.notify({ op: 'drained', connections: outcome.connections, forced: outcome.forced });
