@@ -105,7 +105,8 @@ export class SessionStreams {
   private stopped = false;
   private checkTimer: NodeJS.Timeout | undefined;
   private checking = false;
-  readonly counters: StreamCounters = { duplicates: 0, stale: 0, gaps: 0, healedFrames: 0, resyncs: 0, sharedReads: 0 };
+  /** The counts that are not drops; duplicates and stale frames are read from `drops`. */
+  private readonly counts = { gaps: 0, healedFrames: 0, resyncs: 0, sharedReads: 0 };
   /**
    * Frames the streams dropped, by reason and namespace index (admin/frame-drops.ts).
    * Not counted, as no client misses them: pending messages dropped on overflow (the
@@ -113,6 +114,11 @@ export class SessionStreams {
    * (no local subscriber is left; a later stream adopts them from the broker).
    */
   readonly drops = new FrameDrops(STREAM_DROP_REASONS);
+
+  /** What the streams counted so far (a copy). */
+  get counters(): StreamCounters {
+    return { duplicates: this.drops.total('stream_duplicate'), stale: this.drops.total('stream_stale'), ...this.counts };
+  }
 
   constructor(
     private readonly broker: Broker,
@@ -275,7 +281,7 @@ export class SessionStreams {
       stream.reads.set(key, read);
       shared = read;
     } else {
-      this.counters.sharedReads++;
+      this.counts.sharedReads++;
     }
     const read = await shared;
     return read.complete ? read : this.broker.history(stream.session, since, user);
@@ -313,7 +319,7 @@ export class SessionStreams {
           stream.behindHead = 0;
         } else if (stream.behindHead > 0 && (pos.ep !== stream.epoch || stream.last < stream.behindHead)) {
           stream.behindHead = 0;
-          this.counters.gaps++;
+          this.counts.gaps++;
           void this.heal(stream);
         } else {
           stream.behindHead = pos.seq;
@@ -390,7 +396,6 @@ export class SessionStreams {
     }
     if (msg.epoch === stream.epoch) {
       if (msg.seq <= stream.last) {
-        this.counters.duplicates++;
         this.drops.add('stream_duplicate', stream.ns);
         return;
       }
@@ -399,9 +404,8 @@ export class SessionStreams {
         this.forward(stream, msg);
         return;
       }
-      this.counters.gaps++;
+      this.counts.gaps++;
     } else if (staleIfForeign) {
-      this.counters.stale++;
       this.drops.add('stream_stale', stream.ns);
       return;
     }
@@ -457,12 +461,12 @@ export class SessionStreams {
       for (const entry of read.entries) {
         if (entry.seq <= stream.last) continue;
         stream.last = entry.seq;
-        this.counters.healedFrames++;
+        this.counts.healedFrames++;
         this.forward(stream, entry);
       }
       return;
     }
-    this.counters.resyncs++;
+    this.counts.resyncs++;
     // Within one epoch the frames after `last` up to the head are skipped (the
     // snapshot stands in for them); across epochs how many the old one had after
     // `last` is unknown, and only the resync itself is counted.
