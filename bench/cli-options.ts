@@ -33,6 +33,8 @@ export interface BenchOptions {
   churn: number;
   /** churn: how many times the whole run is repeated on the same server process. */
   rounds: number;
+  /** How many times the whole target list runs, each time in a rotated order (round-summary.ts). */
+  repeat: number;
 }
 
 /** A bad command line; the message says what to type instead. */
@@ -57,6 +59,9 @@ export const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}> [options]
   --hold S        capacity: idle seconds with heartbeats before the check broadcast (default 10)
   --churn C       churn: connections cycling at once (default 100)
   --rounds K      churn: repeat the run K times on the same server (default 2)
+  --repeat N      run the target list N times, each round in a rotated order, and add one
+                  summary row per target: medians over the rounds, and its median per-round
+                  p50 difference and CPU-per-frame ratio to the first target listed (default 1)
   --join-leave    shardcast: pjoin/pleave notices to every member on for the bench sessions
                   (off by default, as in the daemon's defaults)
   --json          print a JSON array (one object per target) instead of the table
@@ -77,7 +82,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   if (!scenario || !(SCENARIOS as readonly string[]).includes(scenario)) {
     throw new UsageError(`first argument must be a scenario (${SCENARIOS.join(', ')}), got ${scenario ?? 'nothing'}`);
   }
-  const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn' | 'warmup' | 'rounds', number>> = {};
+  const given: Partial<Record<'clients' | 'sessions' | 'events' | 'rate' | 'threads' | 'hold' | 'churn' | 'warmup' | 'rounds' | 'repeat', number>> =
+    {};
   let targets: TargetName[] | undefined;
   let json = false;
   let markdown = false;
@@ -110,6 +116,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case '--hold':
       case '--churn':
       case '--rounds':
+      case '--repeat':
         given[flag.slice(2) as 'clients'] = positive(flag, rest[++i]);
         break;
       case '--rate':
@@ -156,5 +163,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     holdS: given.hold ?? 10,
     churn: given.churn ?? 100,
     rounds: given.rounds ?? 2,
+    repeat: given.repeat ?? 1,
   };
 }

@@ -25,6 +25,7 @@ export const TARGET_NAMES = [
   'soketi',
   'ws-hub',
   'shardcast-redis1',
+  'shardcast-redis2',
   'shardcast-redis3',
   'shardcast-amqp',
 ] as const;
@@ -137,6 +138,7 @@ export async function startTarget(name: TargetName, options: TargetOptions = {})
       return running(name, child, ready, 'shardcast', shardcastPublisher({ host: HOST, port: ready }));
     }
     case 'shardcast-redis1':
+    case 'shardcast-redis2':
     case 'shardcast-redis3':
       return startRedisShardcast(name, root, options);
     case 'shardcast-amqp':
@@ -192,15 +194,20 @@ function shardcastEnv(port: number, shards: number, options: TargetOptions): Rec
 
 /**
  * Shardcast on Redis: `shardcast-redis1` is one instance with one shard per core
- * (as `shardcast`); `shardcast-redis3` is three instances of one shard each (three
- * shard threads and three primaries on a machine of 2 cores is already more
- * threads than cores; more shards would only add contention). All on the Redis of
+ * (as `shardcast`); `shardcast-redis2` and `shardcast-redis3` are two and three
+ * instances of one shard each (two instances of one shard have the shard threads
+ * of `shardcast` on a 2-core machine; three are already more threads than cores,
+ * and more shards would only add contention). All on the Redis of
  * BENCH_REDIS_URL (default redis://127.0.0.1:6379) under a key prefix unique to this
  * run, deleted when the target stops. The publisher posts to the first instance.
  */
-async function startRedisShardcast(name: 'shardcast-redis1' | 'shardcast-redis3', root: string, options: TargetOptions): Promise<RunningTarget> {
+async function startRedisShardcast(
+  name: 'shardcast-redis1' | 'shardcast-redis2' | 'shardcast-redis3',
+  root: string,
+  options: TargetOptions,
+): Promise<RunningTarget> {
   const redis = await benchRedis(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379');
-  const instances = name === 'shardcast-redis3' ? 3 : 1;
+  const instances = Number(name.slice(-1));
   const shards = instances === 1 ? availableParallelism() : 1;
   const script = join(root, 'dist/daemon/main.js');
   const children: ServerProcess[] = [];
@@ -330,7 +337,10 @@ interface ServerProcess extends ChildProcess {
 }
 
 function spawnServer(command: string, args: string[], env: Record<string, string>): ServerProcess {
-  const child = spawn(command, args, {
+  // Node flags for the servers only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), which
+  // NODE_OPTIONS refuses and would also apply to the bench's own process.
+  const nodeArgs = command === process.execPath ? (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '') : [];
+  const child = spawn(command, [...nodeArgs, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   }) as ServerProcess;
