@@ -135,6 +135,13 @@ export interface HistoryRead {
 export interface BrokerHandler {
   /** A frame of a subscribed session. */
   message(msg: StreamMessage): void;
+  /**
+   * A frame this instance has just sequenced, handed over as soon as the broker
+   * stored it, before its copy comes back over an asynchronous bus (Redis Pub/Sub).
+   * That copy still arrives through `message` and is the same frame; a broker that
+   * delivers in-process through `message` never calls this.
+   */
+  ownEvent?(msg: StreamMessage): void;
   /** The broker reconnected and resubscribed: messages may have been missed meanwhile. */
   resubscribed(): void;
 }

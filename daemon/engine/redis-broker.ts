@@ -7,7 +7,10 @@
  * (redis-scripts.ts has the key layout and the scripts' contract). Every instance
  * subscribes, on its own subscriber connection, to the channels of the sessions
  * it streams, and hands what arrives to the session streams, which heal any gap
- * from history (primary/session-streams.ts): Redis Pub/Sub is at-most-once.
+ * from history (primary/session-streams.ts): Redis Pub/Sub is at-most-once. The
+ * publishing instance also hands its own event to its streams straight from the
+ * script's reply (`ownEvent`), which saves its clients the Pub/Sub leg (one wake-up
+ * of this process and of its shards per event); the copy that follows is known.
  *
  * On a cluster the channels are sharded (SPUBLISH/SSUBSCRIBE): a message goes only
  * to the node that owns its session's slot, so fan-out scales with the masters.
@@ -21,6 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import { decode, encode, exactIntegers } from '../../protocol/codec.js';
+import { assembleEvent } from '../../protocol/event-template.js';
 import type { SnapshotEntry, Value } from '../../protocol/frames.js';
 import type { Logger } from '../log.js';
 import {
@@ -312,7 +316,18 @@ export function createRedisBroker(opts: RedisBrokerOptions): RedisBroker {
             : `user ${asBuffer(reply[2], 'user').toString()} already has ${maxSnapshotKeys} own snapshot keys in session ${req.session} (maxSnapshotKeys): reuse a key`,
         );
       }
-      return { seq, epoch: asBuffer(reply[1], 'epoch').toString(), duplicate: asNumber(reply[2], 'duplicate') === 1 };
+      const epoch = asBuffer(reply[1], 'epoch').toString();
+      const duplicate = asNumber(reply[2], 'duplicate') === 1;
+      // This instance's own subscribers need not wait for the Pub/Sub copy: the frame
+      // is assembled here exactly as the script did (test/conformance pins the bytes).
+      if (!duplicate && handler?.ownEvent !== undefined && subscribed.has(req.session)) {
+        const msg: StreamMessage = { session: req.session, epoch, seq, frame: assembleEvent(template, seq, epoch) };
+        if (req.to !== undefined) msg.to = req.to;
+        if (conflateKey !== undefined) msg.conflateKey = conflateKey;
+        if (req.at !== undefined) msg.at = req.at;
+        handler.ownEvent(msg);
+      }
+      return { seq, epoch, duplicate };
     },
 
     async notice(session, frame) {

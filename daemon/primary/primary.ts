@@ -145,6 +145,7 @@ export class Primary {
   async start(): Promise<number> {
     await this.engine.start({
       message: (msg) => this.streams.onMessage(msg),
+      ownEvent: (msg) => this.streams.onOwnEvent(msg),
       resubscribed: () => this.streams.onResubscribed(),
     });
     this.presence.start();

@@ -33,6 +33,11 @@
  *    `checkMs` each stream reads the session's position, and a stream still behind
  *    a head it saw one check earlier (not merely late) heals.
  * 6. Close: after the last subscriber left, wait `lingerMs`, then unsubscribe.
+ * 2b. The instance's own publishes: a broker whose bus is asynchronous hands the
+ *    frames this instance sequenced over from its reply (onOwnEvent); when one is
+ *    the next seq it is forwarded at once and its bus copy, when it comes, is
+ *    recognized and dropped without counting as a duplicate. When it is not the
+ *    next seq it is ignored, and its bus copy is handled as in step 2.
  * 7. Scheduled events (`at`): what the stream forwards passes a ReleaseGate
  *    (release-gate.ts), which holds frames until their release time; joins answer
  *    up to what the gate released. A stream that opens while events are held (the
@@ -89,6 +94,8 @@ interface SessionStream {
   reads: Map<string, Promise<HistoryRead>>;
   /** Join reads under way, by position: a join arriving meanwhile waits for the next one. */
   readsInFlight: Map<string, Promise<HistoryRead>>;
+  /** Seqs forwarded from this instance's own publishes whose bus copy has not come back yet, ascending. */
+  own: Set<number>;
 }
 
 /** Most messages kept while a heal is under way; past it they are dropped and re-read from history. */
@@ -96,6 +103,8 @@ const MAX_PENDING = 10_000;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
 const JOIN_ATTEMPTS = 4;
+/** Most own seqs awaiting their bus copy per stream; past it the oldest is forgotten (its copy then counts as a duplicate). */
+const MAX_OWN = 1024;
 
 /** The continuity owner of one instance; see the header comment. */
 export class SessionStreams {
@@ -172,6 +181,7 @@ export class SessionStreams {
       behindHead: 0,
       reads: new Map(),
       readsInFlight: new Map(),
+      own: new Set(),
     };
     this.streams.set(session, stream);
     stream.ready = this.position(stream);
@@ -196,6 +206,33 @@ export class SessionStreams {
       return;
     }
     this.accept(stream, msg, false);
+  }
+
+  /**
+   * A frame this instance sequenced, from the broker's reply (Broker.ownEvent):
+   * forwarded at once when it is the next one of a positioned stream. Otherwise
+   * (another instance's earlier event is still on its way, a heal is under way)
+   * it is left to its bus copy, which arrives in order behind the others.
+   */
+  onOwnEvent(msg: StreamMessage): void {
+    const stream = this.streams.get(msg.session);
+    if (!stream || stream.epoch === null || stream.healing !== null) return;
+    if (msg.epoch !== stream.epoch || msg.seq !== stream.last + 1) return;
+    stream.last = msg.seq;
+    stream.own.add(msg.seq);
+    if (stream.own.size > MAX_OWN) stream.own.delete(stream.own.values().next().value as number);
+    this.forward(stream, msg);
+  }
+
+  /** True when `seq` is the bus copy of an own event already forwarded; forgets it, and older ones whose copy was lost. */
+  private ownCopy(stream: SessionStream, seq: number): boolean {
+    if (stream.own.size === 0) return false;
+    // The bus delivers a session's messages in order: own seqs below this one lost their copy.
+    for (const s of stream.own) {
+      if (s >= seq) break;
+      stream.own.delete(s);
+    }
+    return stream.own.delete(seq);
   }
 
   /** The broker reconnected: every stream may have missed messages. */
@@ -396,7 +433,7 @@ export class SessionStreams {
     }
     if (msg.epoch === stream.epoch) {
       if (msg.seq <= stream.last) {
-        this.drops.add('stream_duplicate', stream.ns);
+        if (!this.ownCopy(stream, msg.seq)) this.drops.add('stream_duplicate', stream.ns);
         return;
       }
       if (msg.seq === stream.last + 1) {
@@ -479,6 +516,7 @@ export class SessionStreams {
     );
     stream.epoch = read.epoch;
     stream.last = read.head;
+    stream.own.clear();
     // Held frames belong to the stream the shards are told to give up on.
     stream.gate?.reset(read.head);
     this.sink.resync(stream.session, read.epoch, read.head);

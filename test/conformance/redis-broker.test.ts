@@ -94,6 +94,39 @@ for (const [name, target] of [['redis', STANDALONE], ['redis cluster', CLUSTERED
   });
 }
 
+for (const [name, target] of [['redis', STANDALONE], ['redis cluster', CLUSTERED]] as const) {
+  t.test(`${name}: the publishing instance gets its own events from the reply, the very message its bus copy carries`, async (t) => {
+    if (target.cluster && !(await redisClusterUp())) return t.fail('no Redis Cluster: run deploy/services.sh');
+    const m = await make(target, uniquePrefix('own'));
+    t.teardown(() => m.close());
+    const rec = recorder();
+    const own: Recording['messages'] = [];
+    await m.broker.start({
+      ...rec.handler,
+      ownEvent: (msg) => own.push({ ...msg, frame: Uint8Array.from(msg.frame), ...(msg.to !== undefined ? { to: [...msg.to] } : {}) }),
+    });
+    await m.broker.subscribe('own:s');
+    const at = Date.now() + 60_000;
+    const kinds: PublishRequest[] = [
+      ev('own:s', 1),
+      ev('own:s', 2, { to: ['alice', 'bob'], snapshot: 'k' }),
+      ev('own:s', 3, { snapshot: 'score', conflate: true }),
+      ev('own:s', 4, { at }),
+      // Seqs past one byte take other msgpack formats in the frame.
+      ...Array.from({ length: 300 }, (_, i) => ev('own:s', 5 + i)),
+    ];
+    for (const req of kinds) await m.broker.publish(req);
+    const repeat = await m.broker.publish(ev('own:s', 1, { id: 'once' }));
+    await m.broker.publish(ev('own:s', 1, { id: 'once' }));
+    await eventually(() => rec.of('own:s').length === kinds.length + 1);
+    t.equal(own.length, kinds.length + 1, 'one own event per stored event; none for the repeat of an event id');
+    t.same(own, rec.of('own:s'), 'each is the bus copy, byte for byte, with its recipients, conflation key and release time');
+    t.equal(own.at(-1)?.seq, repeat.seq);
+    await m.broker.publish(ev('own:other', 1));
+    t.equal(own.length, kinds.length + 1, 'nothing for a session this instance does not stream');
+  });
+}
+
 t.test('redis: snapshot keys are bounded per session and per user', async (t) => {
   const { broker } = await started(t, STANDALONE, uniquePrefix('keys'), { maxSnapshotKeys: 2 });
   const refused = (p: Promise<unknown>) => p.then(() => 'stored', (err: unknown) => (err instanceof PublishRefused ? 'refused' : `other error: ${String(err)}`));

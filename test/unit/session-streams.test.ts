@@ -273,6 +273,60 @@ t.test('duplicates (same epoch, seq <= last) are dropped and counted', async (t)
   t.same(f.sink.violations, []);
 });
 
+t.test('own events: the next seq is forwarded from the reply; its bus copy is dropped without counting', async (t) => {
+  const f = await fixture(t);
+  await opened(f, 's');
+  // The bus is slow: nothing it carries reaches the streams until let through.
+  f.drop = () => true;
+  await publish(f, 's', 3);
+  const bus = f.delivered.filter((m) => m.session === 's');
+  t.equal(bus.length, 3);
+  for (const msg of bus) f.streams.onOwnEvent({ ...msg });
+  t.same(f.sink.frames('s'), range(1, 3), 'own events forwarded at once, in order');
+  for (const msg of bus) f.streams.onMessage(msg);
+  t.same(f.sink.frames('s'), range(1, 3), 'their bus copies forwarded nothing again');
+  t.equal(f.streams.counters.duplicates, 0, 'and are not counted as duplicates');
+  f.drop = () => false;
+  await publish(f, 's', 1);
+  t.same(f.sink.frames('s'), range(1, 4), 'the stream goes on from the bus');
+  f.streams.onMessage(bus[1]);
+  t.equal(f.streams.counters.duplicates, 1, 'a second copy of an own event is a duplicate');
+  t.same(f.sink.violations, []);
+});
+
+t.test('own events: one that is not the next seq waits for its bus copy, behind the others', async (t) => {
+  const f = await fixture(t);
+  await opened(f, 's');
+  f.drop = () => true;
+  await publish(f, 's', 2); // seq 1 from "another instance", seq 2 our own
+  const [first, second] = f.delivered.filter((m) => m.session === 's');
+  f.streams.onOwnEvent({ ...second });
+  t.same(f.sink.frames('s'), [], 'seq 2 before seq 1 is not forwarded from the reply');
+  t.equal(f.calls.history, 0, 'nor does it start a heal');
+  f.streams.onMessage(first);
+  f.streams.onMessage(second);
+  t.same(f.sink.frames('s'), [1, 2], 'both arrive from the bus, in order');
+  t.equal(f.streams.counters.duplicates, 0);
+  t.same(f.sink.violations, []);
+});
+
+t.test('own events: copies lost on the bus are forgotten when a later one arrives', async (t) => {
+  const f = await fixture(t);
+  await opened(f, 's');
+  f.drop = () => true;
+  await publish(f, 's', 4);
+  const bus = f.delivered.filter((m) => m.session === 's');
+  for (const msg of bus) f.streams.onOwnEvent({ ...msg });
+  // The copies of 1 and 2 never come; 3's does: 1 and 2 are forgotten with it.
+  f.streams.onMessage(bus[2]);
+  f.streams.onMessage(bus[0]);
+  t.equal(f.streams.counters.duplicates, 1, 'a copy of 1 after 3 is no longer known: a duplicate');
+  f.streams.onMessage(bus[3]);
+  t.equal(f.streams.counters.duplicates, 1, "4's copy is still known");
+  t.same(f.sink.frames('s'), range(1, 4));
+  t.same(f.sink.violations, []);
+});
+
 t.test('a gap is healed from history: the missing seqs, then the later one, in order', async (t) => {
   const f = await fixture(t);
   await opened(f, 's');
