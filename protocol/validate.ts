@@ -34,7 +34,12 @@ export interface ClientLimits {
 
 /** Outcome of parsing one client message. */
 export type ParseResult =
-  | { kind: 'frame'; frame: ClientFrame }
+  /**
+   * A valid frame. For `cmd` and `pub`, `data` also holds the exact msgpack bytes of
+   * the frame's `data` (a view into the message: copy it to keep it), so a server can
+   * store or pass on what it validated without encoding it again.
+   */
+  | { kind: 'frame'; frame: ClientFrame; data?: Uint8Array }
   /** Answer with an error frame and keep the connection. */
   | { kind: 'error'; id?: number; code: ErrorCode; msg: string }
   /** Protocol violation: close the connection with this code and reason. */
@@ -185,6 +190,9 @@ function parseChecked(bytes: Uint8Array, limits: ClientLimits): ParseResult {
 
   const problem = checkFields(type, decoded, limits);
   if (problem !== null) return { kind: 'error', id, code: problem.code, msg: `${type}: ${problem.msg}` };
+  if ((type === 'cmd' || type === 'pub') && scannedDataAt >= 0) {
+    return { kind: 'frame', frame: decoded as unknown as ClientFrame, data: bytes.subarray(scannedDataAt, scannedDataEnd) };
+  }
   return { kind: 'frame', frame: decoded as unknown as ClientFrame };
 }
 
@@ -434,13 +442,17 @@ let isMapStack = new Uint8Array(64);
 // What the last scan saw besides map entries, as module state so the scan allocates
 // nothing: the number of values, and where the values of the top-level keys `t` and
 // `id` start (-1: absent), so a frame refused for its size is answered with its id
-// without decoding it.
+// without decoding it; and where the top-level `data` value starts and ends, so its
+// bytes can be passed on as they came.
 let scannedValues = 0;
 let scannedTAt = -1;
 let scannedIdAt = -1;
+let scannedDataAt = -1;
+let scannedDataEnd = -1;
 const TOP_OTHER = 0;
 const TOP_T = 1;
 const TOP_ID = 2;
+const TOP_DATA = 3;
 
 /**
  * Walks one msgpack value without building it. Returns the total number of map entries
@@ -463,6 +475,8 @@ function scan(bytes: Uint8Array, nestingLimit: number): number | string {
   let topField = TOP_OTHER;
   scannedTAt = -1;
   scannedIdAt = -1;
+  scannedDataAt = -1;
+  scannedDataEnd = -1;
   for (;;) {
     const at = pos;
     if (pos >= end) return `truncated at byte ${at}`;
@@ -470,9 +484,12 @@ function scan(bytes: Uint8Array, nestingLimit: number): number | string {
     // Every turn of this loop reads the header of exactly one value.
     values++;
     const isKey = depth > 0 && isMapStack[depth - 1] === 1 && remainingStack[depth - 1] % 2 === 0;
+    // The top-level value after `data` ends where the next top-level key begins.
+    if (depth === 1 && isKey && scannedDataAt >= 0 && scannedDataEnd < 0) scannedDataEnd = at;
     if (depth === 1 && !isKey && topField !== TOP_OTHER) {
       if (topField === TOP_T) scannedTAt = at;
-      else scannedIdAt = at;
+      else if (topField === TOP_ID) scannedIdAt = at;
+      else scannedDataAt = at;
     }
     let strLen = -1;
     let container = -1; // element count of an array or map
@@ -590,6 +607,7 @@ function scan(bytes: Uint8Array, nestingLimit: number): number | string {
     }
     if (depth === 0) {
       scannedValues = values;
+      if (scannedDataAt >= 0 && scannedDataEnd < 0) scannedDataEnd = pos;
       return pos === end ? entries : `${end - pos} trailing bytes after the frame`;
     }
   }
@@ -608,10 +626,11 @@ function isUtf8Range(bytes: Uint8Array, start: number, end: number): boolean {
   return true;
 }
 
-/** Which top-level key the str of `len` bytes at `pos` is: `t`, `id` or another. */
+/** Which top-level key the str of `len` bytes at `pos` is: `t`, `id`, `data` or another. */
 function topFieldOf(bytes: Uint8Array, pos: number, len: number): number {
   if (len === 1 && bytes[pos] === 0x74) return TOP_T;
   if (len === 2 && bytes[pos] === 0x69 && bytes[pos + 1] === 0x64) return TOP_ID;
+  if (len === 4 && bytes[pos] === 0x64 && bytes[pos + 1] === 0x61 && bytes[pos + 2] === 0x74 && bytes[pos + 3] === 0x61) return TOP_DATA;
   return TOP_OTHER;
 }
 

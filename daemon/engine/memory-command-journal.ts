@@ -11,9 +11,9 @@
  * them; past either bound the oldest are forgotten, so a reader further behind than
  * that misses them (its stated bound).
  */
-import { decode, encode } from '../../protocol/codec.js';
+import { decode } from '../../protocol/codec.js';
 import type { Value } from '../../protocol/frames.js';
-import type { Command, CommandJournal, JournalEntry, RecordResult } from './command-journal.js';
+import { splitCommand, type Command, type CommandFields, type CommandInput, type CommandJournal, type JournalEntry, type RecordResult } from './command-journal.js';
 
 /** Bounds of the memory journal. */
 export interface MemoryJournalOptions {
@@ -24,7 +24,7 @@ export interface MemoryJournalOptions {
 }
 
 interface StoredCommand {
-  command: Omit<Command, 'data'>;
+  command: CommandFields;
   data: Uint8Array;
   pos: number;
   bytes: number;
@@ -62,12 +62,11 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
   }
 
   const journal = {
-    async record(cmd: Command): Promise<RecordResult> {
+    async record(cmd: CommandInput): Promise<RecordResult> {
       const key = keyOf(cmd);
       const existing = byKey.get(key);
       if (existing !== undefined) return { duplicate: true, pos: existing };
-      const { data, ...command } = cmd;
-      const encoded = encode(data);
+      const { fields: command, data: encoded } = splitCommand(cmd);
       const stored: StoredCommand = { command, data: encoded, pos: nextPos++, bytes: encoded.length + ENTRY_OVERHEAD_BYTES };
       entries.push(stored);
       bytes += stored.bytes;

@@ -48,10 +48,10 @@
  * records, flushes what is queued, waits for flushes in flight and leaves `sql` open.
  */
 import { Buffer } from 'node:buffer';
-import { decode, encode } from '../../protocol/codec.js';
+import { decode } from '../../protocol/codec.js';
 import type { Value } from '../../protocol/frames.js';
 import type { Logger } from '../log.js';
-import type { Command, CommandJournal, JournalEntry, RecordResult } from './command-journal.js';
+import { splitCommand, type CommandFields, type CommandInput, type CommandJournal, type JournalEntry, type RecordResult } from './command-journal.js';
 import { DEFAULT_SCHEMA, migrate, quoteSchema, type Sql } from './migrations.js';
 
 /** First key of the journal's writer lock (the second is hashtext('<schema>.command_journal')): "SCJL". */
@@ -116,7 +116,7 @@ export class UnstorableCommandError extends Error {
 }
 
 interface Pending {
-  cmd: Command;
+  cmd: CommandFields;
   data: Uint8Array;
   resolve(result: RecordResult): void;
   reject(err: Error): void;
@@ -163,7 +163,7 @@ const TEXT_FIELDS = ['session', 'user', 'cid', 'role', 'type', 'conn'] as const;
 const INTEGER_FIELDS = ['receivedAt', 'receivedAtUs', 'lastSeq', 'lastSeqAt', 'lastSeqAtUs', 'shard'] as const;
 
 /** Why Postgres could never store `cmd`, or undefined. */
-function unstorable(cmd: Command): string | undefined {
+function unstorable(cmd: CommandFields): string | undefined {
   for (const f of TEXT_FIELDS) {
     const v: unknown = cmd[f];
     if (typeof v !== 'string') return `${f} is not a string`;
@@ -177,7 +177,7 @@ function unstorable(cmd: Command): string | undefined {
   return undefined;
 }
 
-const keyOf = (c: Pick<Command, 'session' | 'user' | 'cid'>) => `${c.session}\u0000${c.user}\u0000${c.cid}`;
+const keyOf = (c: Pick<CommandFields, 'session' | 'user' | 'cid'>) => `${c.session}\u0000${c.user}\u0000${c.cid}`;
 
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
@@ -416,14 +416,15 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
       );
       return starting;
     },
-    record(cmd: Command): Promise<RecordResult> {
+    record(input: CommandInput): Promise<RecordResult> {
       if (closed) return Promise.reject(new Error('the Postgres command journal is closed'));
       if (!started) return notStarted();
-      const problem = unstorable(cmd);
+      const problem = unstorable(input);
       if (problem !== undefined) return Promise.reject(new UnstorableCommandError(`the command cannot be stored: ${problem}`));
+      let cmd: CommandFields;
       let data: Uint8Array;
       try {
-        data = encode(cmd.data);
+        ({ fields: cmd, data } = splitCommand(input));
       } catch (err) {
         return Promise.reject(new UnstorableCommandError(`the command's data cannot be encoded: ${err instanceof Error ? err.message : String(err)}`));
       }

@@ -4,7 +4,7 @@
  * request-level problems get an `error` frame and the connection stays.
  */
 import { nowUs } from './micro-clock.js';
-import { encodeServerFrame } from '../../protocol/codec.js';
+import { encode, encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { DEFAULT_LIMITS, type CmdFrame, type ErrorFrame, type PubFrame } from '../../protocol/frames.js';
 import { parseClientFrame, type ClientLimits } from '../../protocol/validate.js';
@@ -110,7 +110,11 @@ export function handleMessage(
       guard(conn, frame.id, 'publish', publish(ctx, conn, frame));
       return;
     case 'cmd':
-      guard(conn, frame.id, 'command', command(ctx, conn, frame, now));
+      // The data's bytes, copied out of the message uWS reuses: what the journal stores.
+      // Only the fields and the data's bytes (copied out of the message uWS reuses) go
+      // on: the decoded data must not live until the journal answers, or every large
+      // command in flight survives into the old generation (major GCs under a flood).
+      guard(conn, frame.id, 'command', command(ctx, conn, { id: frame.id, s: frame.s, cid: frame.cid, type: frame.type }, now, parsed.data?.slice() ?? encode(frame.data)));
       return;
     case 'presence':
       guard(conn, frame.id, 'presence', presence(ctx, conn, frame.id, frame.s));
@@ -146,23 +150,24 @@ function replyFailure(conn: Connection, id: number, what: string, err: unknown):
 }
 
 async function publish(ctx: RequestContext, conn: Connection, frame: PubFrame): Promise<void> {
-  if (joinedOrReply(conn, frame.id, frame.s) === undefined) return;
-  const ns = namespaceFor(ctx.config, frame.s);
+  const { id, s } = frame;
+  if (joinedOrReply(conn, id, s) === undefined) return;
+  const ns = namespaceFor(ctx.config, s);
   if (!mayPublish(ns, conn.principal.role)) {
-    replyError(conn, frame.id, ErrorCode.PublishNotAllowed, `clients with role "${conn.principal.role}" may not publish into "${frame.s}"`);
+    replyError(conn, id, ErrorCode.PublishNotAllowed, `clients with role "${conn.principal.role}" may not publish into "${s}"`);
     return;
   }
+  // `frame` (and its decoded data) is not used past this point: not kept while the primary answers.
+  const call = ctx.primary.call('publish', { events: [{ session: s, type: frame.type, data: frame.data }] });
   try {
-    const [result] = await ctx.primary.call('publish', {
-      events: [{ session: frame.s, type: frame.type, data: frame.data }],
-    });
-    conn.sendNow(encodeServerFrame({ t: 'ack', id: frame.id, seq: result.seq }));
+    const [result] = await call;
+    conn.sendNow(encodeServerFrame({ t: 'ack', id, seq: result.seq }));
   } catch (err) {
-    replyFailure(conn, frame.id, 'publish', err);
+    replyFailure(conn, id, 'publish', err);
   }
 }
 
-async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, now: number): Promise<void> {
+async function command(ctx: RequestContext, conn: Connection, frame: Omit<CmdFrame, 't' | 'data'>, now: number, encodedData: Uint8Array): Promise<void> {
   const m = joinedOrReply(conn, frame.id, frame.s);
   if (m === undefined) return;
   // Fair timing: what this socket had been handed when the command arrived, and
@@ -180,7 +185,7 @@ async function command(ctx: RequestContext, conn: Connection, frame: CmdFrame, n
         role: conn.principal.role,
         cid: frame.cid,
         type: frame.type,
-        data: frame.data,
+        encodedData,
         receivedAt: Math.floor(receivedAtUs / 1000),
         receivedAtUs,
         lastSeq,

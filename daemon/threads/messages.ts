@@ -3,7 +3,7 @@
  * Frames do not travel as messages of their own: they go in `frames` batches (see
  * frame-batch.ts). Requests carry a `req` id answered by a `reply` with the same id.
  */
-import type { Command, JournalEntry } from '../engine/command-journal.js';
+import type { CommandInput, JournalEntry } from '../engine/command-journal.js';
 import type { PublishRequest, PublishResult, StreamPosition } from '../engine/broker.js';
 import type { PresenceEntry, SnapshotEntry } from '../../protocol/frames.js';
 import type { ShardQuery } from '../admin/shard-query.js';
@@ -55,7 +55,7 @@ export interface ShardRequests {
   /** Sequence upstream or client-published events. */
   publish: { args: { events: PublishRequest[] }; result: PublishResult[] };
   /** Journal a participant's command. */
-  command: { args: { command: Command }; result: { duplicate: boolean } };
+  command: { args: { command: CommandInput }; result: { duplicate: boolean } };
   /** List the users present in a session. */
   presence: { args: { session: string }; result: { users: PresenceEntry[]; total: number } };
   /** Read the standalone command journal (GET /v1/commands). */

@@ -3,6 +3,7 @@
  * implementation runs (memory now, Postgres later). A factory builds a fresh,
  * isolated journal per subtest (a Postgres factory gives each its own schema/table).
  */
+import { Packr } from 'msgpackr';
 import type { Test } from 'tap';
 import type { Command, CommandJournal, JournalEntry } from '../../daemon/engine/command-journal.js';
 
@@ -120,6 +121,20 @@ export function commandJournalConformance(t: Test, name: string, factory: Comman
     const all = await j.read(0, 100);
     t.equal(all.length, 4, 'four commands stored');
     t.same(all[0], { ...command(), pos: first.pos }, 'the first version is kept with every stamp');
+  });
+
+  t.test(`${name}: a command given as encoded data (what shards pass) is stored as those bytes`, async (t) => {
+    const j = await fixture(t);
+    const data = { choice: 'A', at: [1, 2.5, -3], raw: new Uint8Array([0, 255]), none: null };
+    // Compact maps, as a client may write them: stored and read back as the same value.
+    const bytes = new Uint8Array(new Packr({ useRecords: false, variableMapSize: true }).pack(data));
+    const { data: _, ...fields } = command({ cid: 'enc' });
+    const first = await j.record({ ...fields, encodedData: bytes });
+    t.equal(first.duplicate, false);
+    const repeat = await j.record(command({ cid: 'enc', data: 'other' }));
+    t.same(repeat, { duplicate: true, pos: first.pos }, 'the same key either way');
+    const [entry] = await j.read(first.pos - 1, 1);
+    t.same(entry, { ...fields, data, pos: first.pos }, 'read back decoded, with every stamp');
   });
 
   t.test(`${name}: concurrent records of one key store it once`, async (t) => {

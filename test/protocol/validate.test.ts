@@ -75,6 +75,33 @@ t.test('bin in data is copied out of the message buffer', async (tt) => {
   tt.same(Array.from(r.frame.data as Uint8Array), [1, 2, 3], 'parsed bin survives the input being reused');
 });
 
+t.test("cmd and pub hand over the exact bytes of their data, wherever it sits in the frame", async (tt) => {
+  const data = { q: 3, choice: [1, 2], raw: new Uint8Array([0, 1, 255]), deep: { a: [{}, [], 'x'] } };
+  const orders: Array<Record<string, unknown>> = [
+    { t: 'cmd', id: 8, s: 'quiz:42', cid: 'c-1', type: 'answer', data },
+    { data, t: 'cmd', id: 8, s: 'quiz:42', cid: 'c-1', type: 'answer' },
+    { t: 'cmd', data, id: 8, s: 'quiz:42', cid: 'c-1', type: 'answer' },
+    { t: 'pub', id: 6, s: 'chat:1', type: 'msg', data },
+    { t: 'pub', id: 6, s: 'chat:1', data, type: 'msg' },
+  ];
+  for (const frame of orders) {
+    for (const [how, bytes] of [['msgpackr', encode(frame)], ['compact maps', new Uint8Array(compact.pack(frame))]] as const) {
+      const r = parse(bytes);
+      if (r.kind !== 'frame' || r.data === undefined) {
+        tt.fail(`${how}: expected a frame with data bytes`);
+        continue;
+      }
+      tt.same(r.data, how === 'msgpackr' ? encode(data) : new Uint8Array(compact.pack(data)), `${how}, data at key ${Object.keys(frame).indexOf('data')}: the data's own bytes`);
+      tt.equal(r.data.buffer, bytes.buffer, 'a view into the message, not a copy');
+    }
+  }
+  tt.same((parse(hex(CMD_PREFIX + 'c0')) as { data?: Uint8Array }).data, Uint8Array.of(0xc0), 'nil data is its one byte');
+  const ping = parseValue({ t: 'ping', id: 1 });
+  tt.equal(ping.kind === 'frame' ? ping.data : 'not a frame', undefined, 'frames without data hand over none');
+  const join = parseValue({ t: 'join', id: 1, s: 'quiz:42' });
+  tt.equal(join.kind === 'frame' ? join.data : 'not a frame', undefined);
+});
+
 t.test('size limit: longer than maxFrameBytes closes 4503', async (tt) => {
   const small: ClientLimits = { ...limits, maxFrameBytes: 64 };
   const frame = (n: number) => encode({ t: 'pub', id: 1, s: 's', type: 'x', data: 'a'.repeat(n) });
