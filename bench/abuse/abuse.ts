@@ -10,13 +10,18 @@
  * `npm test`, test/e2e/abuse.test.ts; a long one from `bench/abuse/run.ts`).
  * Loopback only: the URLs come from a daemon the caller started on this machine.
  */
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { setPriority } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { decode, encode } from '../../protocol/codec.js';
 import { fromHex, loadFrameVectors, loadInvalidVectors } from '../../protocol/vectors/load.js';
 import { seededRandom } from '../../daemon/engine/seeded-random.js';
+import type { ProbeOptions, ProbeReport } from './probe.js';
 
 /** What to attack and for how long. */
 export interface AbuseOptions {
@@ -32,6 +37,10 @@ export interface AbuseOptions {
   seed: number;
   /** Canary events per second. */
   canaryRate?: number;
+  /** Only these attack shapes (names as in the report's `shapes`); all when absent. */
+  shapes?: readonly string[];
+  /** Niceness the attackers' process takes once the probe runs (the long run: 10); unchanged when absent. */
+  attackerNice?: number;
 }
 
 /** Timing summary in ms. */
@@ -54,6 +63,8 @@ export interface AbuseReport {
   closeCodes: Record<string, number>;
   canary: { published: number; received: number; inOrder: boolean; missing: number; duplicates: number; latency: Timing; closed?: { code: number; reason: string; afterMs: number } };
   health: { latency: Timing; failures: number };
+  /** Event-loop delay of the attackers' own process (ms): how busy the attack tool itself was. */
+  attackerLagMs?: { p50: number; p99: number; max: number };
   rss?: { baselineMb: number; peakMb: number; endMb: number };
 }
 
@@ -77,6 +88,37 @@ function rssMb(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** The built probe: next to this file when built, else (tests run the TypeScript) under dist/, which `npm test` builds first. */
+function probeScript(): string {
+  const sibling = fileURLToPath(new URL('./probe.js', import.meta.url));
+  if (existsSync(sibling)) return sibling;
+  const built = fileURLToPath(new URL('../../dist/bench/abuse/probe.js', import.meta.url));
+  if (existsSync(built)) return built;
+  throw new Error(`abuse: ${built} is missing; run \`npm run build\` first`);
+}
+
+/** Starts the probe process. */
+function startProbe(opts: ProbeOptions): { ready: Promise<void>; report: Promise<ProbeReport> } {
+  const script = probeScript();
+  const child = spawn(process.execPath, [script, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    if (out.startsWith('ready\n')) markReady();
+  });
+  const report = new Promise<ProbeReport>((resolve, reject) => {
+    child.once('exit', (code) => {
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code === 0 && last.startsWith('{')) resolve(JSON.parse(last) as ProbeReport);
+      else reject(new Error(`the abuse probe exited (${code}) without a report`));
+    });
+  });
+  // A probe that dies before `ready` fails the run instead of hanging it.
+  return { ready: Promise.race([ready, report.then(() => {})]), report };
 }
 
 /** Runs the abuse for `durationMs`; resolves with the report once everything it opened is closed. */
@@ -297,7 +339,9 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
       await rawTcp(Buffer.concat([Buffer.from(upgrade), pick(variants)]), 500);
     },
   };
-  const shapeNames = Object.keys(shapes);
+  const unknown = (opts.shapes ?? []).filter((name) => !(name in shapes));
+  if (unknown.length > 0) throw new Error(`abuse: unknown shape(s) ${unknown.join(', ')}; the shapes are ${Object.keys(shapes).join(', ')}`);
+  const shapeNames = opts.shapes !== undefined && opts.shapes.length > 0 ? [...opts.shapes] : Object.keys(shapes);
 
   // Set the scene: a big room with idle members, a session with history.
   const members: WebSocket[] = [];
@@ -315,62 +359,21 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
     historyEpoch = body.results?.[0]?.epoch ?? historyEpoch;
   }
 
-  // The canary: a steady stream it must receive whole, in order.
-  const canary = await open('canary');
-  if (!canary) throw new Error('the canary could not connect');
-  const seen: number[] = [];
-  const latencies: number[] = [];
-  const startedAt = Date.now();
-  let canaryClosed: { code: number; reason: string; afterMs: number } | undefined;
-  canary.on('close', (code: number, reason: Buffer) => {
-    canaryClosed = { code, reason: reason.toString(), afterMs: Date.now() - startedAt };
-  });
-  canary.on('message', (data: Buffer) => {
-    const r = decode(data);
-    if (!r.ok) return;
-    const f = r.value as { t?: string; s?: string; seq?: number; data?: { at?: number } };
-    if (f.t !== 'ev' || f.s !== CANARY || typeof f.seq !== 'number') return;
-    seen.push(f.seq);
-    if (typeof f.data?.at === 'number') latencies.push(Date.now() - f.data.at);
-  });
-  canary.send(encode({ t: 'join', id: 1, s: CANARY }));
-  await sleep(200);
+  // The canary and the /healthz timer run in a process of their own (probe.ts).
+  const probe = startProbe({ ws: opts.ws, http: opts.http, durationMs: opts.durationMs, canaryRate: opts.canaryRate ?? 20, session: CANARY });
+  await probe.ready;
+  // Attackers elsewhere on the internet take no CPU from the daemon's machine; here
+  // they share it, and a lower priority keeps their own work out of the figures.
+  if (opts.attackerNice !== undefined) setPriority(opts.attackerNice);
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
 
   const baseline = opts.pid !== undefined ? rssMb(opts.pid) : 0;
   let peak = baseline;
   const deadline = Date.now() + opts.durationMs;
-  const healthMs: number[] = [];
-
-  const canaryLoop = (async () => {
-    const every = 1000 / (opts.canaryRate ?? 20);
-    while (Date.now() < deadline) {
-      try {
-        const res = await fetch(`${opts.http}/v1/publish`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ session: CANARY, type: 'tick', data: { at: Date.now() } }),
-          signal: AbortSignal.timeout(10_000),
-        });
-        if (res.ok) report.canary.published++;
-        await res.arrayBuffer();
-      } catch {
-        // counted as not published; the receive check below judges delivery
-      }
-      await sleep(every);
-    }
-  })();
-  const healthLoop = (async () => {
-    while (Date.now() < deadline) {
-      const started = Date.now();
-      try {
-        const res = await fetch(`${opts.http}/healthz`, { signal: AbortSignal.timeout(5000) });
-        await res.arrayBuffer();
-        if (res.ok) healthMs.push(Date.now() - started);
-        else report.health.failures++;
-      } catch {
-        report.health.failures++;
-      }
-      if (opts.pid !== undefined) peak = Math.max(peak, rssMb(opts.pid));
+  const rssLoop = (async () => {
+    while (opts.pid !== undefined && Date.now() < deadline) {
+      peak = Math.max(peak, rssMb(opts.pid));
       await sleep(200);
     }
   })();
@@ -393,26 +396,27 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
       }
     }
   });
-  await Promise.all([canaryLoop, healthLoop, ...attackers]);
+  await Promise.all([rssLoop, ...attackers]);
+  lag.disable();
+  const seen = await probe.report;
 
-  // Let the canary's last events arrive, then settle and close everything.
-  const want = report.canary.published;
-  for (let i = 0; i < 100 && seen.length < want; i++) await sleep(50);
+  // Settle, close everything, and read the memory the attacks left.
   for (const ws of [...sockets]) ws.terminate();
   await sleep(1000);
   const end = opts.pid !== undefined ? rssMb(opts.pid) : 0;
 
-  const sorted = seen.every((s, i) => i === 0 || s > seen[i - 1]);
+  const seqs = seen.seqs;
   report.canary = {
-    published: want,
-    received: seen.length,
-    inOrder: sorted,
-    missing: Math.max(0, want - new Set(seen).size),
-    duplicates: seen.length - new Set(seen).size,
-    latency: timing(latencies),
-    ...(canaryClosed !== undefined && canaryClosed.afterMs < opts.durationMs ? { closed: canaryClosed } : {}),
+    published: seen.published,
+    received: seqs.length,
+    inOrder: seqs.every((s, i) => i === 0 || s > seqs[i - 1]),
+    missing: Math.max(0, seen.published - new Set(seqs).size),
+    duplicates: seqs.length - new Set(seqs).size,
+    latency: timing(seen.latencies),
+    ...(seen.closed !== undefined && seen.closed.afterMs < opts.durationMs ? { closed: seen.closed } : {}),
   };
-  report.health.latency = timing(healthMs);
+  report.health = { latency: timing(seen.healthMs), failures: seen.healthFailures };
+  report.attackerLagMs = { p50: Math.round(lag.percentile(50) / 1e6), p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) };
   if (opts.pid !== undefined) report.rss = { baselineMb: Math.round(baseline), peakMb: Math.round(peak), endMb: Math.round(end) };
   return report;
 }

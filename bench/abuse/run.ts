@@ -1,7 +1,10 @@
 /**
  * The long abuse run: `node dist/bench/abuse/run.js [--seconds S] [--attackers A]
- * [--seed N] [--shards K] [--json]`. Starts the built daemon (dev mode, port 0,
- * loopback), runs bench/abuse/abuse.ts against it, stops it (SIGTERM), and prints
+ * [--seed N] [--shards K] [--shapes a,b] [--no-nice] [--json]` (--shapes: only those
+ * attack shapes, to find which one costs what). Starts the built daemon (dev mode,
+ * port 0, loopback), runs bench/abuse/abuse.ts against it (the attackers at nice 10
+ * unless --no-nice, the canary and /healthz probe in a process of their own at the
+ * daemon's priority), stops it (SIGTERM), and prints
  * the report with a verdict on the hardening issue's bars: the daemon stayed up,
  * `/healthz` always answered within 100 ms, the canary got every seq in order with
  * p99 under 100 ms, and RSS came back within 20 % of its baseline. Exit 1 when a
@@ -30,7 +33,9 @@ async function main(): Promise<number> {
   const seed = option(args, 'seed', 1);
   const shards = option(args, 'shards', availableParallelism());
   const main = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
-  const daemon = spawn(process.execPath, [main], {
+  // Node flags for the daemon only, as for the bench targets (e.g. --cpu-prof).
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const daemon = spawn(process.execPath, [...nodeArgs, main], {
     env: { PATH: process.env.PATH, SHARDCAST_DEV_MODE: 'true', SHARDCAST_HOST: '127.0.0.1', SHARDCAST_PORT: '0', SHARDCAST_SHARDS: String(shards), SHARDCAST_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -46,7 +51,16 @@ async function main(): Promise<number> {
     daemon.once('exit', (code) => reject(new Error(`the daemon exited (${code}) before listening`)));
   });
   process.stderr.write(`abuse: daemon on port ${port}, ${attackers} attackers for ${seconds} s, seed ${seed}\n`);
-  const report = await runAbuse({ ws: `ws://127.0.0.1:${port}/v1/ws`, http: `http://127.0.0.1:${port}`, pid: daemon.pid, durationMs: seconds * 1000, attackers, seed });
+  const report = await runAbuse({
+    ws: `ws://127.0.0.1:${port}/v1/ws`,
+    http: `http://127.0.0.1:${port}`,
+    pid: daemon.pid,
+    durationMs: seconds * 1000,
+    attackers,
+    seed,
+    attackerNice: args.includes('--no-nice') ? undefined : 10,
+    ...(args.includes('--shapes') ? { shapes: (args[args.indexOf('--shapes') + 1] ?? '').split(',').filter(Boolean) } : {}),
+  });
   const alive = daemon.exitCode === null && daemon.signalCode === null;
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.once('exit', r));
@@ -67,6 +81,7 @@ async function main(): Promise<number> {
       `shapes ${JSON.stringify(report.shapes)}`,
       `attackers' closes ${JSON.stringify(report.closeCodes)}`,
       `canary: published ${report.canary.published}, received ${report.canary.received}, missing ${report.canary.missing}, dup ${report.canary.duplicates}, in order ${report.canary.inOrder}, latency p50 ${report.canary.latency.p50} p99 ${report.canary.latency.p99} max ${report.canary.latency.max} ms`,
+      `attackers' own event-loop delay: p50 ${report.attackerLagMs?.p50} p99 ${report.attackerLagMs?.p99} max ${report.attackerLagMs?.max} ms`,
       `/healthz: ${report.health.latency.count} probes, p50 ${report.health.latency.p50} p99 ${report.health.latency.p99} max ${report.health.latency.max} ms, failures ${report.health.failures}`,
       rss ? `RSS MB: baseline ${rss.baselineMb}, peak ${rss.peakMb}, end ${rss.endMb}` : 'RSS: not measured',
       ...Object.entries(bars).map(([bar, ok]) => `${ok ? 'met   ' : 'MISSED'} ${bar}`),
