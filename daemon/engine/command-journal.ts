@@ -29,7 +29,7 @@
  * a moment later and never see it. Gaps (rolled-back positions) are allowed.
  */
 import type { Value } from '../../protocol/frames.js';
-import { encode } from '../../protocol/codec.js';
+import { decode, encode } from '../../protocol/codec.js';
 
 /** A participant's command as the shard stamped it. */
 export interface Command {
@@ -83,6 +83,25 @@ export interface JournalEntry extends Command {
   pos: number;
 }
 
+/**
+ * A stored command with its data still msgpack, as stored: what `GET /v1/commands`
+ * pages carry from the primary to the shard that answers (which decodes them in
+ * turn with its other heavy work), so a page of large commands costs the primary a
+ * copy of bytes rather than every object of every command, decoded and cloned.
+ */
+export interface EncodedJournalEntry extends CommandFields {
+  pos: number;
+  /** msgpack of the command's data. */
+  data: Uint8Array;
+}
+
+/** An entry with its data decoded (`onBad` hears of data that is not msgpack; it is relayed as null). */
+export function decodedEntry(e: EncodedJournalEntry, onBad?: (reason: string) => void): JournalEntry {
+  const r = decode(e.data);
+  if (!r.ok) onBad?.(r.reason);
+  return { ...e, data: (r.ok ? r.value : null) as Value };
+}
+
 /** Outcome of recording a command. */
 export interface RecordResult {
   duplicate: boolean;
@@ -94,6 +113,8 @@ export interface CommandJournal {
   record(cmd: CommandInput): Promise<RecordResult>;
   /** Entries after position `after`, oldest first, at most `limit`; see the visibility rule above. */
   read(after: number, limit: number, maxBytes?: number): Promise<JournalEntry[]>;
+  /** The same entries as `read`, their data left as stored. */
+  readEncoded(after: number, limit: number, maxBytes?: number): Promise<EncodedJournalEntry[]>;
   /**
    * The highest position recorded (0 when none): with a reader's position, how far
    * it is behind (the journal backlog metric). Positions may have gaps, so the

@@ -11,9 +11,17 @@
  * them; past either bound the oldest are forgotten, so a reader further behind than
  * that misses them (its stated bound).
  */
-import { decode } from '../../protocol/codec.js';
-import type { Value } from '../../protocol/frames.js';
-import { splitCommand, type Command, type CommandFields, type CommandInput, type CommandJournal, type JournalEntry, type RecordResult } from './command-journal.js';
+import {
+  decodedEntry,
+  splitCommand,
+  type Command,
+  type CommandFields,
+  type CommandInput,
+  type CommandJournal,
+  type EncodedJournalEntry,
+  type JournalEntry,
+  type RecordResult,
+} from './command-journal.js';
 
 /** Bounds of the memory journal. */
 export interface MemoryJournalOptions {
@@ -55,12 +63,6 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
     }
   }
 
-  function entryOf(stored: StoredCommand): JournalEntry {
-    const r = decode(stored.data);
-    // The bytes were encoded here from a validated value: decoding cannot fail.
-    return { ...stored.command, data: (r.ok ? r.value : null) as Value, pos: stored.pos };
-  }
-
   const journal = {
     async record(cmd: CommandInput): Promise<RecordResult> {
       const key = keyOf(cmd);
@@ -74,17 +76,22 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       while (entries.length - head > opts.capacity || (bytes > opts.maxBytes && entries.length - head > 1)) evictOldest();
       return { duplicate: false, pos: stored.pos };
     },
-    async read(after: number, limit: number, maxBytes = Number.POSITIVE_INFINITY) {
+    async read(after: number, limit: number, maxBytes?: number): Promise<JournalEntry[]> {
+      // The bytes were encoded here from validated values: decoding cannot fail.
+      return (await journal.readEncoded(after, limit, maxBytes)).map((e) => decodedEntry(e));
+    },
+    async readEncoded(after: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): Promise<EncodedJournalEntry[]> {
       // Positions are dense, so the first wanted entry is found by arithmetic.
       if (entries.length === head) return [];
       const first = head + Math.max(0, after + 1 - entries[head].pos);
-      const out: JournalEntry[] = [];
+      const out: EncodedJournalEntry[] = [];
       let size = 0;
       for (let i = first; i < entries.length && out.length < limit; i++) {
         size += entries[i].bytes;
         // At least one entry, so a reader always advances.
         if (out.length > 0 && size > maxBytes) break;
-        out.push(entryOf(entries[i]));
+        const { command, data, pos } = entries[i];
+        out.push({ ...command, pos, data });
       }
       return out;
     },

@@ -48,10 +48,9 @@
  * records, flushes what is queued, waits for flushes in flight and leaves `sql` open.
  */
 import { Buffer } from 'node:buffer';
-import { decode } from '../../protocol/codec.js';
 import type { Value } from '../../protocol/frames.js';
 import type { Logger } from '../log.js';
-import { splitCommand, type CommandFields, type CommandInput, type CommandJournal, type JournalEntry, type RecordResult } from './command-journal.js';
+import { decodedEntry, splitCommand, type CommandFields, type CommandInput, type CommandJournal, type EncodedJournalEntry, type JournalEntry, type RecordResult } from './command-journal.js';
 import { DEFAULT_SCHEMA, migrate, quoteSchema, type Sql } from './migrations.js';
 
 /** First key of the journal's writer lock (the second is hashtext('<schema>.command_journal')): "SCJL". */
@@ -379,16 +378,14 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
     });
   }
 
-  function entryOf(r: StoredRow): JournalEntry {
-    const decoded = decode(r.data);
-    if (!decoded.ok) log?.error({ pos: r.pos, reason: decoded.reason }, 'a command in the Postgres journal has data that is not msgpack; relaying it with null data');
+  function entryOf(r: StoredRow): EncodedJournalEntry {
     return {
       session: r.session,
       user: r.user,
       role: r.role,
       cid: r.cid,
       type: r.type,
-      data: (decoded.ok ? decoded.value : null) as Value,
+      data: r.data,
       receivedAt: Number(r.receivedat),
       receivedAtUs: Number(r.receivedatus),
       lastSeq: Number(r.lastseq),
@@ -434,7 +431,13 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
       });
     },
 
-    async read(after: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<JournalEntry[]> {
+    async read(after: number, limit: number, maxBytes?: number): Promise<JournalEntry[]> {
+      return (await journal.readEncoded(after, limit, maxBytes)).map((e) =>
+        decodedEntry(e, (reason) => log?.error({ pos: e.pos, reason }, 'a command in the Postgres journal has data that is not msgpack; relaying it with null data')),
+      );
+    },
+
+    async readEncoded(after: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<EncodedJournalEntry[]> {
       if (!started) return notStarted();
       if (!(limit >= 1)) return [];
       const from = Number.isFinite(after) ? Math.max(0, Math.floor(after)) : after > 0 ? Number.MAX_SAFE_INTEGER : 0;

@@ -4,6 +4,7 @@
  * isolated journal per subtest (a Postgres factory gives each its own schema/table).
  */
 import { Packr } from 'msgpackr';
+import { decode } from '../../protocol/codec.js';
 import type { Test } from 'tap';
 import type { Command, CommandJournal, JournalEntry } from '../../daemon/engine/command-journal.js';
 
@@ -135,6 +136,22 @@ export function commandJournalConformance(t: Test, name: string, factory: Comman
     t.same(repeat, { duplicate: true, pos: first.pos }, 'the same key either way');
     const [entry] = await j.read(first.pos - 1, 1);
     t.same(entry, { ...fields, data, pos: first.pos }, 'read back decoded, with every stamp');
+  });
+
+  t.test(`${name}: readEncoded gives read's entries with their data as stored msgpack`, async (t) => {
+    const j = await fixture(t);
+    await j.record(command({ cid: 'a', data: { choice: 'A', n: [1, 2.5] } }));
+    await j.record(command({ cid: 'b', data: null }));
+    await j.record(command({ cid: 'c', data: 'x'.repeat(3000) }));
+    const read = await j.read(0, 10);
+    const encoded = await j.readEncoded(0, 10);
+    t.same(
+      encoded.map((e) => ({ ...e, data: decode(e.data).ok ? (decode(e.data) as { value: unknown }).value : 'not msgpack' })),
+      read,
+      'same entries, same order, same data once decoded',
+    );
+    t.same((await j.readEncoded(read[0].pos, 1)).map((e) => e.cid), ['b'], 'after and limit as for read');
+    t.same((await j.readEncoded(0, 10, 1)).map((e) => e.cid), ['a'], 'maxBytes as for read: at least one');
   });
 
   t.test(`${name}: concurrent records of one key store it once`, async (t) => {

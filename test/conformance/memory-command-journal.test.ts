@@ -65,6 +65,9 @@ function commitsLate(): CommandJournal {
     async read(after: number, limit: number) {
       return visible.filter((e) => e.pos > after).slice(0, limit);
     },
+    async readEncoded(after: number, limit: number) {
+      return visible.filter((e) => e.pos > after).slice(0, limit).map((e) => ({ ...e, data: encode(e.data) }));
+    },
     async head() {
       return visible.at(-1)?.pos ?? 0;
     },

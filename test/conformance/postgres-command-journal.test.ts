@@ -31,6 +31,7 @@ commandJournalConformance(t, 'postgres', async () => {
   return {
     record: (cmd) => j.record(cmd),
     read: (after, limit, maxBytes) => j.read(after, limit, maxBytes),
+    readEncoded: (after, limit, maxBytes) => j.readEncoded(after, limit, maxBytes),
     head: () => j.head(),
     async close() {
       await j.close();
@@ -286,6 +287,7 @@ t.test('visibility under concurrent writers on two instances: paging readers nev
     const both: CommandJournal = {
       record: (cmd) => (Number(/^w(\d+)/.exec(cmd.cid)?.[1] ?? 0) % 2 === 0 ? a : b).record({ ...cmd, session: `r${round}` }),
       read: (after, limit) => reader.read(Math.max(after, base), limit),
+      readEncoded: (after, limit) => reader.readEncoded(Math.max(after, base), limit),
       head: () => reader.head(),
       close: async () => {},
     };

@@ -179,6 +179,7 @@ t.test('a failing journal read is retried from the same cursor', async (t) => {
   const journal: CommandJournal = {
     record: (cmd) => inner.record(cmd),
     read: (after, limit) => (readFailures-- > 0 ? Promise.reject(new Error('connection reset')) : inner.read(after, limit)),
+    readEncoded: (after, limit) => inner.readEncoded(after, limit),
     head: () => inner.head(),
     close: () => inner.close(),
   };
