@@ -69,10 +69,17 @@ const unpackr = new Unpackr({
   int64AsType: 'auto' as 'number',
 });
 
-/** Decodes and validates one binary client message. Never throws. */
-export function parseClientFrame(bytes: Uint8Array, limits: ClientLimits): ParseResult {
+/**
+ * A caller's check of a well-formed frame before it is decoded, given the number of
+ * values it holds (the server's rate limit, which charges by size): a message refuses
+ * the frame, answered as error 106 RateLimited with the frame's id; null admits it.
+ */
+export type FrameAdmission = (values: number) => string | null;
+
+/** Decodes and validates one binary client message; `admit`, when given, may refuse it before decoding. Never throws. */
+export function parseClientFrame(bytes: Uint8Array, limits: ClientLimits, admit?: FrameAdmission): ParseResult {
   try {
-    return parseChecked(bytes, limits);
+    return parseChecked(bytes, limits, admit);
   } catch (err) {
     // Defence in depth: the scan should leave nothing that throws, but a bug here must
     // cost one connection, never the shard.
@@ -84,12 +91,19 @@ export function parseClientFrame(bytes: Uint8Array, limits: ClientLimits): Parse
  * Decodes untrusted msgpack bytes (an HTTP publish body) under the rules client
  * frames follow: standard msgpack, no extension types, no `__proto__` key (msgpackr
  * would rename it, silently changing the data), no repeated key, valid UTF-8,
- * nesting within `nestingLimit`. Never throws.
+ * nesting within `nestingLimit`, no map of more than `maxMapKeys` keys (`tooWide`,
+ * found before decoding). Never throws.
  */
-export function decodeUntrusted(bytes: Uint8Array, nestingLimit: number): { ok: true; value: unknown } | { ok: false; reason: string } {
+export function decodeUntrusted(
+  bytes: Uint8Array,
+  nestingLimit: number,
+  maxMapKeys = Infinity,
+): { ok: true; value: unknown } | { ok: false; reason: string; tooWide?: true } {
   try {
     const scanned = scan(bytes, nestingLimit);
     if (typeof scanned === 'string') return { ok: false, reason: scanned };
+    // Refused before decoding: a very wide map is the dearest thing to decode.
+    if (scannedWidestMap > maxMapKeys) return { ok: false, reason: `a map has ${scannedWidestMap} keys; at most ${maxMapKeys}`, tooWide: true };
     const value: unknown = unpackr.unpack(bytes);
     if (countKeys(value) !== scanned) return { ok: false, reason: 'a map repeats a key' };
     return { ok: true, value };
@@ -148,7 +162,7 @@ const FIELDS: Record<ClientFrame['t'], ReadonlySet<string>> = {
   ping: new Set(['t', 'id']),
 };
 
-function parseChecked(bytes: Uint8Array, limits: ClientLimits): ParseResult {
+function parseChecked(bytes: Uint8Array, limits: ClientLimits, admit: FrameAdmission | undefined): ParseResult {
   if (bytes.length > limits.maxFrameBytes) {
     return {
       kind: 'close',
@@ -162,6 +176,8 @@ function parseChecked(bytes: Uint8Array, limits: ClientLimits): ParseResult {
     return violation('frame is not a msgpack map');
   }
   if (scannedValues > limits.maxFrameValues) return overValueBudget(bytes, limits.maxFrameValues);
+  const refusal = admit?.(scannedValues) ?? null;
+  if (refusal !== null) return { kind: 'error', id: requestIdAt(bytes, scannedIdAt), code: ErrorCode.RateLimited, msg: refusal };
   const decoded: unknown = unpackr.unpack(bytes);
   if (!isPlainObject(decoded)) return violation('frame is not a msgpack map');
   // The scan counted every map entry on the wire; fewer keys after decoding means a
@@ -204,8 +220,7 @@ function parseChecked(bytes: Uint8Array, limits: ClientLimits): ParseResult {
 function overValueBudget(bytes: Uint8Array, max: number): ParseResult {
   const t = topLevelString(bytes, scannedTAt);
   if (t === undefined) return violation('frame has no string `t`');
-  const rawId = topLevelUint(bytes, scannedIdAt);
-  const id = rawId !== undefined && rawId <= MAX_REQUEST_ID ? rawId : undefined;
+  const id = requestIdAt(bytes, scannedIdAt);
   const prefix = Object.hasOwn(FIELDS, t) ? `${t}: ` : '';
   return {
     kind: 'error',
@@ -232,6 +247,12 @@ function topLevelString(bytes: Uint8Array, at: number): string | undefined {
     return undefined;
   }
   return Buffer.from(bytes.buffer, bytes.byteOffset + start, len).toString('utf8');
+}
+
+/** The request id at `at` (where the scan saw the top-level `id`), when it is a valid one. */
+function requestIdAt(bytes: Uint8Array, at: number): number | undefined {
+  const id = topLevelUint(bytes, at);
+  return id !== undefined && id <= MAX_REQUEST_ID ? id : undefined;
 }
 
 /** The unsigned integer at `at` (a position the scan recorded), else undefined. */
@@ -442,13 +463,14 @@ let isMapStack = new Uint8Array(64);
 // What the last scan saw besides map entries, as module state so the scan allocates
 // nothing: the number of values, and where the values of the top-level keys `t` and
 // `id` start (-1: absent), so a frame refused for its size is answered with its id
-// without decoding it; and where the top-level `data` value starts and ends, so its
-// bytes can be passed on as they came.
+// without decoding it; where the top-level `data` value starts and ends, so its
+// bytes can be passed on as they came; and the most entries one map declares.
 let scannedValues = 0;
 let scannedTAt = -1;
 let scannedIdAt = -1;
 let scannedDataAt = -1;
 let scannedDataEnd = -1;
+let scannedWidestMap = 0;
 const TOP_OTHER = 0;
 const TOP_T = 1;
 const TOP_ID = 2;
@@ -477,6 +499,7 @@ function scan(bytes: Uint8Array, nestingLimit: number): number | string {
   scannedIdAt = -1;
   scannedDataAt = -1;
   scannedDataEnd = -1;
+  scannedWidestMap = 0;
   for (;;) {
     const at = pos;
     if (pos >= end) return `truncated at byte ${at}`;
@@ -592,7 +615,10 @@ function scan(bytes: Uint8Array, nestingLimit: number): number | string {
       // is a lie, rejected before anything is allocated for it.
       const items = isMap ? container * 2 : container;
       if (items > end - pos) return `truncated at byte ${at}: ${isMap ? 'map' : 'array'} claims ${container} entries`;
-      if (isMap) entries += container;
+      if (isMap) {
+        entries += container;
+        if (container > scannedWidestMap) scannedWidestMap = container;
+      }
       if (items > 0) {
         remainingStack[depth] = items;
         isMapStack[depth] = isMap ? 1 : 0;

@@ -84,6 +84,7 @@ export interface Settings {
   readonly maxConnectionsPerUser: number;
   readonly rateLimitPerS: number;
   readonly rateLimitBurst: number;
+  readonly rateLimitTokenValues: number;
   readonly userRateLimitPerS: number;
   readonly maxSessionsPerConnection: number;
   readonly commandJournalSize: number;
@@ -623,6 +624,7 @@ export const SCHEMA = {
   maxConnectionsPerUser: define('maxConnectionsPerUser', integer(1, 100_000), 32, 'Connections one user may hold on this instance.'),
   rateLimitPerS: define('rateLimitPerS', integer(1, 1_000_000), 50, 'Frames per second a connection may send on average (token bucket refill rate).'),
   rateLimitBurst: define('rateLimitBurst', integer(1, 1_000_000), 100, 'Frames a connection may send in a burst (token bucket size).'),
+  rateLimitTokenValues: define('rateLimitTokenValues', integer(1, 10_000_000), 1000, "Msgpack values one token of a connection's rate limit pays for: a frame takes one token per started rateLimitTokenValues values (counted as for maxFrameValues), so the limit bounds decoding work as well as frames. Defaults: an ordinary frame takes one token; one of 10,000 values takes 10 of a burst of 100. A frame refused for it gets error 106 and is never decoded."),
   userRateLimitPerS: define('userRateLimitPerS', integer(1, 1_000_000), 200, "Frames one user may send per second (fixed one-second windows) over all of its connections on this instance, whichever shard holds them; counted after the connection's own limit. Per instance: instances do not share it. Default: two connections' full bursts, or four at rateLimitPerS; raise it with rateLimitPerS."),
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),

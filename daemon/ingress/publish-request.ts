@@ -6,7 +6,8 @@
  */
 import { DEFAULT_LIMITS, SESSION_ID_PATTERN } from '../../protocol/frames.js';
 import type { Value } from '../../protocol/frames.js';
-import { checkValue, decodeUntrusted, hardNestingLimit } from '../../protocol/validate.js';
+import { checkValue, decodeUntrusted, hardNestingLimit, MAX_MAP_KEYS } from '../../protocol/validate.js';
+import { widestObject } from './json-shape.js';
 import type { PublishRequest } from '../engine/broker.js';
 
 /** Most events in one batch request. */
@@ -118,23 +119,31 @@ export function parsePublishBody(body: unknown, now = Date.now(), limits: Publis
   return typeof e === 'string' ? { ok: false, message: e } : { ok: true, batch: false, events: [e] };
 }
 
-/** A decoded body, or why it could not be decoded (`unsupported`: the media type). */
-export type DecodedBody = { ok: true; value: unknown } | { ok: false; unsupported: boolean; message: string };
+/**
+ * A decoded body, or why it was not decoded: its media type, bytes that are not
+ * what the media type says, or (`request`) a body that is well formed but
+ * refused, found before decoding it.
+ */
+export type DecodedBody = { ok: true; value: unknown } | { ok: false; problem: 'media-type' | 'body' | 'request'; message: string };
 
 /** Decodes a publish body by its media type: JSON (also when none is given) or msgpack. */
 export function decodePublishBody(contentType: string, body: Buffer): DecodedBody {
   // Media types are case-insensitive (RFC 9110 §8.3.1).
   const type = contentType.split(';')[0].trim().toLowerCase();
   if (type === 'application/msgpack' || type === 'application/x-msgpack') {
-    const r = decodeUntrusted(body, hardNestingLimit(DEFAULT_LIMITS.maxDepth));
-    return r.ok ? r : { ok: false, unsupported: false, message: `body is not valid msgpack: ${r.reason}` };
+    const r = decodeUntrusted(body, hardNestingLimit(DEFAULT_LIMITS.maxDepth), MAX_MAP_KEYS);
+    if (r.ok) return r;
+    return r.tooWide ? { ok: false, problem: 'request', message: r.reason } : { ok: false, problem: 'body', message: `body is not valid msgpack: ${r.reason}` };
   }
   if (type === '' || type === 'application/json') {
+    // Refused anyway, and far dearer to parse than to scan (json-shape.ts).
+    const widest = widestObject(body, MAX_MAP_KEYS);
+    if (widest > MAX_MAP_KEYS) return { ok: false, problem: 'request', message: `a map has more than ${MAX_MAP_KEYS} keys; at most ${MAX_MAP_KEYS}` };
     try {
       return { ok: true, value: JSON.parse(body.toString('utf8')) };
     } catch (err) {
-      return { ok: false, unsupported: false, message: `body is not valid JSON: ${(err as Error).message}` };
+      return { ok: false, problem: 'body', message: `body is not valid JSON: ${(err as Error).message}` };
     }
   }
-  return { ok: false, unsupported: true, message: `unsupported content-type "${type}": use application/json or application/msgpack` };
+  return { ok: false, problem: 'media-type', message: `unsupported content-type "${type}": use application/json or application/msgpack` };
 }

@@ -4,11 +4,12 @@
  */
 import { ErrorCode } from '../../protocol/codes.js';
 import { commandLimitFor, namespaceFor } from '../config/namespaces.js';
-import { PublishRefused } from '../engine/broker.js';
+import { PublishRefused, type HistoryRead } from '../engine/broker.js';
 import { UnstorableCommandError } from '../engine/postgres-command-journal.js';
 import type { PrimaryToShard, RequestName, ShardRequest, ShardRequests } from '../threads/messages.js';
 import type { Primary } from './primary.js';
 import type { ShardLink } from './shard-link.js';
+import { packFrames } from '../threads/frame-list.js';
 
 type Handler<K extends RequestName> = (
   primary: Primary,
@@ -16,26 +17,49 @@ type Handler<K extends RequestName> = (
   link: ShardLink,
 ) => Promise<ShardRequests[K]['result']>;
 
+/** A join's replay, packed to cross to the shard (frame-list.ts), and its frame bytes. */
+interface Replay {
+  packed: SharedArrayBuffer;
+  bytes: number;
+}
+const NO_REPLAY: Replay = { packed: new SharedArrayBuffer(0), bytes: 0 };
+
+/**
+ * Replays of shared reads (joins from one position share one read, session-streams.ts)
+ * that every user sees whole: packed once, the same shared buffer for every join.
+ */
+const sharedReplays = new WeakMap<HistoryRead, Replay>();
+
+/** The frames of `read` that `user` may see, packed. */
+function replayOf(read: HistoryRead, user: string): Replay {
+  const cached = sharedReplays.get(read);
+  if (cached !== undefined) return cached;
+  const addressed = read.entries.some((e) => e.to !== undefined);
+  const frames = (addressed ? read.entries.filter((e) => e.to === undefined || e.to.includes(user)) : read.entries).map((e) => e.frame);
+  let bytes = 0;
+  for (const f of frames) bytes += f.length;
+  const replay = { packed: packFrames(frames), bytes };
+  if (!addressed) sharedReplays.set(read, replay);
+  return replay;
+}
+
 const handlers: { [K in RequestName]: Handler<K> } = {
   async history(primary, args, link) {
     const presenceIncarnation = args.trackPresence ? await primary.presence.join(args.session, args.user, link.id) : undefined;
     // Through the session's stream: every frame up to the head is forwarded to the
     // shards before this reply, which follows them on the port (session-streams.ts).
     let read = await primary.streams.join(args.session, args.since, args.user);
-    const user = args.user;
-    let frames = read.entries.filter((e) => e.to === undefined || e.to.includes(user)).map((e) => e.frame);
-    let bytes = 0;
-    for (const f of frames) bytes += f.length;
-    if (read.complete && bytes > args.maxReplayBytes) {
+    let replay = replayOf(read, args.user);
+    if (read.complete && replay.bytes > args.maxReplayBytes) {
       // A replay past the joining connection's budget: the latest state instead (SPEC §8).
       read = await primary.streams.join(args.session, null, args.user);
-      frames = [];
+      replay = NO_REPLAY;
     }
     const result: ShardRequests['history']['result'] = {
       epoch: read.epoch,
       head: read.head,
       recovered: read.complete,
-      frames,
+      replay: replay.packed,
     };
     if (read.snapshot !== undefined) result.snapshot = read.snapshot;
     if (presenceIncarnation !== undefined) result.presenceIncarnation = presenceIncarnation;
@@ -93,9 +117,10 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return primary.presence.list(args.session, primary.config.maxPresenceList);
   },
   async commands(primary, args) {
-    // Bounded by bytes too: a page of a thousand large commands must not stall the
-    // primary (or every publish behind it) while it is copied and turned into JSON.
-    return primary.engine.journal.read(args.after, args.limit, MAX_COMMANDS_PAGE_BYTES);
+    // Bounded by bytes too, and left encoded: the shard that answers decodes the page
+    // and turns it into JSON in turn with its other work; the primary (every publish
+    // waits behind it) only copies bytes.
+    return primary.engine.journal.readEncoded(args.after, args.limit, MAX_COMMANDS_PAGE_BYTES);
   },
   async admit(primary, args, link) {
     return primary.admissions.admit(link.id, args.user, args.conn);

@@ -13,7 +13,7 @@ import type { Config } from '../config/schema.js';
 import type { Connection, Membership } from './connection.js';
 import { join, leave, type JoinContext } from './joins.js';
 import { PrimaryCallError } from './primary-link.js';
-import { takeToken, takeUserToken, type RateDecision } from './rate-limit.js';
+import { takeSizeTokens, takeToken, takeUserToken, type RateDecision } from './rate-limit.js';
 import { countRefusal, refusals } from './shard-counters.js';
 
 /** What request handling needs from the shard. */
@@ -50,35 +50,86 @@ export function replyError(conn: Connection, id: number | undefined, code: numbe
 }
 
 /**
- * Handles one message from a client. `bytes` is only valid during this call (uWS
- * neuters it on return): everything kept past an await is decoded first.
+ * The frame parseClientFrame is checking, for admitFrame: module state rather than
+ * a closure per message (the parse is synchronous, one frame at a time per thread).
  */
-export function handleMessage(
-  ctx: RequestContext,
-  limits: ClientLimits,
-  conn: Connection,
-  bytes: Uint8Array,
-  isBinary: boolean,
-  now: number,
-): void {
+const admitting: { conn: Connection | null; config: Config | null; decision: RateDecision; userDecision: RateDecision } = {
+  conn: null,
+  config: null,
+  decision: 'allow',
+  userDecision: 'allow',
+};
+
+/** The rate limits' verdict on a well-formed frame of `values` values, before it is decoded (null: go on). */
+function admitFrame(values: number): string | null {
+  const { conn, config } = admitting;
+  if (conn === null || config === null) return null;
+  if (admitting.decision === 'refuse') return `rate limit is ${config.rateLimitPerS} frames/s (burst ${config.rateLimitBurst}): slow down`;
+  if (admitting.userDecision === 'refuse') {
+    return `user rate limit (userRateLimitPerS) is ${config.userRateLimitPerS} frames/s across all of this user's connections to this server: slow down`;
+  }
+  if (!takeSizeTokens(conn, values, config.rateLimitTokenValues)) {
+    const tokens = Math.ceil(values / config.rateLimitTokenValues);
+    return `a frame of ${values} values takes ${tokens} tokens of the rate limit (one per ${config.rateLimitTokenValues} values, rateLimitTokenValues; ${config.rateLimitPerS}/s, burst ${config.rateLimitBurst}): slow down`;
+  }
+  return null;
+}
+
+/** What the rate limits decided for a frame when it arrived: refusals are answered when it is handled. */
+export interface RateVerdict {
+  decision: RateDecision;
+  userDecision: RateDecision;
+}
+
+/**
+ * The rate limits' verdict on a message as it arrives, or null when the connection
+ * was closed for it (a text frame, or a client that keeps sending past its limits).
+ */
+export function rateVerdict(ctx: RequestContext, conn: Connection, isBinary: boolean, now: number): RateVerdict | null {
   if (!isBinary) {
     failConnection(conn, CloseCode.ProtocolError, 'text frames are not part of the protocol: send binary msgpack');
-    return;
+    return null;
   }
   const { config } = ctx;
   const decision = takeToken(conn, now, config.rateLimitPerS, config.rateLimitBurst);
   if (decision === 'close') {
     failConnection(conn, CloseCode.RateLimited, 'too many frames: rate limit exceeded repeatedly');
-    return;
+    return null;
   }
   // The user's limit counts only frames the connection's own limit let through: a
   // connection over its own limit does not eat its user's other connections' budget.
   const userDecision: RateDecision = decision === 'allow' ? takeUserToken(conn, ctx.userRates, now, config.userRateLimitPerS, config.rateLimitBurst) : 'allow';
   if (userDecision === 'close') {
     failConnection(conn, CloseCode.RateLimited, `too many frames from this user: userRateLimitPerS (${config.userRateLimitPerS}/s) exceeded repeatedly`);
-    return;
+    return null;
   }
-  const parsed = parseClientFrame(bytes, limits);
+  return { decision, userDecision };
+}
+
+/**
+ * Handles one message from a client as it arrives. `bytes` is only valid during
+ * this call (uWS neuters it on return): everything kept past an await is decoded
+ * or copied first.
+ */
+export function handleMessage(ctx: RequestContext, limits: ClientLimits, conn: Connection, bytes: Uint8Array, isBinary: boolean, now: number): void {
+  const verdict = rateVerdict(ctx, conn, isBinary, now);
+  if (verdict !== null) handleFrame(ctx, limits, conn, bytes, verdict, nowUs());
+}
+
+/**
+ * Handles one binary message the rate limits have judged (now, or when it arrived
+ * and was queued: heavy-frames.ts); `arrivedUs` is when it arrived, on the shard's
+ * microsecond clock (a command's `receivedAtUs`).
+ */
+export function handleFrame(ctx: RequestContext, limits: ClientLimits, conn: Connection, bytes: Uint8Array, verdict: RateVerdict, arrivedUs: number): void {
+  const { config } = ctx;
+  const { decision, userDecision } = verdict;
+  admitting.conn = conn;
+  admitting.config = config;
+  admitting.decision = decision;
+  admitting.userDecision = userDecision;
+  const parsed = parseClientFrame(bytes, limits, admitFrame);
+  admitting.conn = null;
   if (parsed.kind === 'close') {
     failConnection(conn, parsed.code, parsed.reason);
     return;
@@ -88,16 +139,6 @@ export function handleMessage(
     return;
   }
   const frame = parsed.frame;
-  if (decision === 'refuse') {
-    const id = 'id' in frame ? frame.id : undefined;
-    replyError(conn, id, ErrorCode.RateLimited, `rate limit is ${config.rateLimitPerS} frames/s (burst ${config.rateLimitBurst}): slow down`);
-    return;
-  }
-  if (userDecision === 'refuse') {
-    const id = 'id' in frame ? frame.id : undefined;
-    replyError(conn, id, ErrorCode.RateLimited, `user rate limit (userRateLimitPerS) is ${config.userRateLimitPerS} frames/s across all of this user's connections to this server: slow down`);
-    return;
-  }
   switch (frame.t) {
     case 'join':
       guard(conn, frame.id, 'join', join(ctx, conn, frame));
@@ -110,11 +151,10 @@ export function handleMessage(
       guard(conn, frame.id, 'publish', publish(ctx, conn, frame));
       return;
     case 'cmd':
-      // The data's bytes, copied out of the message uWS reuses: what the journal stores.
       // Only the fields and the data's bytes (copied out of the message uWS reuses) go
       // on: the decoded data must not live until the journal answers, or every large
       // command in flight survives into the old generation (major GCs under a flood).
-      guard(conn, frame.id, 'command', command(ctx, conn, { id: frame.id, s: frame.s, cid: frame.cid, type: frame.type }, now, parsed.data?.slice() ?? encode(frame.data)));
+      guard(conn, frame.id, 'command', command(ctx, conn, { id: frame.id, s: frame.s, cid: frame.cid, type: frame.type }, arrivedUs, parsed.data?.slice() ?? encode(frame.data)));
       return;
     case 'presence':
       guard(conn, frame.id, 'presence', presence(ctx, conn, frame.id, frame.s));
@@ -167,7 +207,7 @@ async function publish(ctx: RequestContext, conn: Connection, frame: PubFrame): 
   }
 }
 
-async function command(ctx: RequestContext, conn: Connection, frame: Omit<CmdFrame, 't' | 'data'>, now: number, encodedData: Uint8Array): Promise<void> {
+async function command(ctx: RequestContext, conn: Connection, frame: Omit<CmdFrame, 't' | 'data'>, receivedAtUs: number, encodedData: Uint8Array): Promise<void> {
   const m = joinedOrReply(conn, frame.id, frame.s);
   if (m === undefined) return;
   // Fair timing: what this socket had been handed when the command arrived, and
@@ -176,7 +216,6 @@ async function command(ctx: RequestContext, conn: Connection, frame: Omit<CmdFra
   const fromTopic = conn.queue === null && m.session.topicSeq > m.lastSeq;
   const lastSeq = fromTopic ? m.session.topicSeq : m.lastSeq;
   const lastSeqAtUs = fromTopic ? m.session.topicSeqAtUs : m.lastSeqAtUs;
-  const receivedAtUs = nowUs();
   try {
     const { duplicate } = await ctx.primary.call('command', {
       command: {

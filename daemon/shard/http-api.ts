@@ -4,6 +4,8 @@
  * health and readiness for Kubernetes, the standalone command feed, and the test
  * hooks. Publishing is validated here and sequenced by the primary.
  */
+import type { TurnScheduler } from './turn-scheduler.js';
+import { decodedEntry, type EncodedJournalEntry } from '../engine/command-journal.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { decodePublishBody, parsePublishBody, type PublishLimits } from '../ingress/publish-request.js';
@@ -24,6 +26,8 @@ export interface HttpContext {
   log: Logger;
   /** Readiness as the primary last reported it. */
   isReady(): boolean;
+  /** The shard's queue of heavy work: publish bodies are decoded in turn (turn-scheduler.ts). */
+  scheduler: TurnScheduler;
 }
 
 type Status = '200 OK' | '400 Bad Request' | '401 Unauthorized' | '404 Not Found' | '405 Method Not Allowed' | '413 Payload Too Large' | '415 Unsupported Media Type' | '503 Service Unavailable' | '504 Gateway Timeout';
@@ -60,14 +64,45 @@ interface ReplyOptions {
 }
 
 function sendJson(res: HttpResponse, status: Status, body: unknown, opts: ReplyOptions = {}): void {
+  sendJsonText(res, status, JSON.stringify(body, binAsBase64), opts);
+}
+
+/** Sends a body already turned into JSON. */
+function sendJsonText(res: HttpResponse, status: Status, json: string, opts: ReplyOptions = {}): void {
   res.cork(() => {
     res.writeStatus(status).writeHeader('content-type', 'application/json');
     for (const [name, value] of opts.headers ?? []) res.writeHeader(name, value);
     // endWithoutBody() takes no undefined arguments: a throw here, inside the request
     // handler, would leave it unanswered, which aborts the whole process.
     if (opts.head) res.endWithoutBody();
-    else res.end(JSON.stringify(body, binAsBase64), opts.close === true);
+    else res.end(json, opts.close === true);
   });
+}
+
+/** Time one turn of the scheduler spends turning a page of commands into JSON (a single command may take longer). */
+const PAGE_SLICE_MS = 2;
+
+/**
+ * Answers `GET /v1/commands` with a page the primary read without decoding: each
+ * command's data is decoded and turned into JSON here, a few ms per turn of the
+ * shard's scheduler (a page holds up to ~1 MiB of msgpack, e.g. 70 commands of
+ * 5,000 maps each: 350,000 objects), and the page goes out whole at the end.
+ */
+function answerCommandsPage(res: HttpResponse, open: () => boolean, scheduler: TurnScheduler, entries: EncodedJournalEntry[], after: number): void {
+  const next = entries.length > 0 ? entries[entries.length - 1].pos : after;
+  const parts: string[] = [];
+  let i = 0;
+  const step = (): void => {
+    if (!open()) return;
+    const deadline = performance.now() + PAGE_SLICE_MS;
+    while (i < entries.length) {
+      parts.push(JSON.stringify(decodedEntry(entries[i++]), binAsBase64));
+      if (performance.now() >= deadline) break;
+    }
+    if (i < entries.length) scheduler.run(res, step);
+    else sendJsonText(res, '200 OK', `{"commands":[${parts.join(',')}],"next":${next}}`);
+  };
+  step();
 }
 
 /** Sends `{"error": {code, message}}` with the status the registry gives the code, so the two cannot disagree. */
@@ -217,14 +252,17 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
       // is unanswered (onAborted), so a publish must not be applied before we know
       // it will be answered. Reading stops until the answer (a request sent later
       // waits in the socket, then gets its own); one already in this read makes uWS
-      // abort during this turn, and the publish is then left unapplied.
+      // abort during this turn, and the publish is then left unapplied. The body is
+      // decoded in a later turn, in turn with the shard's other heavy work (a 1 MiB
+      // body takes ~15 ms to parse).
       res.pause();
-      setImmediate(() => {
+      ctx.scheduler.run(res, () => {
         if (!open()) return;
         const decoded = decodePublishBody(contentType, body);
         if (!decoded.ok) {
           res.resume();
-          sendError(res, decoded.unsupported ? HttpErrorCode.UnsupportedMediaType : HttpErrorCode.InvalidBody, decoded.message);
+          const code = { 'media-type': HttpErrorCode.UnsupportedMediaType, body: HttpErrorCode.InvalidBody, request: HttpErrorCode.InvalidRequest }[decoded.problem];
+          sendError(res, code, decoded.message);
           return;
         }
         const parsed = parsePublishBody(decoded.value, Date.now(), publishLimits);
@@ -249,10 +287,15 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
       sendError(res, HttpErrorCode.InvalidRequest, `after must be a position ≥ 0 and limit 1–${MAX_COMMANDS_PER_READ}`);
       return;
     }
-    replyWhenSettled(res, watchAbort(res), ctx.primary.call('commands', { after, limit }), 'reading commands', (commands) => ({
-      commands,
-      next: commands.length ? commands[commands.length - 1].pos : after,
-    }));
+    const open = watchAbort(res);
+    ctx.primary.call('commands', { after, limit }).then(
+      (entries) => {
+        if (open()) answerCommandsPage(res, open, ctx.scheduler, entries, after);
+      },
+      (err: unknown) => {
+        if (open()) sendError(res, codeOfCallError(err), `reading commands failed: ${(err as Error).message}`);
+      },
+    );
   });
 
   if (config.testHooks) {

@@ -15,6 +15,7 @@
  * position: it gets the missed frames if history still has them, otherwise a
  * `resync` frame with the snapshot; then live frames newer than the head.
  */
+import { unpackFrames } from '../threads/frame-list.js';
 import { nowUs } from './micro-clock.js';
 import { encodeServerFrame } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
@@ -178,7 +179,7 @@ function completeJoin(conn: Connection, m: Membership, history: HistoryResult, p
     conn.deliver(encodeServerFrame({ t: 'resync', s: sessionId, ep: history.epoch, seq: history.head, snap: history.snapshot ?? {} }), sessionId, 0);
   }
   let replayed = 0;
-  for (const bytes of history.frames) {
+  for (const bytes of unpackFrames(history.replay)) {
     conn.deliver(bytes, sessionId, 0);
     replayed += bytes.length;
   }

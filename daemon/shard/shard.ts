@@ -4,6 +4,7 @@
  * connections, handles their frames, delivers routed frames, enforces the buffer
  * bound, and drains on request. See docs/architecture.md, "Threads and ownership".
  */
+import { TurnScheduler } from './turn-scheduler.js';
 import { nowUs } from './micro-clock.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
@@ -51,6 +52,7 @@ export class Shard {
     this.registry = new Registry((msg: ShardToPrimary) => this.primary.notify(msg), (session) => namespaceFor(config, session).index);
     this.app = uws.App() as App;
     this.policy = new BufferPolicy(config.maxBufferBytes, log);
+    const scheduler = new TurnScheduler();
     const ctx = {
       config,
       registry: this.registry,
@@ -62,11 +64,12 @@ export class Shard {
       limits: clientLimits(config),
       policy: this.policy,
       accepting: () => !this.draining,
+      scheduler,
     };
     this.joinContext = ctx;
     this.admin = new AdminQueryHandler({ shardId, registry: this.registry, policy: this.policy, draining: () => this.draining });
     this.app.ws(WS_PATH, websocketBehavior(ctx));
-    registerHttpApi(this.app, { config, primary: this.primary, log, isReady: () => this.ready && !this.draining });
+    registerHttpApi(this.app, { config, primary: this.primary, log, isReady: () => this.ready && !this.draining, scheduler });
     port.on('message', (msg: PrimaryToShard) => this.onPrimaryMessage(msg));
   }
 

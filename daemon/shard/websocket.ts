@@ -18,6 +18,8 @@ import { IdleWatch } from './idle.js';
 import { backstopBytes, type BufferPolicy } from './slow-consumers.js';
 import { failConnection, handleMessage, type RequestContext } from './client-requests.js';
 import { countRefusal, refusals } from './shard-counters.js';
+import { HeavyFrames } from './heavy-frames.js';
+import type { TurnScheduler } from './turn-scheduler.js';
 
 /** What the endpoint needs from the shard. */
 export interface EndpointContext extends RequestContext {
@@ -26,6 +28,8 @@ export interface EndpointContext extends RequestContext {
   /** False while draining: new connections are turned away with 1001. */
   accepting(): boolean;
   policy: BufferPolicy;
+  /** The shard's queue of heavy work (turn-scheduler.ts). */
+  scheduler: TurnScheduler;
 }
 
 const instanceTag = randomBytes(3).toString('hex');
@@ -76,6 +80,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
   // uWS's idle timeout drops a socket without a close frame (the client sees 1006);
   // the watch closes with 1000 and a reason instead, and pings halfway (idle.ts).
   const idle = config.idleTimeoutS > 0 ? new IdleWatch(config.idleTimeoutS) : null;
+  const heavy = new HeavyFrames(ctx, ctx.limits, ctx.scheduler);
   if (idle !== null) ctx.policy.watchIdle(idle);
 
   return {
@@ -171,7 +176,8 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
         conn.early.push({ bytes: new Uint8Array(message).slice(), isBinary });
         return;
       }
-      handleMessage(ctx, ctx.limits, conn, new Uint8Array(message), isBinary, now);
+      if (heavy.mustQueue(conn, message.byteLength)) heavy.push(conn, message, isBinary, now);
+      else handleMessage(ctx, ctx.limits, conn, new Uint8Array(message), isBinary, now);
     },
 
     // WebSocket pings and pongs count as traffic (SPEC.md §13); uWS answers pings itself.
@@ -194,6 +200,7 @@ export function websocketBehavior(ctx: EndpointContext): WebSocketBehavior<Socke
       const conn = ws.getUserData().conn;
       if (conn === null) return;
       conn.closed = true;
+      heavy.drop(conn);
       registry.remove(conn);
       // Always: an admission the shard gave up waiting for (timeout) may still have
       // been counted; the primary releases only what it holds.

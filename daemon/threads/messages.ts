@@ -3,7 +3,7 @@
  * Frames do not travel as messages of their own: they go in `frames` batches (see
  * frame-batch.ts). Requests carry a `req` id answered by a `reply` with the same id.
  */
-import type { CommandInput, JournalEntry } from '../engine/command-journal.js';
+import type { CommandInput, EncodedJournalEntry } from '../engine/command-journal.js';
 import type { PublishRequest, PublishResult, StreamPosition } from '../engine/broker.js';
 import type { PresenceEntry, SnapshotEntry } from '../../protocol/frames.js';
 import type { ShardQuery } from '../admin/shard-query.js';
@@ -15,8 +15,8 @@ export interface HistoryResult {
   head: number;
   /** True when `frames` hold every event after the position visible to the user. */
   recovered: boolean;
-  /** Encoded `ev` frames for the user after the position, oldest first (empty unless recovered). */
-  frames: Uint8Array[];
+  /** Encoded `ev` frames for the user after the position, oldest first, packed (frame-list.ts; empty unless recovered); shared, never written. */
+  replay: SharedArrayBuffer;
   /** Latest value of each snapshot key visible to the user (when not recovered). */
   snapshot?: Record<string, SnapshotEntry>;
   /** The session's presence list, when asked for. */
@@ -59,7 +59,7 @@ export interface ShardRequests {
   /** List the users present in a session. */
   presence: { args: { session: string }; result: { users: PresenceEntry[]; total: number } };
   /** Read the standalone command journal (GET /v1/commands). */
-  commands: { args: { after: number; limit: number }; result: JournalEntry[] };
+  commands: { args: { after: number; limit: number }; result: EncodedJournalEntry[] };
   /** Count a new connection against the instance's caps; an admitted one gets its user's rate slot (threads/user-rates.ts). */
   admit: { args: { user: string; conn: string }; result: { admitted: true; slot: number } | { admitted: false; reason: string } };
   /** Test hook: crash the given shard. */

@@ -137,6 +137,7 @@ t.test('every validation error names its key and env var', async (t) => {
     maxConnectionsPerUser: '-1',
     rateLimitPerS: 'fast',
     rateLimitBurst: '0',
+    rateLimitTokenValues: '0',
     userRateLimitPerS: '1000001',
     maxSessionsPerConnection: '0',
     commandJournalSize: '0',

@@ -370,3 +370,55 @@ t.test('userRateLimitPerS: one budget per user across its connections and shards
     }
   });
 });
+
+t.test('rateLimitTokenValues: large frames take more of the rate limit, and one refused for it is never processed', async (t) => {
+  // Defaults: 50 tokens/s, bursts of 100, one token per started 1,000 values.
+  const daemon = await startDaemon({ SHARDCAST_SHARDS: '1' });
+  t.teardown(() => daemon.stop());
+  const S = 'quiz:weighted';
+  const bomber = await RawClient.connect(daemon.ws, { user: 'weigher' });
+  const light = await RawClient.connect(daemon.ws, { user: 'light' });
+  t.teardown(() => Promise.all([bomber.close(), light.close()]));
+  await bomber.join(S);
+  await light.join(S);
+  const compact = new Packr({ useRecords: false, variableMapSize: true });
+  const big = Array.from({ length: 9000 }, () => ({}));
+  const send = (c: RawClient, i: number, data: unknown) => {
+    const id = c.id();
+    c.sendRaw(compact.pack({ t: 'cmd', id, s: S, cid: `c${i}`, type: 'answer', data }));
+    return id;
+  };
+  const COMMANDS = 15;
+  const ids = Array.from({ length: COMMANDS }, (_, i) => send(bomber, i, big));
+  const replies = await Promise.all(ids.map((id) => bomber.next((f) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id)));
+  const acked = replies.filter((f) => f.t === 'ack').length;
+  const refused = replies.filter((f) => f.t === 'error');
+  // 9,013 values take 10 tokens: 9 fit in what the join left of the burst, a token
+  // or two more may have been refilled while they were sent.
+  t.ok(acked >= 9 && acked <= 10, `${acked} of ${COMMANDS} commands of 9,000 values acked`);
+  t.equal(acked + refused.length, COMMANDS, 'every one answered');
+  t.ok(
+    refused.every((f) => f.t === 'error' && f.code === ErrorCode.RateLimited),
+    'the others: 106',
+  );
+  // The first refused while a token was left for a small frame; once none is, the plain limit says so.
+  t.match(refused[0]?.t === 'error' ? refused[0].msg : '', /a frame of 9013 values takes 10 tokens .*rateLimitTokenValues/, 'the first says what the frame cost, naming the setting');
+
+  const smallIds = Array.from({ length: COMMANDS }, (_, i) => send(light, i, { choice: i }));
+  const small = await Promise.all(smallIds.map((id) => light.next((f) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id)));
+  t.equal(small.filter((f) => f.t === 'ack').length, COMMANDS, 'the same number of small commands: all acked');
+
+  const res = await fetch(`${daemon.http}/v1/commands?limit=1000`);
+  const feed = ((await res.json()) as { commands: Array<{ user: string; cid: string }> }).commands;
+  const ackedCids = replies.flatMap((f, i) => (f.t === 'ack' ? [`c${i}`] : []));
+  t.same(
+    feed.filter((c) => c.user === 'weigher').map((c) => c.cid),
+    ackedCids,
+    'only the acked commands were journaled',
+  );
+
+  await new Promise((r) => setTimeout(r, 1000));
+  const again = send(bomber, 99, big);
+  const reply = await bomber.next((f) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === again);
+  t.equal(reply.t, 'ack', 'a second later, refilled: a large command is taken again; the connection stayed');
+});
