@@ -11,6 +11,7 @@
  * bar was missed, 2 on a bad command line.
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runAbuse } from './abuse.js';
@@ -24,6 +25,32 @@ function option(args: string[], name: string, fallback: number): number {
     process.exit(2);
   }
   return value;
+}
+
+/**
+ * Scrapes the daemon's /metrics every 2 s: the worst p99 event-loop delay of its
+ * primary and of its shards over the run, to tell the daemon's own stalls from
+ * queueing elsewhere.
+ */
+function watchEventLoops(url: string): { stop(): { primary: number; shards: number } } {
+  const worst = { primary: 0, shards: 0 };
+  const read = (text: string, name: string): number[] =>
+    [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))].map((m) => Math.round(Number(m[1]) * 1000));
+  const timer = setInterval(() => {
+    fetch(url, { signal: AbortSignal.timeout(1500) })
+      .then((res) => res.text())
+      .then((text) => {
+        worst.primary = Math.max(worst.primary, ...read(text, 'nodejs_eventloop_lag_p99_seconds'));
+        worst.shards = Math.max(worst.shards, ...read(text, 'shardcast_event_loop_delay_p99_seconds'));
+      })
+      .catch(() => {});
+  }, 2000);
+  return {
+    stop() {
+      clearInterval(timer);
+      return worst;
+    },
+  };
 }
 
 async function main(): Promise<number> {
@@ -41,16 +68,24 @@ async function main(): Promise<number> {
   });
   let out = '';
   let crashes = 0;
+  let adminPort = 0;
+  // BENCH_DAEMON_OUTPUT=<file>: a copy of the daemon's stdout (its log; with --trace-gc, its GC lines).
+  const copy = process.env.BENCH_DAEMON_OUTPUT ? createWriteStream(process.env.BENCH_DAEMON_OUTPUT) : undefined;
   const port = await new Promise<number>((resolve, reject) => {
     daemon.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      copy?.write(chunk);
       out += chunk;
       crashes += (chunk.match(/"shard crashed"/g) ?? []).length;
-      const m = /"port":(\d+)[^\n]*"msg":"listening"/.exec(out);
-      if (m) resolve(Number(m[1]));
+      const m = /"port":(\d+)[^\n]*"adminPort":(\d+)[^\n]*"msg":"listening"/.exec(out);
+      if (m) {
+        adminPort = Number(m[2]);
+        resolve(Number(m[1]));
+      }
     });
     daemon.once('exit', (code) => reject(new Error(`the daemon exited (${code}) before listening`)));
   });
   process.stderr.write(`abuse: daemon on port ${port}, ${attackers} attackers for ${seconds} s, seed ${seed}\n`);
+  const loops = watchEventLoops(`http://127.0.0.1:${adminPort}/metrics`);
   const report = await runAbuse({
     ws: `ws://127.0.0.1:${port}/v1/ws`,
     http: `http://127.0.0.1:${port}`,
@@ -61,6 +96,7 @@ async function main(): Promise<number> {
     attackerNice: args.includes('--no-nice') ? undefined : 10,
     ...(args.includes('--shapes') ? { shapes: (args[args.indexOf('--shapes') + 1] ?? '').split(',').filter(Boolean) } : {}),
   });
+  const loopDelay = loops.stop();
   const alive = daemon.exitCode === null && daemon.signalCode === null;
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.once('exit', r));
@@ -73,7 +109,7 @@ async function main(): Promise<number> {
     'RSS back within 20 % of its baseline': rss === undefined || rss.endMb <= rss.baselineMb * 1.2,
   };
   if (args.includes('--json')) {
-    process.stdout.write(`${JSON.stringify({ ...report, shardCrashes: crashes, bars }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...report, daemonLoopDelayMs: loopDelay, shardCrashes: crashes, bars }, null, 2)}\n`);
   } else {
     const lines = [
       `seed ${report.seed}, ${report.durationMs / 1000} s, ${attackers} attackers, ${shards} shards`,
@@ -81,6 +117,7 @@ async function main(): Promise<number> {
       `shapes ${JSON.stringify(report.shapes)}`,
       `attackers' closes ${JSON.stringify(report.closeCodes)}`,
       `canary: published ${report.canary.published}, received ${report.canary.received}, missing ${report.canary.missing}, dup ${report.canary.duplicates}, in order ${report.canary.inOrder}, latency p50 ${report.canary.latency.p50} p99 ${report.canary.latency.p99} max ${report.canary.latency.max} ms`,
+      `daemon's event-loop delay, worst 2 s p99: primary ${loopDelay.primary} ms, shards ${loopDelay.shards} ms`,
       `attackers' own event-loop delay: p50 ${report.attackerLagMs?.p50} p99 ${report.attackerLagMs?.p99} max ${report.attackerLagMs?.max} ms`,
       `/healthz: ${report.health.latency.count} probes, p50 ${report.health.latency.p50} p99 ${report.health.latency.p99} max ${report.health.latency.max} ms, failures ${report.health.failures}`,
       rss ? `RSS MB: baseline ${rss.baselineMb}, peak ${rss.peakMb}, end ${rss.endMb}` : 'RSS: not measured',
