@@ -37,6 +37,8 @@ export interface AbuseOptions {
   seed: number;
   /** Canary events per second. */
   canaryRate?: number;
+  /** After the attacks, how long to watch the daemon's RSS come back (ms; default 0: one reading after 1 s). */
+  settleMs?: number;
   /** Only these attack shapes (names as in the report's `shapes`); all when absent. */
   shapes?: readonly string[];
   /** Niceness the attackers' process takes once the probe runs (the long run: 10); unchanged when absent. */
@@ -65,7 +67,12 @@ export interface AbuseReport {
   health: { latency: Timing; failures: number };
   /** Event-loop delay of the attackers' own process (ms): how busy the attack tool itself was. */
   attackerLagMs?: { p50: number; p99: number; max: number };
-  rss?: { baselineMb: number; peakMb: number; endMb: number };
+  /**
+   * The daemon's RSS: before the attacks, its peak, one second after them (`endMb`),
+   * and, with `settleMs`, every 5 s of the settle that follows (`settleMb`) and the
+   * first second of it at which RSS was back within 20 % of the baseline (null: never).
+   */
+  rss?: { baselineMb: number; peakMb: number; endMb: number; settleMb?: number[]; backAfterS?: number | null };
 }
 
 const CANARY = 'quiz:canary';
@@ -404,6 +411,16 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
   for (const ws of [...sockets]) ws.terminate();
   await sleep(1000);
   const end = opts.pid !== undefined ? rssMb(opts.pid) : 0;
+  // Memory the attacks made the daemon take is given back over time (V8 shrinks its
+  // heaps once allocation slows): watch for `settleMs`, noting when it is back.
+  const settleMb: number[] = [];
+  let backAfterS: number | null = end <= baseline * 1.2 ? 1 : null;
+  for (let s = 2; opts.pid !== undefined && s <= Math.ceil((opts.settleMs ?? 0) / 1000); s++) {
+    await sleep(1000);
+    const now = rssMb(opts.pid);
+    if (backAfterS === null && now <= baseline * 1.2) backAfterS = s;
+    if (s % 5 === 0) settleMb.push(Math.round(now));
+  }
 
   const seqs = seen.seqs;
   report.canary = {
@@ -417,6 +434,9 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
   };
   report.health = { latency: timing(seen.healthMs), failures: seen.healthFailures };
   report.attackerLagMs = { p50: Math.round(lag.percentile(50) / 1e6), p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) };
-  if (opts.pid !== undefined) report.rss = { baselineMb: Math.round(baseline), peakMb: Math.round(peak), endMb: Math.round(end) };
+  if (opts.pid !== undefined) {
+    report.rss = { baselineMb: Math.round(baseline), peakMb: Math.round(peak), endMb: Math.round(end) };
+    if (opts.settleMs !== undefined) Object.assign(report.rss, { settleMb, backAfterS });
+  }
   return report;
 }
