@@ -68,8 +68,9 @@ async function main(): Promise<number> {
   const daemon = spawn(process.execPath, [...nodeArgs, main], {
     env: {
       PATH: process.env.PATH,
-      // Settings given to the run (e.g. SHARDCAST_COMMAND_JOURNAL_BYTES) reach the daemon; these below are the run's own.
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('SHARDCAST_'))),
+      // Settings given to the run (e.g. SHARDCAST_COMMAND_JOURNAL_BYTES, or glibc's
+      // MALLOC_ARENA_MAX) reach the daemon; these below are the run's own.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('SHARDCAST_') || k.startsWith('MALLOC_'))),
       SHARDCAST_DEV_MODE: 'true',
       SHARDCAST_HOST: '127.0.0.1',
       SHARDCAST_PORT: '0',
