@@ -13,7 +13,7 @@ import type { Config } from '../config/schema.js';
 import type { Connection, Membership } from './connection.js';
 import { join, leave, type JoinContext } from './joins.js';
 import { PrimaryCallError } from './primary-link.js';
-import { takeSizeTokens, takeToken, takeUserToken, type RateDecision } from './rate-limit.js';
+import { takeMoreTokens, takeToken, takeUserToken } from './rate-limit.js';
 import { countRefusal, refusals } from './shard-counters.js';
 
 /** What request handling needs from the shard. */
@@ -50,35 +50,30 @@ export function replyError(conn: Connection, id: number | undefined, code: numbe
 }
 
 /**
+ * What the rate limits decided for a frame when it arrived; refusals are answered
+ * when it is handled (a string, not an object: one per frame on the hot path).
+ */
+export type RateVerdict = 'allow' | 'refuse' | 'refuse-user';
+
+/**
  * The frame parseClientFrame is checking, for admitFrame: module state rather than
  * a closure per message (the parse is synchronous, one frame at a time per thread).
  */
-const admitting: { conn: Connection | null; config: Config | null; decision: RateDecision; userDecision: RateDecision } = {
-  conn: null,
-  config: null,
-  decision: 'allow',
-  userDecision: 'allow',
-};
+const admitting: { conn: Connection | null; config: Config | null; verdict: RateVerdict } = { conn: null, config: null, verdict: 'allow' };
 
 /** The rate limits' verdict on a well-formed frame of `values` values, before it is decoded (null: go on). */
 function admitFrame(values: number): string | null {
   const { conn, config } = admitting;
   if (conn === null || config === null) return null;
-  if (admitting.decision === 'refuse') return `rate limit is ${config.rateLimitPerS} frames/s (burst ${config.rateLimitBurst}): slow down`;
-  if (admitting.userDecision === 'refuse') {
+  if (admitting.verdict === 'refuse') return `rate limit is ${config.rateLimitPerS} frames/s (burst ${config.rateLimitBurst}): slow down`;
+  if (admitting.verdict === 'refuse-user') {
     return `user rate limit (userRateLimitPerS) is ${config.userRateLimitPerS} frames/s across all of this user's connections to this server: slow down`;
   }
-  if (!takeSizeTokens(conn, values, config.rateLimitTokenValues)) {
-    const tokens = Math.ceil(values / config.rateLimitTokenValues);
+  const tokens = Math.ceil(values / config.rateLimitTokenValues);
+  if (tokens > 1 && !takeMoreTokens(conn, tokens - 1)) {
     return `a frame of ${values} values takes ${tokens} tokens of the rate limit (one per ${config.rateLimitTokenValues} values, rateLimitTokenValues; ${config.rateLimitPerS}/s, burst ${config.rateLimitBurst}): slow down`;
   }
   return null;
-}
-
-/** What the rate limits decided for a frame when it arrived: refusals are answered when it is handled. */
-export interface RateVerdict {
-  decision: RateDecision;
-  userDecision: RateDecision;
 }
 
 /**
@@ -96,14 +91,15 @@ export function rateVerdict(ctx: RequestContext, conn: Connection, isBinary: boo
     failConnection(conn, CloseCode.RateLimited, 'too many frames: rate limit exceeded repeatedly');
     return null;
   }
+  if (decision === 'refuse') return 'refuse';
   // The user's limit counts only frames the connection's own limit let through: a
   // connection over its own limit does not eat its user's other connections' budget.
-  const userDecision: RateDecision = decision === 'allow' ? takeUserToken(conn, ctx.userRates, now, config.userRateLimitPerS, config.rateLimitBurst) : 'allow';
+  const userDecision = takeUserToken(conn, ctx.userRates, now, config.userRateLimitPerS, config.rateLimitBurst);
   if (userDecision === 'close') {
     failConnection(conn, CloseCode.RateLimited, `too many frames from this user: userRateLimitPerS (${config.userRateLimitPerS}/s) exceeded repeatedly`);
     return null;
   }
-  return { decision, userDecision };
+  return userDecision === 'refuse' ? 'refuse-user' : 'allow';
 }
 
 /**
@@ -113,21 +109,19 @@ export function rateVerdict(ctx: RequestContext, conn: Connection, isBinary: boo
  */
 export function handleMessage(ctx: RequestContext, limits: ClientLimits, conn: Connection, bytes: Uint8Array, isBinary: boolean, now: number): void {
   const verdict = rateVerdict(ctx, conn, isBinary, now);
-  if (verdict !== null) handleFrame(ctx, limits, conn, bytes, verdict, nowUs());
+  if (verdict !== null) handleFrame(ctx, limits, conn, bytes, verdict);
 }
 
 /**
  * Handles one binary message the rate limits have judged (now, or when it arrived
- * and was queued: heavy-frames.ts); `arrivedUs` is when it arrived, on the shard's
- * microsecond clock (a command's `receivedAtUs`).
+ * and was queued: heavy-frames.ts); `arrivedUs`, for a queued frame, is when it
+ * arrived on the shard's microsecond clock (a command's `receivedAtUs`; read only
+ * for commands, so a frame handled as it arrives does not read the clock).
  */
-export function handleFrame(ctx: RequestContext, limits: ClientLimits, conn: Connection, bytes: Uint8Array, verdict: RateVerdict, arrivedUs: number): void {
-  const { config } = ctx;
-  const { decision, userDecision } = verdict;
+export function handleFrame(ctx: RequestContext, limits: ClientLimits, conn: Connection, bytes: Uint8Array, verdict: RateVerdict, arrivedUs?: number): void {
   admitting.conn = conn;
-  admitting.config = config;
-  admitting.decision = decision;
-  admitting.userDecision = userDecision;
+  admitting.config = ctx.config;
+  admitting.verdict = verdict;
   const parsed = parseClientFrame(bytes, limits, admitFrame);
   admitting.conn = null;
   if (parsed.kind === 'close') {
@@ -154,7 +148,7 @@ export function handleFrame(ctx: RequestContext, limits: ClientLimits, conn: Con
       // Only the fields and the data's bytes (copied out of the message uWS reuses) go
       // on: the decoded data must not live until the journal answers, or every large
       // command in flight survives into the old generation (major GCs under a flood).
-      guard(conn, frame.id, 'command', command(ctx, conn, { id: frame.id, s: frame.s, cid: frame.cid, type: frame.type }, arrivedUs, parsed.data?.slice() ?? encode(frame.data)));
+      guard(conn, frame.id, 'command', command(ctx, conn, { id: frame.id, s: frame.s, cid: frame.cid, type: frame.type }, arrivedUs ?? nowUs(), parsed.data?.slice() ?? encode(frame.data)));
       return;
     case 'presence':
       guard(conn, frame.id, 'presence', presence(ctx, conn, frame.id, frame.s));

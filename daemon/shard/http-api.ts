@@ -184,11 +184,16 @@ function replyWhenSettled<T>(
   body: (result: T) => unknown,
   beforeAnswer: () => void = () => {},
 ): void {
+  whenSettled(res, open, call, what, (result) => sendJson(res, '200 OK', body(result)), beforeAnswer);
+}
+
+/** As replyWhenSettled, but `answer` sends the 200 itself (when it is written over several turns). */
+function whenSettled<T>(res: HttpResponse, open: () => boolean, call: Promise<T>, what: string, answer: (result: T) => void, beforeAnswer: () => void = () => {}): void {
   call.then(
     (result) => {
       if (!open()) return;
       beforeAnswer();
-      sendJson(res, '200 OK', body(result));
+      answer(result);
     },
     (err: unknown) => {
       if (!open()) return;
@@ -288,14 +293,7 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
       return;
     }
     const open = watchAbort(res);
-    ctx.primary.call('commands', { after, limit }).then(
-      (entries) => {
-        if (open()) answerCommandsPage(res, open, ctx.scheduler, entries, after);
-      },
-      (err: unknown) => {
-        if (open()) sendError(res, codeOfCallError(err), `reading commands failed: ${(err as Error).message}`);
-      },
-    );
+    whenSettled(res, open, ctx.primary.call('commands', { after, limit }), 'reading commands', (entries) => answerCommandsPage(res, open, ctx.scheduler, entries, after));
   });
 
   if (config.testHooks) {

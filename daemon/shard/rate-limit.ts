@@ -1,7 +1,7 @@
 /**
  * Client frame limits on a shard. First the connection's token bucket:
  * `perSecond` sustained, `burst` at once; a frame takes one token, and a large one
- * more once its size is known (takeSizeTokens), before it is decoded. A refused frame is a strike; a connection
+ * more once its size is known (takeMoreTokens), before it is decoded. A refused frame is a strike; a connection
  * that keeps sending past the limit (strikes beyond one more burst) is closed with
  * 4002 RateLimited. Then, for a frame the bucket allowed, the user's limit shared by
  * all of the user's connections on the instance (threads/user-rates.ts).
@@ -29,15 +29,13 @@ export function takeToken(conn: Connection, now: number, perSecond: number, burs
 }
 
 /**
- * Takes the tokens a large frame costs beyond the one `takeToken` took: one per
- * started `tokenValues` values. Without enough, the frame is refused (a strike, as
- * for any refused frame) and nothing is taken.
+ * Takes `n` more tokens for a frame `takeToken` let through (a large frame costs
+ * more than one). Without enough, the frame is refused (a strike, as for any
+ * refused frame) and nothing is taken.
  */
-export function takeSizeTokens(conn: Connection, values: number, tokenValues: number): boolean {
-  const extra = Math.ceil(values / tokenValues) - 1;
-  if (extra <= 0) return true;
-  if (conn.tokens >= extra) {
-    conn.tokens -= extra;
+export function takeMoreTokens(conn: Connection, n: number): boolean {
+  if (conn.tokens >= n) {
+    conn.tokens -= n;
     return true;
   }
   conn.strikes++;
