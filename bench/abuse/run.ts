@@ -17,6 +17,7 @@ import { createWriteStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runAbuse } from './abuse.js';
+import { PRIMARY_LOOP_MONITOR_MS } from '../../daemon/admin/metrics.js';
 
 function option(args: string[], name: string, fallback: number): number {
   const at = args.indexOf(`--${name}`);
@@ -42,7 +43,8 @@ function watchEventLoops(url: string): { stop(): { primary: number; shards: numb
     fetch(url, { signal: AbortSignal.timeout(1500) })
       .then((res) => res.text())
       .then((text) => {
-        worst.primary = Math.max(worst.primary, ...read(text, 'nodejs_eventloop_lag_p99_seconds'));
+        // prom-client's figure includes its sampling period; the shards' already leave theirs out.
+        worst.primary = Math.max(worst.primary, ...read(text, 'nodejs_eventloop_lag_p99_seconds').map((ms) => Math.max(0, ms - PRIMARY_LOOP_MONITOR_MS)));
         worst.shards = Math.max(worst.shards, ...read(text, 'shardcast_event_loop_delay_p99_seconds'));
       })
       .catch(() => {});

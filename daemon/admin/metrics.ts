@@ -39,6 +39,9 @@ export interface InstanceFigures {
 
 const SHARD = ['shard'] as const;
 
+/** Sampling period of prom-client's event-loop monitor on the primary; its `nodejs_eventloop_lag_*` figures include it. */
+export const PRIMARY_LOOP_MONITOR_MS = 100;
+
 /** The metrics of one instance; see the header comment. */
 export class InstanceMetrics {
   readonly registry = new Registry();
@@ -92,7 +95,7 @@ export class InstanceMetrics {
     // Process figures under their conventional names (process_*, nodejs_*). The
     // event-loop lag monitor samples every 100 ms, not prom-client's 10 ms: each
     // sample wakes the primary's loop (admin-queries.ts says what it cost).
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: PRIMARY_LOOP_MONITOR_MS });
     // The shards' histograms arrive as bucket counts: rendered as they are (prom-client's
     // Histogram only takes single observations).
     const name = 'shardcast_delivery_latency_seconds';
