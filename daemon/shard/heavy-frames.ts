@@ -1,9 +1,9 @@
 /**
  * Heavy client frames wait their turn (turn-scheduler.ts). A frame of
  * `HEAVY_FRAME_BYTES` or more may decode to 10,000 values, a few hundred µs of
- * work: it is judged by the rate limits as it arrives (refusals stay immediate and
- * the queue stays bounded), copied (uWS reuses the message), and handled when the
- * shard's scheduler gets to it. Once a connection has a frame waiting, its later
+ * work: it is judged by the rate limits as it arrives (so the queue stays bounded,
+ * and a frame over them is answered 106 in its turn without being decoded), copied
+ * (uWS reuses the message), and handled when the shard's scheduler gets to it. Once a connection has a frame waiting, its later
  * frames queue behind it, so each connection's frames are still handled in the
  * order they came. A command keeps its arrival time (`receivedAtUs`); the `lastSeq`
  * it is stamped with is read when it is handled.
