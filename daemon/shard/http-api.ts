@@ -134,17 +134,33 @@ function refusedWithoutKey(config: Config, res: HttpResponse, header: string): b
   return true;
 }
 
-/** Reads a request body up to `limit` bytes; calls back once with the bytes or 'too-large'. */
-function readBody(res: HttpResponse, limit: number, done: (body: Buffer | 'too-large') => void): void {
-  const chunks: Buffer[] = [];
+/**
+ * Bytes past the limit still read, and thrown away, before a 413. Closing with the
+ * client's body unread makes the kernel reset the connection, and a client still
+ * writing then fails on its write without ever reading the 413 (nginx's lingering
+ * close avoids the same). So a body up to this much too long is read to its end and
+ * answered on a connection that stays open; a longer one (or a declared length
+ * beyond it) gets its 413 at once and the connection closed, the rest never read.
+ */
+export const REFUSED_BODY_READ_BYTES = 1024 * 1024;
+
+/** Why a body was not read: 'too-large' once all of it was read, 'too-large-close' with the rest left unread. */
+type BodyRefusal = 'too-large' | 'too-large-close';
+
+/** Reads a request body up to `limit` bytes; calls back once with the bytes or a refusal (see REFUSED_BODY_READ_BYTES). */
+function readBody(res: HttpResponse, limit: number, done: (body: Buffer | BodyRefusal) => void): void {
+  let chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
   res.onData((chunk, isLast) => {
     if (finished) return;
     size += chunk.byteLength;
     if (size > limit) {
-      finished = true;
-      done('too-large');
+      chunks = [];
+      if (size > limit + REFUSED_BODY_READ_BYTES || isLast) {
+        finished = true;
+        done(isLast && size <= limit + REFUSED_BODY_READ_BYTES ? 'too-large' : 'too-large-close');
+      }
       return;
     }
     // uWS neuters the chunk when this callback returns: copy it.
@@ -236,14 +252,14 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
       return;
     }
     if (refusedWithoutKey(config, res, auth)) return;
-    const tooLarge = () => sendError(res, HttpErrorCode.TooLarge, `publish bodies are limited to ${MAX_BODY_BYTES} bytes`, { close: true });
-    if (declaredLength !== '' && Number(declaredLength) > MAX_BODY_BYTES) {
-      tooLarge();
+    const tooLarge = (close: boolean) => sendError(res, HttpErrorCode.TooLarge, `publish bodies are limited to ${MAX_BODY_BYTES} bytes`, { close });
+    if (declaredLength !== '' && Number(declaredLength) > MAX_BODY_BYTES + REFUSED_BODY_READ_BYTES) {
+      tooLarge(true);
       return;
     }
     readBody(res, MAX_BODY_BYTES, (body) => {
-      if (body === 'too-large') {
-        if (open()) tooLarge();
+      if (body === 'too-large' || body === 'too-large-close') {
+        if (open()) tooLarge(body === 'too-large-close');
         return;
       }
       // Pipelining: uWS drops a connection that sends a request while the one before

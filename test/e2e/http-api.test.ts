@@ -8,6 +8,7 @@ import { encode } from '../../protocol/codec.js';
 import { HTTP_ERRORS, HttpErrorCode } from '../../protocol/codes.js';
 import type { GoAwayFrame, JoinedFrame, ServerFrame } from '../../protocol/frames.js';
 import { signJwt } from '../../daemon/auth/jwt.js';
+import { MAX_BODY_BYTES, REFUSED_BODY_READ_BYTES } from '../../daemon/shard/http-api.js';
 import { startDaemon, type DaemonProcess } from '../support/daemon-process.js';
 import { RawClient } from '../support/raw-client.js';
 
@@ -541,6 +542,21 @@ t.test('HTTP framing: 405 with Allow, HEAD without a body, media types case-inse
   const huge = await rawHttp(`POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n{`);
   t.match(huge.text, /^HTTP\/1\.1 413/, 'a declared 100 MB body → 413 at once, before any of it is read');
   t.ok(huge.closed, 'and the connection is closed instead of reading the rest');
+
+  // A body a little too long is read to its end first: a client still writing when the
+  // connection closed would fail on its write and never see the 413.
+  const over = 1024 * 1024 + 512 * 1024;
+  const slightly = await rawHttp(
+    [`POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${over}\r\n\r\n${'x'.repeat(over)}`, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'],
+    2000,
+    50,
+  );
+  t.match(slightly.text, /^HTTP\/1\.1 413/, 'a body 512 KiB over the limit → 413');
+  t.match(slightly.text, /HTTP\/1\.1 200[^]*"status":"ok"/, 'after its body was read to the end, the connection answers the next request');
+  t.notOk(slightly.closed, 'and stays open');
+  const beyond = await rawHttp(`POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${MAX_BODY_BYTES + REFUSED_BODY_READ_BYTES + 1}\r\n\r\n{`);
+  t.match(beyond.text, /^HTTP\/1\.1 413/, 'a declared length one byte past what is read of a refused body → 413 at once');
+  t.ok(beyond.closed, 'and the connection closed');
 });
 
 t.test('__proto__ never reaches clients: refused in JSON and msgpack publish bodies', async (t) => {
