@@ -21,6 +21,7 @@ import type { ShardToPrimary } from '../threads/messages.js';
 import { AdminPlane } from '../admin/admin-plane.js';
 import { TailHub, TAIL_ROUTE } from '../admin/session-tail.js';
 import { Admissions } from './admissions.js';
+import { ReplayBudgets } from './replay-budgets.js';
 import { PresenceTracker } from './presence-tracker.js';
 import { handleShardRequest } from './requests.js';
 import { Router } from './router.js';
@@ -43,6 +44,8 @@ export class Primary {
   readonly presence: PresenceTracker;
   readonly supervisor: Supervisor;
   readonly admissions: Admissions;
+  /** History replay bytes per user (replay-budgets.ts). */
+  readonly replayBudgets: ReplayBudgets;
   /** Event ingress from RabbitMQ, when SHARDCAST_AMQP_URL is set. */
   readonly ingress: AmqpIngress | undefined;
   /** Relays journaled commands to RabbitMQ, when SHARDCAST_AMQP_URL is set. */
@@ -71,6 +74,7 @@ export class Primary {
 
   constructor(readonly config: Config, readonly log: Logger) {
     this.admissions = new Admissions(config.maxConnections, config.maxConnectionsPerUser);
+    this.replayBudgets = new ReplayBudgets(config.replayBytesPerS, Math.max(config.replayBytesPerS, config.maxReplayBytes), config.maxReplayBytes);
     this.engine = createEngine(config, (session) => this.streams.has(session), { instanceId: this.instanceId, log });
     this.streams = new SessionStreams(
       this.engine.broker,

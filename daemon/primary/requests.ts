@@ -50,8 +50,8 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     // shards before this reply, which follows them on the port (session-streams.ts).
     let read = await primary.streams.join(args.session, args.since, args.user);
     let replay = replayOf(read, args.user);
-    if (read.complete && replay.bytes > args.maxReplayBytes) {
-      // A replay past the joining connection's budget: the latest state instead (SPEC §8).
+    if (read.complete && !primary.replayBudgets.take(args.user, replay.bytes, Date.now())) {
+      // A replay past the join's or the user's budget: the latest state instead (SPEC §8).
       read = await primary.streams.join(args.session, null, args.user);
       replay = NO_REPLAY;
     }

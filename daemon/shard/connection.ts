@@ -11,7 +11,6 @@ import type { Principal } from '../auth/principal.js';
 import type { WebSocket } from '../uws.js';
 import { closeReason } from '../../protocol/codes.js';
 import { OutboundQueue } from './outbound-queue.js';
-import type { ReplayBudget } from './replay-budget.js';
 import type { LocalSession } from './registry.js';
 
 /** What uWS carries from the upgrade to the open handler. */
@@ -68,8 +67,6 @@ export class Connection {
   /** Frames refused by the user's limit in a run of consecutive windows, and the window of the last (rate-limit.ts). */
   userStrikes = 0;
   userStruckWindow = 0;
-  /** History replay bytes this connection may still take (created on its first join). */
-  replay: ReplayBudget | null = null;
   /**
    * When the connection was cut off as a slow consumer (0: it was not). A cut
    * connection gets nothing more; its 4001 close follows the frames uWS still holds

@@ -27,7 +27,6 @@ import type { StreamPosition } from '../engine/broker.js';
 import type { HistoryResult } from '../threads/messages.js';
 import type { Connection, Membership } from './connection.js';
 import { PrimaryCallError, type PrimaryLink } from './primary-link.js';
-import { ReplayBudget } from './replay-budget.js';
 import type { Registry } from './registry.js';
 
 /** What join and leave need from the shard. */
@@ -100,9 +99,6 @@ async function requestHistory(
 ): Promise<void> {
   const sessionId = m.session.id;
   const ns = namespaceFor(ctx.config, sessionId);
-  const now = Date.now();
-  conn.replay ??= new ReplayBudget(ctx.config.replayBytesPerS, Math.max(ctx.config.replayBytesPerS, ctx.config.maxReplayBytes), now);
-  const maxReplayBytes = Math.min(ctx.config.maxReplayBytes, conn.replay.available(now));
   for (let attempt = 1; ; attempt++) {
     let history: HistoryResult;
     try {
@@ -110,7 +106,6 @@ async function requestHistory(
         session: sessionId,
         since,
         user: conn.principal.user,
-        maxReplayBytes,
         // Presence counts a connection once, at its join.
         trackPresence: purpose.kind === 'join' && attempt === 1 && ns.presence,
         listPresence: purpose.kind === 'join' && ns.presence && purpose.frame.pres === true,
@@ -178,12 +173,7 @@ function completeJoin(conn: Connection, m: Membership, history: HistoryResult, p
   } else if (!history.recovered) {
     conn.deliver(encodeServerFrame({ t: 'resync', s: sessionId, ep: history.epoch, seq: history.head, snap: history.snapshot ?? {} }), sessionId, 0);
   }
-  let replayed = 0;
-  for (const bytes of unpackFrames(history.replay)) {
-    conn.deliver(bytes, sessionId, 0);
-    replayed += bytes.length;
-  }
-  conn.replay?.spend(replayed);
+  for (const bytes of unpackFrames(history.replay)) conn.deliver(bytes, sessionId, 0);
   let last = history.head;
   const user = conn.principal.user;
   for (const msg of m.buffered ?? []) {

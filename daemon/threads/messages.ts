@@ -47,8 +47,6 @@ export interface ShardRequests {
       user: string;
       trackPresence: boolean;
       listPresence: boolean;
-      /** A replay of more bytes than this is answered with the snapshot instead. */
-      maxReplayBytes: number;
     };
     result: HistoryResult;
   };

@@ -152,7 +152,7 @@ t.test('large commands cannot poison the command feed: pages stop at about 1 MiB
   t.ok(seen > 0 && seen <= COMMANDS, `${seen} commands read, the newest within the journal's 8 MiB`);
 });
 
-t.test('history replay is bounded per join and per connection: past it, the join gets the snapshot', async (t) => {
+t.test('history replay is bounded per join and per user, over all of its connections: past it, the join gets the snapshot', async (t) => {
   // A 64 KB bucket that refills at 1 KB/s: spent for the rest of the test once used.
   const daemon = await startDaemon({ SHARDCAST_MAX_REPLAY_BYTES: String(64 * 1024), SHARDCAST_REPLAY_BYTES_PER_S: '1024' });
   t.teardown(() => daemon.stop());
@@ -177,11 +177,29 @@ t.test('history replay is bounded per join and per connection: past it, the join
   t.equal(c.events(S).length, 20);
   await leave(c.id());
   const again = await c.join(S, { ep, seq: 80 });
-  t.ok(again.t === 'joined' && again.rec === false, 'at once again: the connection spent its replay budget, the snapshot comes instead');
+  t.ok(again.t === 'joined' && again.rec === false, 'at once again: the user spent its replay budget, the snapshot comes instead');
   const id = c.id();
   c.send({ t: 'ping', id });
   await c.next((f) => f.t === 'pong' && f.id === id);
   t.equal(c.events(S).length, 20, 'nothing replayed the second time');
+
+  // More connections do not bring more budget: the bucket is the user's, on whichever
+  // shard the connection lands (the kernel places them).
+  const more: RawClient[] = [];
+  t.teardown(() => Promise.all(more.map((m) => m.close())));
+  while (more.length < 20 && !more.some((m) => m.shard() !== c.shard())) more.push(await RawClient.connect(daemon.ws, { user: 'looper' }));
+  const elsewhere = more.find((m) => m.shard() !== c.shard());
+  t.ok(elsewhere !== undefined, `a connection of the same user on the other shard (after ${more.length})`);
+  for (const [name, conn] of [['a new connection', more[0]], ['one on the other shard', elsewhere ?? more[0]]] as const) {
+    const j = await conn.join(S, { ep, seq: 80 });
+    t.ok(j.t === 'joined' && j.rec === false, `${name} of the same user: the snapshot too`);
+  }
+  const other = await RawClient.connect(daemon.ws, { user: 'someone-else' });
+  t.teardown(() => other.close());
+  const theirs = await other.join(S, { ep, seq: 80 });
+  t.ok(theirs.t === 'joined' && theirs.rec === true, 'another user has a budget of its own: replayed');
+  await other.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === 100));
+  t.equal(other.events(S).length, 20);
 });
 
 t.test('test hooks need the API key when one is set', async (t) => {
