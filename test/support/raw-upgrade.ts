@@ -121,7 +121,21 @@ export function maskedFrame(payload: Uint8Array | string, opcode = typeof payloa
  * one write: a client that waits for nothing else (not for `hello`). Collects server
  * frames until `count` arrived, a close frame came, or `timeoutMs` passed.
  */
-export function rawSession(url: string, frames: Uint8Array[], opts: { headers?: Record<string, string>; count: number; timeoutMs?: number }): Promise<RawFrame[]> {
+export async function rawSession(url: string, frames: Uint8Array[], opts: { headers?: Record<string, string>; count: number; timeoutMs?: number }): Promise<RawFrame[]> {
+  return (await rawWire(url, Buffer.concat(frames.map((f) => maskedFrame(f))), opts)).frames;
+}
+
+/** How a hand-made session ended: the server's frames, and whether the socket closed (else the timeout came first). */
+export interface WireOutcome {
+  frames: RawFrame[];
+  closed: boolean;
+}
+
+/**
+ * As rawSession, but `wire` goes out exactly as given once the 101 is read: frames
+ * framed by hand, so they may break RFC 6455 (RSV bits, reserved opcodes, no mask).
+ */
+export function rawWire(url: string, wire: Buffer, opts: { headers?: Record<string, string>; count: number; timeoutMs?: number }): Promise<WireOutcome> {
   const target = new URL(url.replace(/^ws/, 'http'));
   const lines = [
     `GET ${target.pathname}${target.search} HTTP/1.1`,
@@ -141,10 +155,10 @@ export function rawSession(url: string, frames: Uint8Array[], opts: { headers?: 
     const socket = net.connect(Number(target.port), target.hostname, () => {
       socket.write(Buffer.from(lines.join('\r\n')));
     });
-    const done = () => {
+    const done = (closed = false) => {
       clearTimeout(timer);
       socket.destroy();
-      resolve(got);
+      resolve({ frames: got, closed });
     };
     const timer = setTimeout(done, opts.timeoutMs ?? 5000);
     socket.on('data', (chunk: Buffer) => {
@@ -155,7 +169,7 @@ export function rawSession(url: string, frames: Uint8Array[], opts: { headers?: 
         upgraded = true;
         buf = buf.subarray(end + 4);
         // RFC 6455 §4.1: a client sends frames only once it read the handshake response.
-        socket.write(Buffer.concat(frames.map((f) => maskedFrame(f))));
+        socket.write(wire);
       }
       for (;;) {
         const next = readServerFrame(buf);
@@ -163,11 +177,11 @@ export function rawSession(url: string, frames: Uint8Array[], opts: { headers?: 
         const frame = { opcode: next.opcode, payload: Buffer.from(next.payload) };
         buf = next.rest;
         got.push(frame);
-        if (frame.opcode === 0x8 || got.length >= opts.count) return done();
+        if (frame.opcode === 0x8 || got.length >= opts.count) return done(frame.opcode === 0x8);
       }
     });
-    socket.on('error', done);
-    socket.on('close', done);
+    socket.on('error', () => done(true));
+    socket.on('close', () => done(true));
   });
 }
 
