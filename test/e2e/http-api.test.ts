@@ -559,6 +559,25 @@ t.test('HTTP framing: 405 with Allow, HEAD without a body, media types case-inse
   t.ok(beyond.closed, 'and the connection closed');
 });
 
+t.test('what this uWS build does not answer: HTTP/1.0, no Host, 49 or more headers get no response and are closed by its idle timeout (SPEC, HTTP API)', async (t) => {
+  const headers = (n: number) => Array.from({ length: n }, (_, i) => `X-H${i}: ${i}\r\n`).join('');
+  const WAIT_MS = 16_000;
+  const started = Date.now();
+  const [old, noHost, tooMany, most] = await Promise.all([
+    rawHttp('GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n', WAIT_MS),
+    rawHttp('GET /healthz HTTP/1.1\r\n\r\n', WAIT_MS),
+    // Host is one of them: 48 more make 49.
+    rawHttp(`GET /healthz HTTP/1.1\r\nHost: x\r\n${headers(48)}\r\n`, WAIT_MS),
+    rawHttp(`GET /healthz HTTP/1.1\r\nHost: x\r\n${headers(47)}\r\n`, 3000),
+  ]);
+  for (const [name, r] of [['HTTP/1.0', old], ['HTTP/1.1 without Host', noHost], ['49 header fields', tooMany]] as const) {
+    t.equal(r.text, '', `${name}: no response`);
+    t.ok(r.closed, `${name}: the connection was closed within ${WAIT_MS / 1000} s, not left open (${Date.now() - started} ms for all)`);
+  }
+  t.match(most.text, /^HTTP\/1\.1 200/, '48 header fields: answered');
+  t.equal((await call('GET', '/healthz')).status, 200, 'the API keeps answering');
+});
+
 t.test('__proto__ never reaches clients: refused in JSON and msgpack publish bodies', async (t) => {
   const json = await call('POST', '/v1/publish', { key: API_KEY, type: 'application/json', body: '{"session":"quiz:proto","type":"t","data":{"__proto__":{"admin":true}}}' });
   t.equal(json.status, 400, 'JSON: 400');
