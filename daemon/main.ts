@@ -9,6 +9,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './log.js';
 import { Primary } from './primary/primary.js';
 import { loadUws, NativeUwsError } from './uws.js';
+import { missingAllocatorSettings } from './allocator.js';
 import { versionLine } from './version.js';
 
 const EX_CONFIG = 78;
@@ -45,6 +46,11 @@ async function main(): Promise<void> {
     log.warn(
       'DEV MODE: connections without a token are accepted as ?user=NAME with access to every session, and publishing needs no API key unless SHARDCAST_API_KEY is set. Never run this in production.',
     );
+  }
+
+  const missing = missingAllocatorSettings();
+  if (missing.length > 0 && process.platform === 'linux') {
+    log.info({ missing }, 'started without the malloc settings npm start and the image set (daemon/allocator.ts): RSS may stay above its baseline after bursts');
   }
 
   const primary = new Primary(config, log);

@@ -1,9 +1,10 @@
 /**
  * The long abuse run: `node dist/bench/abuse/run.js [--seconds S] [--attackers A]
- * [--seed N] [--shards K] [--settle S] [--shapes a,b] [--no-nice] [--json]` (--shapes:
- * only those attack shapes, to find which one costs what; --settle: seconds to watch
- * the daemon's RSS come back after the attacks, default 60). SHARDCAST_* variables
- * in its environment reach the daemon. Starts the built daemon (dev mode,
+ * [--seed N] [--shards K] [--settle S] [--shapes a,b] [--no-nice] [--malloc-defaults]
+ * [--json]` (--shapes: only those attack shapes, to find which one costs what;
+ * --settle: seconds to watch the daemon's RSS come back after the attacks, default 60;
+ * --malloc-defaults: without the malloc settings of daemon/allocator.ts). SHARDCAST_*,
+ * MALLOC_* and LD_PRELOAD in its environment reach the daemon. Starts the built daemon (dev mode,
  * port 0, loopback), runs bench/abuse/abuse.ts against it (the attackers at nice 10
  * unless --no-nice, the canary and /healthz probe in a process of their own at the
  * daemon's priority), stops it (SIGTERM), and prints
@@ -18,6 +19,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runAbuse } from './abuse.js';
 import { PRIMARY_LOOP_MONITOR_MS } from '../../daemon/admin/metrics.js';
+import { ALLOCATOR_ENV } from '../../daemon/allocator.js';
 
 function option(args: string[], name: string, fallback: number): number {
   const at = args.indexOf(`--${name}`);
@@ -70,9 +72,11 @@ async function main(): Promise<number> {
   const daemon = spawn(process.execPath, [...nodeArgs, main], {
     env: {
       PATH: process.env.PATH,
-      // Settings given to the run (e.g. SHARDCAST_COMMAND_JOURNAL_BYTES, or glibc's
-      // MALLOC_ARENA_MAX) reach the daemon; these below are the run's own.
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('SHARDCAST_') || k.startsWith('MALLOC_'))),
+      // Started as npm start and the image start it, unless --malloc-defaults.
+      ...(args.includes('--malloc-defaults') ? {} : ALLOCATOR_ENV),
+      // Settings given to the run (e.g. SHARDCAST_COMMAND_JOURNAL_BYTES, glibc's
+      // MALLOC_* or an LD_PRELOAD allocator) reach the daemon; these below are the run's own.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('SHARDCAST_') || k.startsWith('MALLOC_') || k === 'LD_PRELOAD')),
       SHARDCAST_DEV_MODE: 'true',
       SHARDCAST_HOST: '127.0.0.1',
       SHARDCAST_PORT: '0',

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { benchAmqp, BENCH_AMQP_PARTITIONS, type BenchAmqp } from '../targets/amqp-target.js';
 import { benchRedis, type BenchRedis } from '../targets/redis-target.js';
 import { percentile, runRollout, type RolloutInstance } from './rollout-run.js';
+import { withAllocatorEnv } from '../../daemon/allocator.js';
 
 const SESSIONS = Array.from({ length: 10 }, (_, i) => `quiz:rollout-${i}`);
 const EVENTS_PER_S = 20;
@@ -34,7 +35,7 @@ function option(args: string[], name: string, fallback: number): number {
 
 /** Starts the built daemon with `env` and resolves once it logs that it listens. */
 async function startInstance(env: Record<string, string>): Promise<RolloutInstance> {
-  const child: ChildProcess = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [MAIN], { env: withAllocatorEnv({ PATH: process.env.PATH, ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (tail = (tail + chunk).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

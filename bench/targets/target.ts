@@ -15,6 +15,7 @@ import { amqpPublisher } from '../load/amqp-publisher.js';
 import { benchAmqp, BENCH_AMQP_PARTITIONS } from './amqp-target.js';
 import { benchRedis } from './redis-target.js';
 import { ensureSoketi, soketiServerScript } from './soketi-install.js';
+import { allocatorEnv } from '../../daemon/allocator.js';
 
 /** Every target name the CLI accepts. */
 export const TARGET_NAMES = [
@@ -177,6 +178,8 @@ export async function startTarget(name: TargetName, options: TargetOptions = {})
 /** Environment of a Shardcast daemon the bench starts (the daemon's defaults otherwise). */
 function shardcastEnv(port: number, shards: number, options: TargetOptions): Record<string, string> {
   return {
+    // As npm start and the image start it; MALLOC_* given to the bench win.
+    ...allocatorEnv(),
     SHARDCAST_DEV_MODE: 'true',
     SHARDCAST_HOST: HOST,
     SHARDCAST_PORT: String(port),

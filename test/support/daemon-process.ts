@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { withAllocatorEnv } from '../../daemon/allocator.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/daemon/main.js', import.meta.url));
 
@@ -110,7 +111,8 @@ export class DaemonProcess {
 export async function startDaemon(env: Record<string, string> = {}, opts: { listenTimeoutMs?: number } = {}): Promise<DaemonProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
   const proc = spawn(process.execPath, [MAIN], {
-    env: {
+    // The malloc settings npm start and the image set, so tests run the daemon as deployed.
+    env: withAllocatorEnv({
       PATH: process.env.PATH,
       SHARDCAST_PORT: '0',
       SHARDCAST_HOST: '127.0.0.1',
@@ -121,7 +123,7 @@ export async function startDaemon(env: Record<string, string> = {}, opts: { list
       // teardown should not wait out the production window.
       SHARDCAST_DRAIN_SPREAD_MS: '0',
       ...env,
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const daemon = new DaemonProcess(proc);
