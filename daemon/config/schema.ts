@@ -89,6 +89,7 @@ export interface Settings {
   readonly maxSessionsPerConnection: number;
   readonly commandJournalSize: number;
   readonly commandJournalBytes: number;
+  readonly commandJournalBytesPerUser: number;
   readonly maxSnapshotKeys: number;
   readonly maxReplayBytes: number;
   readonly replayBytesPerS: number;
@@ -629,6 +630,7 @@ export const SCHEMA = {
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
   commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
   commandJournalBytes: define('commandJournalBytes', integer(1024 * 1024, 2 ** 40), 64 * 1024 * 1024, 'Bytes of commands the standalone (in-memory) journal keeps (data as msgpack plus 256 per command); the oldest go first.'),
+  commandJournalBytesPerUser: define('commandJournalBytesPerUser', integer(64 * 1024, 2 ** 40), 1024 * 1024, "Bytes of one user's commands the standalone (in-memory) journal keeps, counted as for commandJournalBytes; past it that user's own oldest go first, so one participant cannot push everyone else's commands out before upstream read them."),
   maxReplayBytes: define('maxReplayBytes', integer(1024, 2 ** 31), 4 * 1024 * 1024, 'Most history bytes one join replays; a join whose missed events come to more gets the snapshot instead (rec: false).'),
   replayBytesPerS: define('replayBytesPerS', integer(1024, 2 ** 31), 8 * 1024 * 1024, 'History replay bytes one user may take per second over all of its connections on this instance (a bucket of max(this, maxReplayBytes)); past it, joins get the snapshot instead of a replay. Per instance: instances do not share it.'),
   maxSnapshotKeys: define('maxSnapshotKeys', integer(1, 65_535), 1000, 'Snapshot keys a session may hold, and each user of it for their own keys; an event that would add one more is refused (400), updating a key is not. Bounds what every join sends.'),

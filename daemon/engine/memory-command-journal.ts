@@ -9,7 +9,14 @@
  * the decoded objects can be many times larger: a 16 KB frame of empty maps decodes
  * to ~1 MB), and the journal holds at most `capacity` commands and `maxBytes` of
  * them; past either bound the oldest are forgotten, so a reader further behind than
- * that misses them (its stated bound).
+ * that misses them (its stated bound). Each user holds at most `maxBytesPerUser` of
+ * it: past that, that user's own oldest commands go, so one participant sending at
+ * its rate limit cannot push everyone else's commands out before upstream read them.
+ *
+ * Layout: `entries` in position order, from which a user's dropped commands are cut
+ * out in bulk once they are many (so positions have gaps: reads find their start
+ * by binary search); each user's live commands also in a queue of their own, oldest
+ * first, so dropping a user's oldest is O(1).
  */
 import {
   decodedEntry,
@@ -29,6 +36,8 @@ export interface MemoryJournalOptions {
   capacity: number;
   /** Most bytes kept (encoded data plus a fixed allowance per command). */
   maxBytes: number;
+  /** Most bytes kept of one user's commands (default: maxBytes, no share). */
+  maxBytesPerUser?: number;
 }
 
 interface StoredCommand {
@@ -36,31 +45,93 @@ interface StoredCommand {
   data: Uint8Array;
   pos: number;
   bytes: number;
+  /** Dropped: no longer readable, waiting to be cut out of `entries`. */
+  dropped: boolean;
+}
+
+/** One user's live commands, oldest first (items[head..]), and their bytes. */
+interface UserShare {
+  items: StoredCommand[];
+  head: number;
+  bytes: number;
 }
 
 /** What a stored command costs besides its data: ids, strings, the entry itself. */
 const ENTRY_OVERHEAD_BYTES = 256;
+const NO_DATA = new Uint8Array(0);
 
 /** Creates the in-memory journal; see the header comment for its bounds. */
 export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJournal {
-  // entries[head..] are live; the dead prefix is cut off in bulk (shift() per
-  // command would copy the whole array).
+  const maxBytesPerUser = opts.maxBytesPerUser ?? opts.maxBytes;
+  // entries[head..] hold every live command and the dropped ones not cut out yet;
+  // dead prefixes and dropped entries are cut off in bulk (per-command splices
+  // would copy the whole array).
   let entries: StoredCommand[] = [];
   let head = 0;
+  let live = 0;
+  let dropped = 0;
   let bytes = 0;
   const byKey = new Map<string, number>();
+  const shares = new Map<string, UserShare>();
   let nextPos = 1;
 
   const keyOf = (c: Pick<Command, 'session' | 'user' | 'cid'>) => `${c.session}\u0000${c.user}\u0000${c.cid}`;
 
-  function evictOldest(): void {
-    const old = entries[head++];
+  /** Forgets a live command: the oldest of its user's share, whichever bound it is dropped for. */
+  function drop(share: UserShare, user: string): void {
+    const old = share.items[share.head++];
+    share.bytes -= old.bytes;
+    if (share.head === share.items.length) shares.delete(user);
+    else if (share.head >= 64 && share.head * 2 >= share.items.length) {
+      share.items = share.items.slice(share.head);
+      share.head = 0;
+    }
     byKey.delete(keyOf(old.command));
     bytes -= old.bytes;
-    if (head >= 1024 && head * 2 >= entries.length) {
+    live--;
+    old.dropped = true;
+    old.data = NO_DATA;
+    dropped++;
+  }
+
+  /** Moves `head` past dropped entries: the first entry is then live (or there is none). */
+  function skipDropped(): void {
+    while (head < entries.length && entries[head].dropped) {
+      head++;
+      dropped--;
+    }
+  }
+
+  /** Drops the oldest live command of all. */
+  function dropOldest(): void {
+    skipDropped();
+    const user = entries[head].command.user;
+    drop(shares.get(user)!, user);
+  }
+
+  /** Cuts dropped entries out of `entries` once they are at least half of it. */
+  function compact(): void {
+    skipDropped();
+    if (dropped >= 1024 && dropped * 2 >= entries.length - head) {
+      entries = entries.slice(head).filter((e) => !e.dropped);
+      head = 0;
+      dropped = 0;
+    } else if (head >= 1024 && head * 2 >= entries.length) {
       entries = entries.slice(head);
       head = 0;
     }
+  }
+
+  /** Index of the first entry with a position above `after`. */
+  function firstAfter(after: number): number {
+    let lo = head;
+    let hi = entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (entries[mid].pos <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   const journal = {
@@ -69,11 +140,22 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       const existing = byKey.get(key);
       if (existing !== undefined) return { duplicate: true, pos: existing };
       const { fields: command, data: encoded } = splitCommand(cmd);
-      const stored: StoredCommand = { command, data: encoded, pos: nextPos++, bytes: encoded.length + ENTRY_OVERHEAD_BYTES };
+      const stored: StoredCommand = { command, data: encoded, pos: nextPos++, bytes: encoded.length + ENTRY_OVERHEAD_BYTES, dropped: false };
       entries.push(stored);
+      let share = shares.get(command.user);
+      if (share === undefined) {
+        share = { items: [], head: 0, bytes: 0 };
+        shares.set(command.user, share);
+      }
+      share.items.push(stored);
+      share.bytes += stored.bytes;
       bytes += stored.bytes;
+      live++;
       byKey.set(key, stored.pos);
-      while (entries.length - head > opts.capacity || (bytes > opts.maxBytes && entries.length - head > 1)) evictOldest();
+      // The newest command is always kept, whatever its size.
+      while (share.bytes > maxBytesPerUser && share.items.length - share.head > 1) drop(share, command.user);
+      while (live > opts.capacity || (bytes > opts.maxBytes && live > 1)) dropOldest();
+      compact();
       return { duplicate: false, pos: stored.pos };
     },
     async read(after: number, limit: number, maxBytes?: number): Promise<JournalEntry[]> {
@@ -81,12 +163,10 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       return (await journal.readEncoded(after, limit, maxBytes)).map((e) => decodedEntry(e));
     },
     async readEncoded(after: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): Promise<EncodedJournalEntry[]> {
-      // Positions are dense, so the first wanted entry is found by arithmetic.
-      if (entries.length === head) return [];
-      const first = head + Math.max(0, after + 1 - entries[head].pos);
       const out: EncodedJournalEntry[] = [];
       let size = 0;
-      for (let i = first; i < entries.length && out.length < limit; i++) {
+      for (let i = firstAfter(after); i < entries.length && out.length < limit; i++) {
+        if (entries[i].dropped) continue;
         size += entries[i].bytes;
         // At least one entry, so a reader always advances.
         if (out.length > 0 && size > maxBytes) break;
@@ -102,8 +182,11 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
     async close() {
       entries = [];
       head = 0;
+      live = 0;
+      dropped = 0;
       bytes = 0;
       byKey.clear();
+      shares.clear();
     },
   } satisfies CommandJournal;
   return journal;

@@ -142,6 +142,7 @@ t.test('every validation error names its key and env var', async (t) => {
     maxSessionsPerConnection: '0',
     commandJournalSize: '0',
     commandJournalBytes: '1000',
+    commandJournalBytesPerUser: '65535',
     maxSnapshotKeys: '65536',
     maxReplayBytes: '1023',
     replayBytesPerS: 'lots',

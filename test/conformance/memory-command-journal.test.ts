@@ -1,5 +1,6 @@
 // The shared CommandJournal suite on the standalone in-memory journal, plus its own
-// promise: it keeps the newest `capacity` commands and forgets older keys. Also
+// promises: it keeps the newest `capacity` commands and forgets older keys, and each
+// user's newest `maxBytesPerUser` only. Also
 // shows that the suite's visibility check catches a journal that hands out
 // positions before its writes become readable (what a naive Postgres one would do).
 import t from 'tap';
@@ -43,6 +44,39 @@ t.test('memory: bounded by bytes too, data kept encoded; reads stop at maxBytes'
   for (let i = 101; i <= 2000; i++) await j.record(command({ cid: `b${i}`, data: bomb }));
   const grown = process.memoryUsage().heapUsed - memory;
   t.ok(grown < 64 * 1024 * 1024, `1,900 more such commands do not pile up (+${(grown / 1048576).toFixed(1)} MB heap)`);
+});
+
+t.test("memory: each user keeps at most maxBytesPerUser; past it that user's own oldest go, everyone else's stay", async (t) => {
+  const data = { text: 'x'.repeat(744) };
+  const each = encode(data).length + 256;
+  const j = createMemoryCommandJournal({ capacity: 1_000_000, maxBytes: 2 ** 40, maxBytesPerUser: 5 * each });
+  t.teardown(() => j.close());
+  const bob: number[] = [];
+  for (let i = 1; i <= 3; i++) bob.push((await j.record(command({ user: 'bob', cid: `b${i}`, data }))).pos);
+  for (let i = 1; i <= 100; i++) await j.record(command({ user: 'mallory', cid: `m${i}`, data }));
+  const cids = async (after = 0) => (await j.read(after, 1000)).map((e) => e.cid);
+  t.same(await cids(), ['b1', 'b2', 'b3', 'm96', 'm97', 'm98', 'm99', 'm100'], "bob's three and mallory's newest five, in position order");
+  t.same(await cids(bob[2]), ['m96', 'm97', 'm98', 'm99', 'm100'], 'a read after a position before the dropped ones skips the gap');
+  t.equal((await j.record(command({ user: 'bob', cid: 'b1', data }))).duplicate, true, "bob's kept command still dedupes");
+  t.equal((await j.record(command({ user: 'mallory', cid: 'm1', data }))).duplicate, false, "mallory's dropped one is new again");
+  // Many more: dropped entries are cut out as they pile up; reads and positions stay right.
+  for (let i = 101; i <= 20_000; i++) await j.record(command({ user: 'mallory', cid: `m${i}`, data }));
+  t.same(await cids(), ['b1', 'b2', 'b3', 'm19996', 'm19997', 'm19998', 'm19999', 'm20000']);
+  const page = await j.read(bob[2], 2);
+  t.same(page.map((e) => e.cid), ['m19996', 'm19997'], 'pages across the gap');
+  t.same(await cids(page[1].pos), ['m19998', 'm19999', 'm20000']);
+  t.equal(await j.head(), bob[2] + 20_001, 'head is the last position handed out');
+});
+
+t.test('memory: with shares, the global bounds count only kept commands and drop the oldest of all', async (t) => {
+  const j = createMemoryCommandJournal({ capacity: 5, maxBytes: 2 ** 40, maxBytesPerUser: 2 * (encode({ choice: 'A' }).length + 256) });
+  t.teardown(() => j.close());
+  for (let i = 1; i <= 3; i++) await j.record(command({ user: 'bob', cid: `b${i}` }));
+  for (let i = 1; i <= 10; i++) await j.record(command({ user: 'mallory', cid: `m${i}` }));
+  t.same((await j.read(0, 100)).map((e) => e.cid), ['b2', 'b3', 'm9', 'm10'], "bob's share of two, mallory's of two");
+  await j.record(command({ user: 'carol', cid: 'c1' }));
+  await j.record(command({ user: 'dave', cid: 'd1' }));
+  t.same((await j.read(0, 100)).map((e) => e.cid), ['b3', 'm9', 'm10', 'c1', 'd1'], 'six kept would pass the capacity of five: the oldest of all (b2) went');
 });
 
 /** Takes a position at once but makes the entry readable only after a random delay: breaks visibility. */
