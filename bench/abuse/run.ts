@@ -32,6 +32,11 @@ function option(args: string[], name: string, fallback: number): number {
   return value;
 }
 
+/** The values of every series of metric `name` in a Prometheus text exposition. */
+function metricValues(text: string, name: string): number[] {
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))].map((m) => Number(m[1]));
+}
+
 /**
  * Scrapes the daemon's /metrics every 2 s: the worst p99 event-loop delay of its
  * primary and of its shards over the run, to tell the daemon's own stalls from
@@ -39,8 +44,7 @@ function option(args: string[], name: string, fallback: number): number {
  */
 function watchEventLoops(url: string): { stop(): { primary: number; shards: number } } {
   const worst = { primary: 0, shards: 0 };
-  const read = (text: string, name: string): number[] =>
-    [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))].map((m) => Math.round(Number(m[1]) * 1000));
+  const read = (text: string, name: string): number[] => metricValues(text, name).map((s) => Math.round(s * 1000));
   const timer = setInterval(() => {
     fetch(url, { signal: AbortSignal.timeout(1500) })
       .then((res) => res.text())
@@ -57,6 +61,35 @@ function watchEventLoops(url: string): { stop(): { primary: number; shards: numb
       return worst;
     },
   };
+}
+
+/** Where the daemon's memory is, from its /metrics: V8 heaps and the primary's external memory, in MB. */
+interface MemoryBreakdown {
+  primaryHeapUsedMb: number;
+  primaryHeapTotalMb: number;
+  primaryExternalMb: number;
+  shardHeapsUsedMb: number;
+  /** Sessions the shards hold members of, and the sessions the instance streams. */
+  shardSessions: number;
+  streamedSessions: number;
+}
+
+async function memoryBreakdown(url: string): Promise<MemoryBreakdown | undefined> {
+  try {
+    const text = await (await fetch(url, { signal: AbortSignal.timeout(3000) })).text();
+    const sum = (name: string) => metricValues(text, name).reduce((n, v) => n + v, 0);
+    const mb = (bytes: number) => Math.round(bytes / 1048576);
+    return {
+      primaryHeapUsedMb: mb(sum('nodejs_heap_size_used_bytes')),
+      primaryHeapTotalMb: mb(sum('nodejs_heap_size_total_bytes')),
+      primaryExternalMb: mb(sum('nodejs_external_memory_bytes')),
+      shardHeapsUsedMb: mb(sum('shardcast_shard_heap_used_bytes')),
+      shardSessions: sum('shardcast_sessions'),
+      streamedSessions: sum('shardcast_streamed_sessions'),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 async function main(): Promise<number> {
@@ -104,7 +137,9 @@ async function main(): Promise<number> {
     daemon.once('exit', (code) => reject(new Error(`the daemon exited (${code}) before listening`)));
   });
   process.stderr.write(`abuse: daemon on port ${port}, ${attackers} attackers for ${seconds} s, seed ${seed}\n`);
-  const loops = watchEventLoops(`http://127.0.0.1:${adminPort}/metrics`);
+  const metricsUrl = `http://127.0.0.1:${adminPort}/metrics`;
+  const memoryAtStart = await memoryBreakdown(metricsUrl);
+  const loops = watchEventLoops(metricsUrl);
   const report = await runAbuse({
     ws: `ws://127.0.0.1:${port}/v1/ws`,
     http: `http://127.0.0.1:${port}`,
@@ -117,6 +152,7 @@ async function main(): Promise<number> {
     ...(args.includes('--shapes') ? { shapes: (args[args.indexOf('--shapes') + 1] ?? '').split(',').filter(Boolean) } : {}),
   });
   const loopDelay = loops.stop();
+  const memoryAtEnd = await memoryBreakdown(metricsUrl);
   const alive = daemon.exitCode === null && daemon.signalCode === null;
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.once('exit', r));
@@ -129,7 +165,7 @@ async function main(): Promise<number> {
     [`RSS back within 20 % of its baseline (within ${settle} s)`]: rss === undefined || rss.backAfterS != null,
   };
   if (args.includes('--json')) {
-    process.stdout.write(`${JSON.stringify({ ...report, daemonLoopDelayMs: loopDelay, shardCrashes: crashes, bars }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...report, daemonLoopDelayMs: loopDelay, shardCrashes: crashes, memoryAtStart, memoryAtEnd, bars }, null, 2)}\n`);
   } else {
     const lines = [
       `seed ${report.seed}, ${report.durationMs / 1000} s, ${attackers} attackers, ${shards} shards`,
@@ -143,11 +179,17 @@ async function main(): Promise<number> {
       rss
         ? `RSS MB: baseline ${rss.baselineMb}, peak ${rss.peakMb}, 1 s after ${rss.endMb}, then every 5 s ${rss.settleMb?.join(' ') ?? '–'}; back within 20 % after ${rss.backAfterS ?? 'never'} s`
         : 'RSS: not measured',
+      `memory from /metrics, at start → after the settle: ${memoryLine(memoryAtStart)} → ${memoryLine(memoryAtEnd)}`,
       ...Object.entries(bars).map(([bar, ok]) => `${ok ? 'met   ' : 'MISSED'} ${bar}`),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   }
   return Object.values(bars).every(Boolean) ? 0 : 1;
+}
+
+function memoryLine(m: MemoryBreakdown | undefined): string {
+  if (m === undefined) return '(no answer)';
+  return `primary heap ${m.primaryHeapUsedMb}/${m.primaryHeapTotalMb} MB, external ${m.primaryExternalMb} MB, shard heaps ${m.shardHeapsUsedMb} MB, sessions ${m.shardSessions} on shards / ${m.streamedSessions} streamed`;
 }
 
 main().then(
