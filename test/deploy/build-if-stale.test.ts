@@ -44,8 +44,9 @@ fs.writeFileSync(path.join(root, 'dist/daemon/main.js'), '');
 }
 
 t.test('npm start builds only when needed, and `npm run build` counts as a build', async (t) => {
-  // `exec`: npm's SIGTERM reaches the daemon itself (a shell would not pass it on).
-  t.match(pkg.scripts.start, /^node scripts\/build-if-stale\.mjs && exec node dist\/daemon\/main\.js$/);
+  // `exec`: npm's SIGTERM reaches the daemon itself (a shell would not pass it on);
+  // `env` (the malloc settings, test/deploy/allocator) execs node in its turn.
+  t.match(pkg.scripts.start, /^node scripts\/build-if-stale\.mjs && exec (env (\w+=\S+ )+)?node dist\/daemon\/main\.js$/);
   t.match(pkg.scripts.build, /writeFileSync\('dist\/\.build-stamp'/, 'npm run build records its build');
 
   const l = layout();

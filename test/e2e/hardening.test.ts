@@ -120,7 +120,8 @@ t.test('presence answers are cut to maxPresenceList and carry the total', async 
 });
 
 t.test('large commands cannot poison the command feed: pages stop at about 1 MiB and stay fast', async (t) => {
-  const daemon = await startDaemon({ SHARDCAST_COMMAND_JOURNAL_BYTES: String(8 * 1024 * 1024), SHARDCAST_RATE_LIMIT_PER_S: '100000', SHARDCAST_RATE_LIMIT_BURST: '100000', SHARDCAST_USER_RATE_LIMIT_PER_S: '100000' });
+  // One user's share of the journal as large as the journal: its 300 commands, not its newest 1 MiB.
+  const daemon = await startDaemon({ SHARDCAST_COMMAND_JOURNAL_BYTES: String(8 * 1024 * 1024), SHARDCAST_COMMAND_JOURNAL_BYTES_PER_USER: String(8 * 1024 * 1024), SHARDCAST_RATE_LIMIT_PER_S: '100000', SHARDCAST_RATE_LIMIT_BURST: '100000', SHARDCAST_USER_RATE_LIMIT_PER_S: '100000' });
   t.teardown(() => daemon.stop());
   const S = 'quiz:feed';
   const c = await RawClient.connect(daemon.ws, { user: 'bomber' });
@@ -190,9 +191,10 @@ t.test('history replay is bounded per join and per user, over all of its connect
   while (more.length < 20 && !more.some((m) => m.shard() !== c.shard())) more.push(await RawClient.connect(daemon.ws, { user: 'looper' }));
   const elsewhere = more.find((m) => m.shard() !== c.shard());
   t.ok(elsewhere !== undefined, `a connection of the same user on the other shard (after ${more.length})`);
-  for (const [name, conn] of [['a new connection', more[0]], ['one on the other shard', elsewhere ?? more[0]]] as const) {
+  // The first new connection, and the one on the other shard when that is another.
+  for (const conn of new Set([more[0], elsewhere ?? more[0]])) {
     const j = await conn.join(S, { ep, seq: 80 });
-    t.ok(j.t === 'joined' && j.rec === false, `${name} of the same user: the snapshot too`);
+    t.ok(j.t === 'joined' && j.rec === false, `a new connection of the same user, on shard ${conn.shard()} (the first is on ${c.shard()}): the snapshot too`);
   }
   const other = await RawClient.connect(daemon.ws, { user: 'someone-else' });
   t.teardown(() => other.close());
