@@ -75,6 +75,7 @@ export interface Settings {
   readonly goAwayMaxDelayMs: number;
   readonly historySize: number;
   readonly sessionTtlMs: number;
+  readonly emptySessionTtlMs: number;
   readonly maxBufferBytes: number;
   readonly maxFrameBytes: number;
   readonly maxFrameValues: number;
@@ -611,6 +612,7 @@ export const SCHEMA = {
   goAwayMaxDelayMs: define('goAwayMaxDelayMs', integer(0, 60_000), 1000, 'Each go-away\'s reconnect delay is random in [0, this] ms, on top of the spread (drainSpreadMs): clients sent their go-away in the same instant do not reconnect in the same instant.'),
   historySize: define('historySize', integer(0, MAX_HISTORY), 1000, 'Events kept per session for resume (namespaces may override).'),
   sessionTtlMs: define('sessionTtlMs', integer(1000, 2_147_483_647), 3_600_000, 'Sessions idle this long (nothing published, no instance streaming them) are forgotten, with their history and snapshot; in Redis, between 0.9× and 1× this after their last activity.'),
+  emptySessionTtlMs: define('emptySessionTtlMs', integer(1000, 2_147_483_647), 60_000, 'Standalone engine: sessions no event was ever published to (created by joins) are forgotten this long after their last activity instead of sessionTtlMs (the shorter of the two counts); a client resuming into one later gets rec: false and the snapshot. Bounds what join floods leave in the daemon\'s memory; in Redis such sessions live in Redis under sessionTtlMs.'),
   maxBufferBytes: define('maxBufferBytes', integer(16 * 1024, 64 * 1024 * 1024), 1024 * 1024, 'Bound of each socket\'s outgoing buffer; a client past it is disconnected as a slow consumer.'),
   maxFrameBytes: define('maxFrameBytes', integer(256, 1024 * 1024), 16 * 1024, 'Largest frame a client may send.'),
   maxFrameValues: define('maxFrameValues', integer(16, 1024 * 1024), DEFAULT_LIMITS.maxFrameValues, "Most msgpack values one client frame may hold, its own map and fields included (every map, array, map key, str, bin, number, bool and nil counts one): bounds the memory decoding a frame costs, which wire bytes do not (a 16 KiB frame of empty maps decodes to about 1 MB). Counted before decoding; a frame over it gets error 109 and the connection stays."),

@@ -146,6 +146,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
   const broker = createMemoryBroker({
     historySizeFor,
     sessionTtlMs: config.sessionTtlMs,
+    emptySessionTtlMs: config.emptySessionTtlMs,
     isActive,
     maxSnapshotKeys: config.maxSnapshotKeys,
     network: config.testHooks ? config.testNetwork : undefined,

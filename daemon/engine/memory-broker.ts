@@ -47,6 +47,8 @@ export interface MemoryBrokerOptions {
   historySizeFor(session: string): number;
   /** Idle sessions without activity this long are forgotten. */
   sessionTtlMs: number;
+  /** Idle sessions no event was ever published to (seq 0), forgotten after this when shorter (default: sessionTtlMs). */
+  emptySessionTtlMs?: number;
   /** Sessions that must not be forgotten (this instance streams them). */
   isActive(session: string): boolean;
   /** Most shared snapshot keys per session, and own keys per user per session (default 65,535: what a `joined` frame can carry). */
@@ -114,12 +116,17 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
   const inFlight = new Map<string, { queue: Array<{ at: number; msg: StreamMessage }>; timer: NodeJS.Timeout | null }>();
   const historyTimers = new Map<NodeJS.Timeout, () => void>();
 
+  // A session only joined holds nothing but its epoch: forgetting it sooner costs a
+  // client resuming into it later a rec: false (it had nothing to miss until events
+  // came), and keeps join floods from filling memory for a whole session TTL.
+  const emptyTtlMs = Math.min(opts.emptySessionTtlMs ?? opts.sessionTtlMs, opts.sessionTtlMs);
   const sweeper = setInterval(() => {
-    const cutoff = now() - opts.sessionTtlMs;
+    const at = now();
     for (const [id, state] of sessions) {
-      if (state.lastActive < cutoff && !opts.isActive(id)) sessions.delete(id);
+      const ttl = state.seq === 0 ? emptyTtlMs : opts.sessionTtlMs;
+      if (state.lastActive < at - ttl && !opts.isActive(id)) sessions.delete(id);
     }
-  }, Math.min(SWEEP_INTERVAL_MS, Math.max(1000, opts.sessionTtlMs)));
+  }, Math.min(SWEEP_INTERVAL_MS, Math.max(1000, emptyTtlMs)));
   sweeper.unref();
 
   function stateOf(session: string): SessionState {

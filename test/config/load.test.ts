@@ -127,6 +127,7 @@ t.test('every validation error names its key and env var', async (t) => {
     drainSpreadMs: '600001',
     goAwayMaxDelayMs: '60001',
     historySize: '1000001',
+    emptySessionTtlMs: '999',
     sessionTtlMs: '12.5',
     maxBufferBytes: '16383',
     maxFrameBytes: '255',

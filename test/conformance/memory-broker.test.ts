@@ -49,6 +49,21 @@ t.test('memory: idle sessions are forgotten after the TTL unless active', async 
   t.same([still.seq, still.ep], [1, kept.epoch], 'an active session is kept');
 });
 
+t.test('memory: sessions nothing was published to are forgotten after emptySessionTtlMs, the others after sessionTtlMs', async (t) => {
+  let now = 1_000_000;
+  const { broker } = await started(t, { historySizeFor: () => 10, sessionTtlMs: 3_600_000, emptySessionTtlMs: 1000, isActive: () => false, now: () => now });
+  const joined = await broker.position('s:joined-only');
+  const published = await broker.publish({ session: 's:published', type: 'a', data: 1 });
+  now += 5000;
+  await sleep(1100); // the sweeper runs every max(1 s, the shorter TTL)
+  const again = await broker.position('s:joined-only');
+  t.not(again.ep, joined.ep, 'the session only joined was forgotten: it comes back under a new epoch');
+  const h = await broker.history('s:joined-only', { epoch: joined.ep, seq: 0 }, 'u');
+  t.equal(h.complete, false, 'so a resume into it from the old epoch is told it is not complete (rec: false)');
+  const kept = await broker.position('s:published');
+  t.same([kept.ep, kept.seq], [published.epoch, 1], 'a session with an event keeps the full TTL');
+});
+
 t.test('memory: resetEpoch starts the session over under a new epoch', async (t) => {
   const { broker, rec } = await started(t);
   await broker.subscribe('s:r');
