@@ -1,8 +1,9 @@
 // The malloc settings of daemon/allocator.ts reach the daemon however it is started
 // as documented: `npm start` (its script, run by sh as npm runs it) and the image's
-// Dockerfile set the same values, and a value already in the environment wins.
+// Dockerfile set the same values, and a value already in the environment wins; a
+// daemon started some other way says which are missing.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,29 @@ t.test('the image sets the same values', async (t) => {
   const dockerfile = readFileSync(join(root, 'deploy/Dockerfile'), 'utf8');
   const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
   for (const [name, value] of Object.entries(ALLOCATOR_ENV)) t.match(runtime, new RegExp(`^ENV .*\\b${name}=${value}\\b`, 'm'), `runtime stage: ENV ${name}=${value}`);
+});
+
+t.test('a daemon started without them says which are missing; started with them, it says nothing', async (t) => {
+  const main = join(root, 'dist/daemon/main.js');
+  const firstLines = (env: Record<string, string>) =>
+    new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [main], {
+        env: { PATH: process.env.PATH, SHARDCAST_DEV_MODE: 'true', SHARDCAST_HOST: '127.0.0.1', SHARDCAST_PORT: '0', SHARDCAST_ADMIN_PORT: '0', SHARDCAST_SHARDS: '1', ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        out += chunk;
+        if (out.includes('"msg":"listening"')) child.kill('SIGTERM');
+      });
+      child.once('exit', () => resolve(out));
+      child.once('error', reject);
+    });
+  const without = await firstLines({});
+  const line = without.split('\n').find((l) => l.includes('malloc settings'));
+  t.ok(line, 'without them: an info line');
+  t.same(line === undefined ? [] : (JSON.parse(line) as { missing: string[] }).missing, Object.keys(ALLOCATOR_ENV), 'naming each missing variable');
+  t.notMatch(await firstLines({ ...ALLOCATOR_ENV }), /malloc settings/, 'with them: no such line');
 });
 
 t.test('helpers: defaults fill gaps, given values win, missing ones are named', async (t) => {
