@@ -11,6 +11,7 @@
  * users active within one refill).
  */
 import type { CommandLimit } from '../config/schema.js';
+import { TokenBuckets } from './token-buckets.js';
 
 /** The verdict on one command. */
 export type LimitVerdict = { ok: true } | { ok: false; retryAfterMs: number };
@@ -26,47 +27,17 @@ export function msUntilToken(tokens: number, limit: CommandLimit): number {
   return Math.max(1, Math.ceil(((1 - tokens) * 60_000) / limit.perMinute));
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 const SWEEP_MS = 60_000;
 
 /** In-process buckets (the standalone engine). */
 export function createMemoryCommandLimiter(now: () => number = Date.now): CommandLimiter {
-  const buckets = new Map<string, Bucket>();
-  const refill = (b: Bucket, limit: CommandLimit, t: number) => Math.min(limit.burst, b.tokens + ((t - b.at) * limit.perMinute) / 60_000);
-  const limits = new Map<string, CommandLimit>();
-  // Buckets that refilled to full carry no information: dropped, so memory follows
-  // the users active within a refill, not every user ever seen.
-  const sweeper = setInterval(() => {
-    const t = now();
-    for (const [key, b] of buckets) {
-      const limit = limits.get(key);
-      if (limit === undefined || refill(b, limit, t) >= limit.burst) {
-        buckets.delete(key);
-        limits.delete(key);
-      }
-    }
-  }, SWEEP_MS);
-  sweeper.unref();
+  const buckets = new TokenBuckets(SWEEP_MS);
   return {
     async take(key, limit) {
-      const t = now();
-      const b = buckets.get(key) ?? { tokens: limit.burst, at: t };
-      const tokens = refill(b, limit, t);
-      if (tokens < 1) {
-        buckets.set(key, { tokens, at: t });
-        limits.set(key, limit);
-        return { ok: false, retryAfterMs: msUntilToken(tokens, limit) };
-      }
-      buckets.set(key, { tokens: tokens - 1, at: t });
-      limits.set(key, limit);
-      return { ok: true };
+      const had = buckets.take(key, 1, limit.burst, limit.perMinute / 60_000, now());
+      return had >= 1 ? { ok: true } : { ok: false, retryAfterMs: msUntilToken(had, limit) };
     },
     async close() {
-      clearInterval(sweeper);
       buckets.clear();
     },
   };
