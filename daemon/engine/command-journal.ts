@@ -77,6 +77,11 @@ export function splitCommand(cmd: CommandInput): { fields: CommandFields; data: 
   return { fields, data: encode(data) };
 }
 
+/** The identity a command is stored once under: (session, user, cid). */
+export function commandKey(c: Pick<CommandFields, 'session' | 'user' | 'cid'>): string {
+  return `${c.session}\u0000${c.user}\u0000${c.cid}`;
+}
+
 /** A stored command with its journal position. */
 export interface JournalEntry extends Command {
   /** Position in the journal, increasing. */

@@ -19,9 +19,9 @@
  * first, so dropping a user's oldest is O(1).
  */
 import {
+  commandKey,
   decodedEntry,
   splitCommand,
-  type Command,
   type CommandFields,
   type CommandInput,
   type CommandJournal,
@@ -68,14 +68,12 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
   // would copy the whole array).
   let entries: StoredCommand[] = [];
   let head = 0;
-  let live = 0;
+  /** Dropped entries in entries[head..]. */
   let dropped = 0;
   let bytes = 0;
   const byKey = new Map<string, number>();
   const shares = new Map<string, UserShare>();
   let nextPos = 1;
-
-  const keyOf = (c: Pick<Command, 'session' | 'user' | 'cid'>) => `${c.session}\u0000${c.user}\u0000${c.cid}`;
 
   /** Forgets a live command: the oldest of its user's share, whichever bound it is dropped for. */
   function drop(share: UserShare, user: string): void {
@@ -86,9 +84,8 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       share.items = share.items.slice(share.head);
       share.head = 0;
     }
-    byKey.delete(keyOf(old.command));
+    byKey.delete(commandKey(old.command));
     bytes -= old.bytes;
-    live--;
     old.dropped = true;
     old.data = NO_DATA;
     dropped++;
@@ -122,6 +119,9 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
     }
   }
 
+  /** Commands kept. */
+  const live = () => entries.length - head - dropped;
+
   /** Index of the first entry with a position above `after`. */
   function firstAfter(after: number): number {
     let lo = head;
@@ -136,7 +136,7 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
 
   const journal = {
     async record(cmd: CommandInput): Promise<RecordResult> {
-      const key = keyOf(cmd);
+      const key = commandKey(cmd);
       const existing = byKey.get(key);
       if (existing !== undefined) return { duplicate: true, pos: existing };
       const { fields: command, data: encoded } = splitCommand(cmd);
@@ -150,11 +150,10 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       share.items.push(stored);
       share.bytes += stored.bytes;
       bytes += stored.bytes;
-      live++;
       byKey.set(key, stored.pos);
       // The newest command is always kept, whatever its size.
       while (share.bytes > maxBytesPerUser && share.items.length - share.head > 1) drop(share, command.user);
-      while (live > opts.capacity || (bytes > opts.maxBytes && live > 1)) dropOldest();
+      while (live() > opts.capacity || (bytes > opts.maxBytes && live() > 1)) dropOldest();
       compact();
       return { duplicate: false, pos: stored.pos };
     },
@@ -182,7 +181,6 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
     async close() {
       entries = [];
       head = 0;
-      live = 0;
       dropped = 0;
       bytes = 0;
       byKey.clear();

@@ -50,7 +50,7 @@
 import { Buffer } from 'node:buffer';
 import type { Value } from '../../protocol/frames.js';
 import type { Logger } from '../log.js';
-import { decodedEntry, splitCommand, type CommandFields, type CommandInput, type CommandJournal, type EncodedJournalEntry, type JournalEntry, type RecordResult } from './command-journal.js';
+import { commandKey, decodedEntry, splitCommand, type CommandFields, type CommandInput, type CommandJournal, type EncodedJournalEntry, type JournalEntry, type RecordResult } from './command-journal.js';
 import { DEFAULT_SCHEMA, migrate, quoteSchema, type Sql } from './migrations.js';
 
 /** First key of the journal's writer lock (the second is hashtext('<schema>.command_journal')): "SCJL". */
@@ -176,7 +176,6 @@ function unstorable(cmd: CommandFields): string | undefined {
   return undefined;
 }
 
-const keyOf = (c: Pick<CommandFields, 'session' | 'user' | 'cid'>) => `${c.session}\u0000${c.user}\u0000${c.cid}`;
 
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
@@ -317,7 +316,7 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
     const follows: boolean[] = [];
     const rows: Row[] = [];
     for (const { cmd, data } of batch) {
-      const key = keyOf(cmd);
+      const key = commandKey(cmd);
       let leader = firstOfKey.get(key);
       follows.push(leader !== undefined);
       if (leader === undefined) {

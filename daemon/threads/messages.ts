@@ -13,7 +13,7 @@ export interface HistoryResult {
   epoch: string;
   /** Head seq when the history was read; the client is here once the replay is sent. */
   head: number;
-  /** True when `frames` hold every event after the position visible to the user. */
+  /** True when `replay` holds every event after the position visible to the user. */
   recovered: boolean;
   /** Encoded `ev` frames for the user after the position, oldest first, packed (frame-list.ts; empty unless recovered); shared, never written. */
   replay: SharedArrayBuffer;
