@@ -157,9 +157,10 @@ function readBody(res: HttpResponse, limit: number, done: (body: Buffer | BodyRe
     size += chunk.byteLength;
     if (size > limit) {
       chunks = [];
-      if (size > limit + REFUSED_BODY_READ_BYTES || isLast) {
+      const pastReading = size > limit + REFUSED_BODY_READ_BYTES;
+      if (pastReading || isLast) {
         finished = true;
-        done(isLast && size <= limit + REFUSED_BODY_READ_BYTES ? 'too-large' : 'too-large-close');
+        done(pastReading ? 'too-large-close' : 'too-large');
       }
       return;
     }
@@ -258,7 +259,7 @@ export function registerHttpApi(app: App, ctx: HttpContext): void {
       return;
     }
     readBody(res, MAX_BODY_BYTES, (body) => {
-      if (body === 'too-large' || body === 'too-large-close') {
+      if (typeof body === 'string') {
         if (open()) tooLarge(body === 'too-large-close');
         return;
       }
