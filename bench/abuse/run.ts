@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { runAbuse } from './abuse.js';
 import { PRIMARY_LOOP_MONITOR_MS } from '../../daemon/admin/metrics.js';
 import { ALLOCATOR_ENV } from '../../daemon/allocator.js';
+import { serverNodeArgs } from '../targets/target.js';
 
 function option(args: string[], name: string, fallback: number): number {
   const at = args.indexOf(`--${name}`);
@@ -101,7 +102,7 @@ async function main(): Promise<number> {
   const settle = option(args, 'settle', 60);
   const main = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
   // Node flags for the daemon only, as for the bench targets (e.g. --cpu-prof).
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const nodeArgs = serverNodeArgs();
   const daemon = spawn(process.execPath, [...nodeArgs, main], {
     env: {
       PATH: process.env.PATH,

@@ -339,10 +339,17 @@ interface ServerProcess extends ChildProcess {
   outputTail: string;
 }
 
+/**
+ * Node flags for the servers a bench starts only (BENCH_SERVER_NODE_ARGS, e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`), which NODE_OPTIONS refuses and would also
+ * apply to the bench's own process.
+ */
+export function serverNodeArgs(): string[] {
+  return (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+}
+
 function spawnServer(command: string, args: string[], env: Record<string, string>): ServerProcess {
-  // Node flags for the servers only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), which
-  // NODE_OPTIONS refuses and would also apply to the bench's own process.
-  const nodeArgs = command === process.execPath ? (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '') : [];
+  const nodeArgs = command === process.execPath ? serverNodeArgs() : [];
   const child = spawn(command, [...nodeArgs, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
