@@ -3,7 +3,7 @@
  * implementation runs (memory now, Postgres later). A factory builds a fresh,
  * isolated journal per subtest (a Postgres factory gives each its own schema/table).
  */
-import { Packr } from 'msgpackr';
+import { compactPackr } from '../support/msgpack-bytes.js';
 import { decode } from '../../protocol/codec.js';
 import type { Test } from 'tap';
 import type { Command, CommandJournal, JournalEntry } from '../../daemon/engine/command-journal.js';
@@ -128,7 +128,7 @@ export function commandJournalConformance(t: Test, name: string, factory: Comman
     const j = await fixture(t);
     const data = { choice: 'A', at: [1, 2.5, -3], raw: new Uint8Array([0, 255]), none: null };
     // Compact maps, as a client may write them: stored and read back as the same value.
-    const bytes = new Uint8Array(new Packr({ useRecords: false, variableMapSize: true }).pack(data));
+    const bytes = new Uint8Array(compactPackr.pack(data));
     const { data: _, ...fields } = command({ cid: 'enc' });
     const first = await j.record({ ...fields, encodedData: bytes });
     t.equal(first.duplicate, false);

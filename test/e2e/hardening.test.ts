@@ -3,10 +3,10 @@
 // keys crashed a shard on every join, since msgpack's map 16 cannot hold them and
 // the throw escaped the async join).
 import t from 'tap';
-import { Packr } from 'msgpackr';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { ServerFrame } from '../../protocol/frames.js';
 import { RawClient } from '../support/raw-client.js';
+import { compactPackr } from '../support/msgpack-bytes.js';
 import { startDaemon } from '../support/daemon-process.js';
 
 t.test('a join whose answer cannot be encoded gets error 100; the shard and other clients carry on', async (t) => {
@@ -236,11 +236,10 @@ t.test('decoded-size bombs: a cmd or pub over maxFrameValues gets error 109 and 
   await canary.join(S);
   await bomber.join(S);
   // A hostile client writes each empty map as one byte (msgpackr's encode writes 3).
-  const compact = new Packr({ useRecords: false, variableMapSize: true });
   const maps = (n: number) => Array.from({ length: n }, () => ({}));
   const request = async (frame: Record<string, unknown>) => {
     const id = bomber.id();
-    const bytes = compact.pack({ ...frame, id });
+    const bytes = compactPackr.pack({ ...frame, id });
     bomber.sendRaw(bytes);
     return { bytes: bytes.length, reply: await bomber.next((f) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id) };
   };
@@ -273,7 +272,7 @@ t.test('decoded-size bombs: a cmd or pub over maxFrameValues gets error 109 and 
   const overPack = await fetch(`${daemon.http}/v1/publish`, {
     method: 'POST',
     headers: { 'content-type': 'application/msgpack' },
-    body: new Uint8Array(compact.pack({ session: S, type: 'board', data: maps(1000) })),
+    body: new Uint8Array(compactPackr.pack({ session: S, type: 'board', data: maps(1000) })),
   });
   const overPackBody = (await overPack.json()) as { error?: { code?: string; message?: string } };
   t.equal(overPack.status, 400, 'msgpack publish over maxPublishValues: 400');
@@ -401,11 +400,10 @@ t.test('rateLimitTokenValues: large frames take more of the rate limit, and one 
   t.teardown(() => Promise.all([bomber.close(), light.close()]));
   await bomber.join(S);
   await light.join(S);
-  const compact = new Packr({ useRecords: false, variableMapSize: true });
   const big = Array.from({ length: 9000 }, () => ({}));
   const send = (c: RawClient, i: number, data: unknown) => {
     const id = c.id();
-    c.sendRaw(compact.pack({ t: 'cmd', id, s: S, cid: `c${i}`, type: 'answer', data }));
+    c.sendRaw(compactPackr.pack({ t: 'cmd', id, s: S, cid: `c${i}`, type: 'answer', data }));
     return id;
   };
   const COMMANDS = 15;

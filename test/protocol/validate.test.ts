@@ -3,14 +3,13 @@ import { Packr } from 'msgpackr';
 import { encode } from '../../protocol/codec.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { DEFAULT_LIMITS } from '../../protocol/frames.js';
+import { compactPackr } from '../support/msgpack-bytes.js';
 import { checkValue, countValues, hardNestingLimit, parseClientFrame, type ClientLimits, type ParseResult } from '../../protocol/validate.js';
 
 const limits: ClientLimits = { ...DEFAULT_LIMITS };
 const hex = (h: string) => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
 const parse = (bytes: Uint8Array, l: ClientLimits = limits) => parseClientFrame(bytes, l);
 const parseValue = (v: unknown, l: ClientLimits = limits) => parse(encode(v), l);
-// msgpackr writes every map as map 16 (3 bytes); a hostile client writes fixmaps (1 byte).
-const compact = new Packr({ useRecords: false, variableMapSize: true });
 const toHex = (v: unknown) => Buffer.from(encode(v)).toString('hex');
 /** Wire bytes of the fields of a cmd frame before `data`: map16 of 6 entries, then t, id, s, cid, type. */
 const CMD_PREFIX =
@@ -85,13 +84,13 @@ t.test("cmd and pub hand over the exact bytes of their data, wherever it sits in
     { t: 'pub', id: 6, s: 'chat:1', data, type: 'msg' },
   ];
   for (const frame of orders) {
-    for (const [how, bytes] of [['msgpackr', encode(frame)], ['compact maps', new Uint8Array(compact.pack(frame))]] as const) {
+    for (const [how, bytes] of [['msgpackr', encode(frame)], ['compact maps', new Uint8Array(compactPackr.pack(frame))]] as const) {
       const r = parse(bytes);
       if (r.kind !== 'frame' || r.data === undefined) {
         tt.fail(`${how}: expected a frame with data bytes`);
         continue;
       }
-      tt.same(r.data, how === 'msgpackr' ? encode(data) : new Uint8Array(compact.pack(data)), `${how}, data at key ${Object.keys(frame).indexOf('data')}: the data's own bytes`);
+      tt.same(r.data, how === 'msgpackr' ? encode(data) : new Uint8Array(compactPackr.pack(data)), `${how}, data at key ${Object.keys(frame).indexOf('data')}: the data's own bytes`);
       tt.equal(r.data.buffer, bytes.buffer, 'a view into the message, not a copy');
     }
   }
@@ -236,7 +235,7 @@ t.test('nesting: deeper than maxDepth in data is error 109, absurd nesting close
 t.test('decoded size: a frame over maxFrameValues is error 109 with its id, the connection stays', async (tt) => {
   tt.equal(limits.maxFrameValues, 10_000, 'the default');
   const maps = (n: number) => Array.from({ length: n }, () => ({}));
-  const parseValue = (v: unknown, l: ClientLimits = limits) => parse(compact.pack(v), l);
+  const parseValue = (v: unknown, l: ClientLimits = limits) => parse(compactPackr.pack(v), l);
   // Packed compactly (one-byte empty maps), unlike the file's parseValue.
   const expectCompactError = (tt: Test, value: unknown, code: number, id: number | undefined, msgPattern?: RegExp) =>
     expectError(tt, value, code, id, msgPattern, (v) => parseValue(v));
@@ -248,7 +247,7 @@ t.test('decoded size: a frame over maxFrameValues is error 109 with its id, the 
   expectCompactError(tt, cmd(maps(9_988)), ErrorCode.PayloadTooLarge, 11, /^cmd: frame holds 10001 values; at most 10000 \(/);
 
   // The decoded-size bomb: 16,000 empty maps fit the default 16 KiB frame.
-  const bomb = compact.pack(cmd(maps(16_000)));
+  const bomb = compactPackr.pack(cmd(maps(16_000)));
   tt.ok(bomb.length <= limits.maxFrameBytes, `${bomb.length} bytes on the wire`);
   const r = parse(bomb);
   tt.same(r, { kind: 'error', id: 11, code: ErrorCode.PayloadTooLarge, msg: r.kind === 'error' ? r.msg : '' });
@@ -275,17 +274,17 @@ t.test('decoded size: a frame over maxFrameValues is error 109 with its id, the 
   // An `id` nested in data is not the frame's.
   expectCompactError(tt, { t: 'cmd', s: 's', data: [{ id: 5 }, ...maps(10_000)] }, ErrorCode.PayloadTooLarge, undefined);
   expectCompactError(tt, { t: 'nope', id: 3, data: maps(10_000) }, ErrorCode.PayloadTooLarge, 3, /^frame holds/);
-  expectClose(tt, compact.pack({ id: 3, data: maps(10_000) }), CloseCode.ProtocolError, /no string `t`/);
-  expectClose(tt, compact.pack({ t: 1, id: 3, data: maps(10_000) }), CloseCode.ProtocolError, /no string `t`/);
+  expectClose(tt, compactPackr.pack({ id: 3, data: maps(10_000) }), CloseCode.ProtocolError, /no string `t`/);
+  expectClose(tt, compactPackr.pack({ t: 1, id: 3, data: maps(10_000) }), CloseCode.ProtocolError, /no string `t`/);
   // Protocol violations anywhere still close, whatever the size.
   expectClose(tt, cmdWithRawData('dc2711' + '80'.repeat(10_000) + 'd6ff00000000'), CloseCode.ProtocolError, /extension type/);
 
   // Configurable, and every frame type counts.
   const small: ClientLimits = { ...limits, maxFrameValues: 16 };
-  tt.equal(parse(compact.pack(cmd([1, 2, 3])), small).kind, 'frame', '16 values');
-  const r17 = parse(compact.pack(cmd([1, 2, 3, 4])), small);
+  tt.equal(parse(compactPackr.pack(cmd([1, 2, 3])), small).kind, 'frame', '16 values');
+  const r17 = parse(compactPackr.pack(cmd([1, 2, 3, 4])), small);
   tt.same(r17.kind === 'error' && [r17.code, r17.id], [ErrorCode.PayloadTooLarge, 11], '17 values');
-  const join = parse(compact.pack({ t: 'join', id: 4, s: 's', pres: true, x: [1, 2, 3, 4, 5, 6] }), small);
+  const join = parse(compactPackr.pack({ t: 'join', id: 4, s: 's', pres: true, x: [1, 2, 3, 4, 5, 6] }), small);
   tt.same(join.kind === 'error' && [join.code, join.id], [ErrorCode.PayloadTooLarge, 4], 'a join with a bomb in an unknown key');
 });
 
@@ -299,8 +298,8 @@ t.test('the scan counts values as countValues does on the decoded value', async 
   for (const data of shapes) {
     const frame = { t: 'cmd', id: 1, s: 's', cid: 'c', type: 'x', data };
     const n = countValues(frame);
-    tt.equal(parse(compact.pack(frame), { ...big, maxFrameValues: n }).kind, 'frame', `${n} values fit ${n}`, { diagnostic: false });
-    const over = parse(compact.pack(frame), { ...big, maxFrameValues: n - 1 });
+    tt.equal(parse(compactPackr.pack(frame), { ...big, maxFrameValues: n }).kind, 'frame', `${n} values fit ${n}`, { diagnostic: false });
+    const over = parse(compactPackr.pack(frame), { ...big, maxFrameValues: n - 1 });
     tt.match(over.kind === 'error' ? over.msg : '', new RegExp(`holds ${n} values`), `${JSON.stringify(data)?.slice(0, 40)}: ${n} values`);
   }
 });

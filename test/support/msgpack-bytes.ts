@@ -3,7 +3,14 @@
  * types, lying length headers or absurd nesting, so tests splice raw bytes into
  * otherwise well-formed frames here.
  */
+import { Packr } from 'msgpackr';
 import { encode } from '../../protocol/codec.js';
+
+/**
+ * A hostile client's encoder: maps sized to their contents (an empty map is one
+ * byte, where the codec writes three), no records. Small on the wire, large decoded.
+ */
+export const compactPackr = new Packr({ useRecords: false, variableMapSize: true });
 
 /** Raw bytes that stand for one msgpack value inside a map built by `rawMap`. */
 export class RawValue {
