@@ -91,6 +91,7 @@ export interface Settings {
   readonly commandJournalSize: number;
   readonly commandJournalBytes: number;
   readonly commandJournalBytesPerUser: number;
+  readonly commandJournalTakenRetentionMs: number;
   readonly maxSnapshotKeys: number;
   readonly maxReplayBytes: number;
   readonly replayBytesPerS: number;
@@ -630,9 +631,10 @@ export const SCHEMA = {
   rateLimitTokenValues: define('rateLimitTokenValues', integer(1, 10_000_000), 1000, "Msgpack values one token of a connection's rate limit pays for: a frame takes one token per started rateLimitTokenValues values (counted as for maxFrameValues), so the limit bounds decoding work as well as frames. Defaults: an ordinary frame takes one token; one of 10,000 values takes 10 of a burst of 100. A frame refused for it gets error 106 and is never decoded."),
   userRateLimitPerS: define('userRateLimitPerS', integer(1, 1_000_000), 200, "Frames one user may send per second (fixed one-second windows) over all of its connections on this instance, whichever shard holds them; counted after the connection's own limit. Per instance: instances do not share it. Default: two connections' full bursts, or four at rateLimitPerS; raise it with rateLimitPerS."),
   maxSessionsPerConnection: define('maxSessionsPerConnection', integer(1, 10_000), 64, 'Sessions one connection may have joined at once.'),
-  commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries.'),
+  commandJournalSize: define('commandJournalSize', integer(1, 10_000_000), 100_000, 'Command outcomes the standalone (in-memory) journal remembers to answer retries (`dup: true`), whether or not the command is still readable; also the most commands it keeps readable.'),
   commandJournalBytes: define('commandJournalBytes', integer(1024 * 1024, 2 ** 40), 64 * 1024 * 1024, 'Bytes of commands the standalone (in-memory) journal keeps (data as msgpack plus 256 per command); the oldest go first.'),
   commandJournalBytesPerUser: define('commandJournalBytesPerUser', integer(64 * 1024, 2 ** 40), 1024 * 1024, "Bytes of one user's commands the standalone (in-memory) journal keeps, counted as for commandJournalBytes; past it that user's own oldest go first, so one participant cannot push everyone else's commands out before upstream read them."),
+  commandJournalTakenRetentionMs: define('commandJournalTakenRetentionMs', integer(1000, 2_147_483_647), 300_000, 'How long the standalone (in-memory) journal keeps a command readable after a reader was handed it (`GET /v1/commands` returned it or a later position, or the RabbitMQ relay read it), so a reader that lost a page in a crash can read it again; then its data goes and only its outcome stays (commandJournalSize). Commands no reader was handed stay until commandJournalBytes or commandJournalSize pushes them out. With several readers, the fastest one counts.'),
   maxReplayBytes: define('maxReplayBytes', integer(1024, 2 ** 31), 4 * 1024 * 1024, 'Most history bytes one join replays; a join whose missed events come to more gets the snapshot instead (rec: false).'),
   replayBytesPerS: define('replayBytesPerS', integer(1024, 2 ** 31), 8 * 1024 * 1024, 'History replay bytes one user may take per second over all of its connections on this instance (a bucket of max(this, maxReplayBytes)); past it, joins get the snapshot instead of a replay. Per instance: instances do not share it.'),
   maxSnapshotKeys: define('maxSnapshotKeys', integer(1, 65_535), 1000, 'Snapshot keys a session may hold, and each user of it for their own keys; an event that would add one more is refused (400), updating a key is not. Bounds what every join sends.'),

@@ -214,6 +214,7 @@ export class CommandRelay {
       }
       failures = 0;
       this.pos = entries[entries.length - 1].pos;
+      this.journal.taken(this.pos);
       this.settleWaiters();
       try {
         await this.store.save(this.pos);

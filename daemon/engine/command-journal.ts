@@ -18,8 +18,9 @@
  *   returned entries), no entry at or below p may appear in a later read. So a
  *   reader paging by `after` (the last position it got) never skips a command.
  * - A bounded implementation (the memory journal) forgets its oldest entries past
- *   its capacity; a reader behind by more than that misses them. That is the only
- *   way a paging reader loses a command, and it is the implementation's stated bound.
+ *   its capacity, and those upstream has taken (`taken`) after a grace period; a
+ *   reader behind by more than that misses them. That is the only way a paging
+ *   reader loses a command, and it is the implementation's stated bound.
  *
  * Guidance for implementers: positions must become visible in order. A journal
  * whose positions are taken before commit (a Postgres sequence) must not let a read
@@ -126,5 +127,12 @@ export interface CommandJournal {
    * difference is an upper bound on the commands between them.
    */
   head(): Promise<number>;
+  /**
+   * Upstream has taken every command at or below `upTo` (the relay once RabbitMQ
+   * confirmed them; without a relay, a `GET /v1/commands` reader asking for what
+   * comes after them). The memory journal frees them after its grace period; the
+   * Postgres journal keeps them by its own retention (journal-retention.ts).
+   */
+  taken(upTo: number): void;
   close(): Promise<void>;
 }

@@ -71,7 +71,7 @@ export interface EngineContext {
 
 /** Creates the engine; `isActive` tells whether this instance streams a session. */
 export function createEngine(config: Config, isActive: (session: string) => boolean, ctx: EngineContext): Engine {
-  const memoryJournal = () => createMemoryCommandJournal({ capacity: config.commandJournalSize, maxBytes: config.commandJournalBytes, maxBytesPerUser: config.commandJournalBytesPerUser });
+  const memoryJournal = () => createMemoryCommandJournal({ capacity: config.commandJournalSize, maxBytes: config.commandJournalBytes, maxBytesPerUser: config.commandJournalBytesPerUser, keepTakenMs: config.commandJournalTakenRetentionMs });
   const sql =
     config.databaseUrl === undefined
       ? undefined

@@ -1,22 +1,36 @@
 /**
  * Standalone command journal: commands in this process's memory, bounded, read by
- * upstream through `GET /v1/commands`. Durable only as long as the process lives;
- * the Postgres journal is the production path. A position is handed out and made
- * readable in the same synchronous step, so readers see positions in order (the
- * visibility rule of command-journal.ts) with no bookkeeping.
+ * upstream through `GET /v1/commands` (and by the RabbitMQ relay when one is set).
+ * Durable only as long as the process lives; the Postgres journal is the production
+ * path. A position is handed out and made readable in the same synchronous step, so
+ * readers see positions in order (the visibility rule of command-journal.ts) with no
+ * bookkeeping.
  *
- * Memory: each command's data is kept msgpack-encoded (about its wire size, where
- * the decoded objects can be many times larger: a 16 KB frame of empty maps decodes
- * to ~1 MB), and the journal holds at most `capacity` commands and `maxBytes` of
- * them; past either bound the oldest are forgotten, so a reader further behind than
- * that misses them (its stated bound). Each user holds at most `maxBytesPerUser` of
- * it: past that, that user's own oldest commands go, so one participant sending at
- * its rate limit cannot push everyone else's commands out before upstream read them.
+ * It keeps two things with different bounds:
+ * - **Outcomes** (key → position), to answer retries `duplicate`: those of every
+ *   readable command, and of the newest `capacity` commands no longer readable. A
+ *   few dozen bytes each, so a retry is answered right long after the data went.
+ * - **Readable commands** (fields and data), for readers: each command's data kept
+ *   msgpack-encoded (about its wire size, where the decoded objects can be many
+ *   times larger: a 16 KB frame of empty maps decodes to ~1 MB), at most `capacity`
+ *   commands and `maxBytes` of them; past either bound the oldest go, so a reader
+ *   further behind than that misses them (its stated bound). Each user holds at most
+ *   `maxBytesPerUser`: past that, that user's own oldest go, so one participant
+ *   sending at its rate limit cannot push everyone else's commands out before
+ *   upstream read them. A command upstream has taken (`taken`) stays readable
+ *   `keepTakenMs` longer, for a reader that lost what it read in a crash, and then
+ *   goes: commands upstream has taken do not hold memory until newer ones push
+ *   them out.
  *
- * Layout: `entries` in position order, from which a user's dropped commands are cut
- * out in bulk once they are many (so positions have gaps: reads find their start
- * by binary search); each user's live commands also in a queue of their own, oldest
- * first, so dropping a user's oldest is O(1).
+ * Data lives in a slab arena (slab-arena.ts), so what the journal lets go leaves
+ * the process's memory instead of staying resident between other allocations; the
+ * global byte bound also holds the slabs themselves to `maxBytes` (plus one).
+ *
+ * Layout: `entries` in position order, from which dropped commands are cut out in
+ * bulk once they are many (so positions have gaps: reads find their start by binary
+ * search); each user's readable commands also in a queue of their own, oldest
+ * first, so dropping a user's oldest is O(1). What upstream has taken is a prefix
+ * of positions, so what outlived `keepTakenMs` is dropped from the front.
  */
 import {
   commandKey,
@@ -29,6 +43,8 @@ import {
   type JournalEntry,
   type RecordResult,
 } from './command-journal.js';
+import { SLAB_BYTES, SlabArena, type Slab, type SlabCell } from './slab-arena.js';
+import { releasedBufferMemory } from '../memory-release.js';
 
 /** Bounds of the memory journal. */
 export interface MemoryJournalOptions {
@@ -38,11 +54,14 @@ export interface MemoryJournalOptions {
   maxBytes: number;
   /** Most bytes kept of one user's commands (default: maxBytes, no share). */
   maxBytesPerUser?: number;
+  /** How long a command stays readable once upstream has taken it (`taken`; ms; default: until a bound pushes it out). */
+  keepTakenMs?: number;
 }
 
-interface StoredCommand {
+interface StoredCommand extends SlabCell {
   command: CommandFields;
-  data: Uint8Array;
+  /** commandKey(command), the key of its outcome. */
+  key: string;
   pos: number;
   bytes: number;
   /** Dropped: no longer readable, waiting to be cut out of `entries`. */
@@ -59,6 +78,9 @@ interface UserShare {
 /** What a stored command costs besides its data: ids, strings, the entry itself. */
 const ENTRY_OVERHEAD_BYTES = 256;
 const NO_DATA = new Uint8Array(0);
+const NO_SLAB: Slab | null = null;
+/** How often taken commands past `keepTakenMs` are looked for (at most). */
+const EXPIRY_SWEEP_MS = 1000;
 
 /** Creates the in-memory journal; see the header comment for its bounds. */
 export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJournal {
@@ -71,11 +93,29 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
   /** Dropped entries in entries[head..]. */
   let dropped = 0;
   let bytes = 0;
+  const arena = new SlabArena(releasedBufferMemory);
+  /** Outcomes of readable commands and of those in `gone[goneHead..]`. */
   const byKey = new Map<string, number>();
+  /** Keys of commands no longer readable whose outcome is still known, oldest first. */
+  let gone: string[] = [];
+  let goneHead = 0;
   const shares = new Map<string, UserShare>();
   let nextPos = 1;
+  /** Upstream has taken every command at or below this position. */
+  let takenUpTo = 0;
+  /**
+   * When takenUpTo moved, oldest first: a command goes keepTakenMs after the first
+   * mark at or above it. Marks within EXPIRY_SWEEP_MS of each other are one (the
+   * first one's time), so a reader polling all the time adds a mark a second, and
+   * a command may go up to that much early.
+   */
+  let marks: { upTo: number; at: number }[] = [];
+  const keepTakenMs = opts.keepTakenMs ?? Number.POSITIVE_INFINITY;
+  const sweeper = Number.isFinite(keepTakenMs) ? setInterval(expireTaken, Math.min(EXPIRY_SWEEP_MS, Math.max(10, keepTakenMs))) : undefined;
+  // The journal's owner closes it; a sweep pending alone must not keep the process up.
+  sweeper?.unref();
 
-  /** Forgets a live command: the oldest of its user's share, whichever bound it is dropped for. */
+  /** Makes a live command unreadable: the oldest of its user's share, whichever bound it is dropped for. Its outcome stays. */
   function drop(share: UserShare, user: string): void {
     const old = share.items[share.head++];
     share.bytes -= old.bytes;
@@ -84,10 +124,10 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       share.items = share.items.slice(share.head);
       share.head = 0;
     }
-    byKey.delete(commandKey(old.command));
     bytes -= old.bytes;
+    gone.push(old.key);
     old.dropped = true;
-    old.data = NO_DATA;
+    arena.free(old);
     dropped++;
   }
 
@@ -106,8 +146,30 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
     drop(shares.get(user)!, user);
   }
 
-  /** Cuts dropped entries out of `entries` once they are at least half of it. */
+  /** Drops the readable commands upstream took more than keepTakenMs ago (a timer calls it). */
+  function expireTaken(): void {
+    const before = performance.now() - keepTakenMs;
+    let upTo = 0;
+    let i = 0;
+    while (i < marks.length && marks[i].at <= before) upTo = marks[i++].upTo;
+    if (i === 0) return;
+    marks = marks.slice(i);
+    skipDropped();
+    while (head < entries.length && entries[head].pos <= upTo) {
+      dropOldest();
+      skipDropped();
+    }
+    arena.compact();
+    compact();
+  }
+
+  /** Forgets the oldest outcomes of commands no longer readable past `capacity`, then cuts dropped entries out of `entries` once they are at least half of it. */
   function compact(): void {
+    while (gone.length - goneHead > opts.capacity) byKey.delete(gone[goneHead++]);
+    if (goneHead >= 1024 && goneHead * 2 >= gone.length) {
+      gone = gone.slice(goneHead);
+      goneHead = 0;
+    }
     skipDropped();
     if (dropped >= 1024 && dropped * 2 >= entries.length - head) {
       entries = entries.slice(head).filter((e) => !e.dropped);
@@ -140,7 +202,8 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       const existing = byKey.get(key);
       if (existing !== undefined) return { duplicate: true, pos: existing };
       const { fields: command, data: encoded } = splitCommand(cmd);
-      const stored: StoredCommand = { command, data: encoded, pos: nextPos++, bytes: encoded.length + ENTRY_OVERHEAD_BYTES, dropped: false };
+      const stored: StoredCommand = { command, key, data: NO_DATA, slab: NO_SLAB, pos: nextPos++, bytes: encoded.length + ENTRY_OVERHEAD_BYTES, dropped: false };
+      arena.store(stored, encoded);
       entries.push(stored);
       let share = shares.get(command.user);
       if (share === undefined) {
@@ -153,7 +216,11 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       byKey.set(key, stored.pos);
       // The newest command is always kept, whatever its size.
       while (share.bytes > maxBytesPerUser && share.items.length - share.head > 1) drop(share, command.user);
-      while (live() > opts.capacity || (bytes > opts.maxBytes && live() > 1)) dropOldest();
+      arena.compact();
+      while (live() > opts.capacity || ((bytes > opts.maxBytes || arena.held > opts.maxBytes + SLAB_BYTES) && live() > 1)) {
+        dropOldest();
+        arena.compact();
+      }
       compact();
       return { duplicate: false, pos: stored.pos };
     },
@@ -170,21 +237,38 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
         // At least one entry, so a reader always advances.
         if (out.length > 0 && size > maxBytes) break;
         const { command, data, pos } = entries[i];
-        out.push({ ...command, pos, data });
+        // A copy: a view would take its whole slab along wherever it is posted (a
+        // structured clone copies a view's entire buffer), and pin it there.
+        out.push({ ...command, pos, data: data.slice() });
       }
       return out;
+    },
+    taken(position: number) {
+      // Nothing past the last position handed out can have been taken.
+      const upTo = Math.min(position, nextPos - 1);
+      if (upTo <= takenUpTo || !Number.isFinite(keepTakenMs)) return;
+      takenUpTo = upTo;
+      const now = performance.now();
+      const last = marks[marks.length - 1];
+      if (last !== undefined && now - last.at < EXPIRY_SWEEP_MS) last.upTo = upTo;
+      else marks.push({ upTo, at: now });
     },
     async head() {
       // Positions are handed out and readable in the same step: the last one handed out.
       return nextPos - 1;
     },
     async close() {
+      clearInterval(sweeper);
+      marks = [];
       entries = [];
       head = 0;
       dropped = 0;
       bytes = 0;
       byKey.clear();
+      gone = [];
+      goneHead = 0;
       shares.clear();
+      arena.clear();
     },
   } satisfies CommandJournal;
   return journal;

@@ -469,6 +469,9 @@ export function createPostgresCommandJournal(opts: PostgresJournalOptions): Post
       return Number(row.head);
     },
 
+    taken() {
+      // Kept by commandRetentionHours (journal-retention.ts), which reads the relay's cursor itself.
+    },
     async close(): Promise<void> {
       closed = true;
       // Flush what is queued, one batch after the other, and wait for the last.

@@ -117,6 +117,10 @@ const handlers: { [K in RequestName]: Handler<K> } = {
     return primary.presence.list(args.session, primary.config.maxPresenceList);
   },
   async commands(primary, args) {
+    // A reader asking for what comes after a position has taken what is before it;
+    // with a RabbitMQ relay, only the relay's confirms count (an HTTP reader ahead of
+    // it must not let a command go before it was relayed).
+    if (primary.relay === undefined) primary.engine.journal.taken(args.after);
     // Bounded by bytes too, and left encoded: the shard that answers decodes the page
     // and turns it into JSON in turn with its other work; the primary (every publish
     // waits behind it) only copies bytes.

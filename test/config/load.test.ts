@@ -144,6 +144,7 @@ t.test('every validation error names its key and env var', async (t) => {
     commandJournalSize: '0',
     commandJournalBytes: '1000',
     commandJournalBytesPerUser: '65535',
+    commandJournalTakenRetentionMs: '999',
     maxSnapshotKeys: '65536',
     maxReplayBytes: '1023',
     replayBytesPerS: 'lots',

@@ -1,6 +1,8 @@
 // The shared CommandJournal suite on the standalone in-memory journal, plus its own
-// promises: it keeps the newest `capacity` commands and forgets older keys, and each
-// user's newest `maxBytesPerUser` only. Also
+// promises: it keeps the newest `capacity` commands readable, each user's newest
+// `maxBytesPerUser` only, and those upstream has taken for `keepTakenMs`; the
+// outcomes of commands no longer readable answer retries, the newest `capacity` of
+// them. Also
 // shows that the suite's visibility check catches a journal that hands out
 // positions before its writes become readable (what a naive Postgres one would do).
 import t from 'tap';
@@ -20,7 +22,8 @@ t.test('memory: bounded to the newest `capacity` commands', async (t) => {
   t.same((await j.read(pos[8], 100)).map((e) => e.cid), ['c10', 'c11', 'c12'], 'paging still works after eviction');
   t.same((await j.read(pos[9], 1)).map((e) => e.cid), ['c11']);
   t.equal((await j.record(command({ cid: 'c12' }))).duplicate, true, 'kept keys still dedupe');
-  t.equal((await j.record(command({ cid: 'c1' }))).duplicate, false, 'an evicted key is new again');
+  t.same(await j.record(command({ cid: 'c7' })), { duplicate: true, pos: pos[6] }, 'a command no longer readable is still a duplicate: its outcome is one of the newest five of those');
+  t.equal((await j.record(command({ cid: 'c1' }))).duplicate, false, 'an outcome past them is forgotten: new again');
   t.same((await j.read(0, 100)).map((e) => e.cid), ['c9', 'c10', 'c11', 'c12', 'c1']);
 });
 
@@ -58,14 +61,14 @@ t.test("memory: each user keeps at most maxBytesPerUser; past it that user's own
   t.same(await cids(), ['b1', 'b2', 'b3', 'm96', 'm97', 'm98', 'm99', 'm100'], "bob's three and mallory's newest five, in position order");
   t.same(await cids(bob[2]), ['m96', 'm97', 'm98', 'm99', 'm100'], 'a read after a position before the dropped ones skips the gap');
   t.equal((await j.record(command({ user: 'bob', cid: 'b1', data }))).duplicate, true, "bob's kept command still dedupes");
-  t.equal((await j.record(command({ user: 'mallory', cid: 'm1', data }))).duplicate, false, "mallory's dropped one is new again");
+  t.equal((await j.record(command({ user: 'mallory', cid: 'm1', data }))).duplicate, true, "mallory's dropped one is still a duplicate (its outcome stays), and not readable again");
   // Many more: dropped entries are cut out as they pile up; reads and positions stay right.
   for (let i = 101; i <= 20_000; i++) await j.record(command({ user: 'mallory', cid: `m${i}`, data }));
   t.same(await cids(), ['b1', 'b2', 'b3', 'm19996', 'm19997', 'm19998', 'm19999', 'm20000']);
   const page = await j.read(bob[2], 2);
   t.same(page.map((e) => e.cid), ['m19996', 'm19997'], 'pages across the gap');
   t.same(await cids(page[1].pos), ['m19998', 'm19999', 'm20000']);
-  t.equal(await j.head(), bob[2] + 20_001, 'head is the last position handed out');
+  t.equal(await j.head(), bob[2] + 20_000, 'head is the last position handed out');
 });
 
 t.test('memory: with shares, the global bounds count only kept commands and drop the oldest of all', async (t) => {
@@ -77,6 +80,34 @@ t.test('memory: with shares, the global bounds count only kept commands and drop
   await j.record(command({ user: 'carol', cid: 'c1' }));
   await j.record(command({ user: 'dave', cid: 'd1' }));
   t.same((await j.read(0, 100)).map((e) => e.cid), ['b3', 'm9', 'm10', 'c1', 'd1'], 'six kept would pass the capacity of five: the oldest of all (b2) went');
+});
+
+t.test('memory: a command upstream has taken stays readable keepTakenMs, then only its outcome stays; the rest stay', async (t) => {
+  const j = createMemoryCommandJournal({ capacity: 1000, maxBytes: 2 ** 40, keepTakenMs: 1500 });
+  t.teardown(() => j.close());
+  const cids = async (after = 0) => (await j.read(after, 1000)).map((e) => e.cid);
+  const pos: number[] = [];
+  for (let i = 1; i <= 4; i++) pos.push((await j.record(command({ cid: `c${i}` }))).pos);
+  t.same(await cids(), ['c1', 'c2', 'c3', 'c4'], 'reading takes nothing');
+  j.taken(pos[1]);
+  t.same(await cids(), ['c1', 'c2', 'c3', 'c4'], 'c1 and c2 taken: still readable at once, for a reader that lost them');
+  await new Promise((r) => setTimeout(r, 3000));
+  t.same(await cids(), ['c3', 'c4'], 'after keepTakenMs (and a sweep) the taken ones went');
+  t.same(await j.record(command({ cid: 'c1' })), { duplicate: true, pos: pos[0] }, 'a retry of one that went is still a duplicate');
+  j.taken(pos[3] + 1000);
+  await j.record(command({ cid: 'c5' }));
+  await new Promise((r) => setTimeout(r, 3000));
+  t.same(await cids(), ['c5'], 'a position past the head takes only what was recorded before it');
+  t.equal(await j.head(), pos[3] + 1, 'head is the last position handed out');
+});
+
+t.test('memory: without keepTakenMs, taken commands stay until a bound pushes them out', async (t) => {
+  const j = createMemoryCommandJournal({ capacity: 1000, maxBytes: 2 ** 40 });
+  t.teardown(() => j.close());
+  const { pos } = await j.record(command({ cid: 'c1' }));
+  j.taken(pos);
+  await new Promise((r) => setTimeout(r, 1200));
+  t.same((await j.read(0, 10)).map((e) => e.cid), ['c1']);
 });
 
 /** Takes a position at once but makes the entry readable only after a random delay: breaks visibility. */
@@ -105,6 +136,7 @@ function commitsLate(): CommandJournal {
     async head() {
       return visible.at(-1)?.pos ?? 0;
     },
+    taken() {},
     async close() {},
   };
 }

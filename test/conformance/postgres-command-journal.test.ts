@@ -33,6 +33,7 @@ commandJournalConformance(t, 'postgres', async () => {
     read: (after, limit, maxBytes) => j.read(after, limit, maxBytes),
     readEncoded: (after, limit, maxBytes) => j.readEncoded(after, limit, maxBytes),
     head: () => j.head(),
+    taken: (upTo) => j.taken(upTo),
     async close() {
       await j.close();
       await drop();
@@ -289,6 +290,7 @@ t.test('visibility under concurrent writers on two instances: paging readers nev
       read: (after, limit) => reader.read(Math.max(after, base), limit),
       readEncoded: (after, limit) => reader.readEncoded(Math.max(after, base), limit),
       head: () => reader.head(),
+      taken: () => {},
       close: async () => {},
     };
     const run = await writeWhileReading(both, { writers: 8, rounds: 10, inFlight: 5, readers: 3, limit: 13 });

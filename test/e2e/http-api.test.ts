@@ -3,6 +3,7 @@
 // batches, msgpack bodies, every validation failure), snapshots seen by later
 // joiners, the command feed, and readiness turning false on SIGTERM.
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { encode } from '../../protocol/codec.js';
 import { HTTP_ERRORS, HttpErrorCode } from '../../protocol/codes.js';
@@ -299,6 +300,39 @@ t.test('commands: journaled with stamps, paged with after, a repeated cid stored
   }
 });
 
+t.test('the standalone journal: what upstream has taken goes after commandJournalTakenRetentionMs, the rest stays, a retry of either is still a duplicate', async (t) => {
+  const d = await startDaemon({ SHARDCAST_SHARDS: '1', SHARDCAST_COMMAND_JOURNAL_TAKEN_RETENTION_MS: '1500' });
+  t.teardown(() => d.stop());
+  const s = 'quiz:journal-retention';
+  const feed = async (after: number) => {
+    const res = await fetch(`${d.http}/v1/commands?after=${after}&limit=1000`);
+    t.equal(res.status, 200);
+    return (await res.json()) as { commands: { cid: string; pos: number }[]; next: number };
+  };
+  const cids = async (after: number) => (await feed(after)).commands.map((c) => c.cid);
+  const amy = await RawClient.connect(d.ws, { user: 'amy' });
+  t.equal((await amy.join(s)).t, 'joined');
+  const sendCmd = async (cid: string) => {
+    const id = amy.id();
+    amy.send({ t: 'cmd', id, s, cid, type: 'answer', data: { cid } });
+    return amy.next((f: ServerFrame) => (f.t === 'ack' || f.t === 'error') && 'id' in f && f.id === id, 5000);
+  };
+  for (const cid of ['r1', 'r2']) t.equal((await sendCmd(cid)).t, 'ack');
+  const first = await feed(0);
+  t.same(first.commands.map((c) => c.cid), ['r1', 'r2'], 'upstream reads r1 and r2');
+  t.equal((await sendCmd('u1')).t, 'ack');
+  t.same(await cids(first.next), ['u1'], 'upstream asks for what comes after r2: r1 and r2 are taken, u1 is handed out');
+  t.same(await cids(0), ['r1', 'r2', 'u1'], 'right after, a reader that lost its page reads the taken ones again');
+  await sleep(3500);
+  t.same(await cids(0), ['u1'], 'after 1.5 s (swept within a second) the taken ones went; u1, handed out but not taken, stays');
+  for (const cid of ['r1', 'u1']) {
+    const again = await sendCmd(cid);
+    t.same(again.t === 'ack' && again.dup, true, `a retry of ${cid} is acked dup: true, not journaled again`);
+  }
+  t.same(await cids(0), ['u1'], 'nothing new was journaled');
+  await amy.close();
+});
+
 t.test('fair timing: an event addressed to another user does not move a participant\'s stamps', async (t) => {
   const s = 'quiz:fair-to';
   const [ann, ben] = [await connect('ann'), await connect('ben')];
@@ -557,6 +591,16 @@ t.test('HTTP framing: 405 with Allow, HEAD without a body, media types case-inse
   const beyond = await rawHttp(`POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${MAX_BODY_BYTES + REFUSED_BODY_READ_BYTES + 1}\r\n\r\n{`);
   t.match(beyond.text, /^HTTP\/1\.1 413/, 'a declared length one byte past what is read of a refused body → 413 at once');
   t.ok(beyond.closed, 'and the connection closed');
+
+  // Without a Content-Length (chunked), the same two cases are told apart as the body arrives.
+  const chunked = (bytes: number) => `${bytes.toString(16)}\r\n${'x'.repeat(bytes)}\r\n`;
+  const chunkedHead = `POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`;
+  const chunkedOver = await rawHttp([chunkedHead, chunked(over), '0\r\n\r\n', 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'], 2000, 50);
+  t.match(chunkedOver.text, /^HTTP\/1\.1 413/, 'a chunked body 512 KiB over the limit → 413 at its end');
+  t.match(chunkedOver.text, /HTTP\/1\.1 200[^]*"status":"ok"/, 'and the connection answers the next request');
+  const chunkedBeyond = await rawHttp([chunkedHead, chunked(MAX_BODY_BYTES + REFUSED_BODY_READ_BYTES + 1024)], 3000, 50);
+  t.match(chunkedBeyond.text, /^HTTP\/1\.1 413/, 'a chunked body past what is read of a refused body → 413 once that much was read');
+  t.ok(chunkedBeyond.closed, 'and the connection closed');
 });
 
 t.test('what this uWS build does not answer: HTTP/1.0, no Host, 49 or more headers get no response and are closed by its idle timeout (SPEC, HTTP API)', async (t) => {

@@ -81,6 +81,28 @@ t.test('every command is delivered once, in journal order, through sink failures
   t.equal(lines.filter((l) => /command delivery failed/.test(l.msg)).length, 5, 'each failure logged once');
 });
 
+t.test('a memory journal frees what the relay delivered, never what it has only read while the sink fails', async (t) => {
+  const journal = createMemoryCommandJournal({ capacity: 1000, maxBytes: 2 ** 40, keepTakenMs: 100 });
+  t.teardown(() => journal.close());
+  let down = true;
+  const sink = new TestSink();
+  const failing: CommandSink = {
+    deliver: (entries) => (down ? Promise.reject(new Error('rabbitmq is down')) : sink.deliver(entries)),
+  };
+  const relay = new CommandRelay(journal, failing, { ...FAST, log: logger().log });
+  t.teardown(() => relay.stop());
+  const pos = await recordMany(journal, 1, 10);
+  relay.start();
+  // The relay reads the first batch again and again; well past keepTakenMs, it must all still be there.
+  await sleep(1500);
+  t.same((await journal.read(0, 100)).map((e) => e.pos), pos, 'nothing went while the sink failed');
+  down = false;
+  await waitFor('10 deliveries', () => sink.delivered.length === 10);
+  t.same(sink.delivered.map((e) => e.pos), pos, 'all delivered, in order');
+  await sleep(1500);
+  t.same(await journal.read(0, 100), [], 'once delivered, they went after keepTakenMs');
+});
+
 t.test('notify() cuts the idle wait short', async (t) => {
   const journal = createMemoryCommandJournal({ capacity: 100, maxBytes: 2 ** 40 });
   const sink = new TestSink();
@@ -181,6 +203,7 @@ t.test('a failing journal read is retried from the same cursor', async (t) => {
     read: (after, limit) => (readFailures-- > 0 ? Promise.reject(new Error('connection reset')) : inner.read(after, limit)),
     readEncoded: (after, limit) => inner.readEncoded(after, limit),
     head: () => inner.head(),
+    taken: (upTo) => inner.taken(upTo),
     close: () => inner.close(),
   };
   const pos = await recordMany(inner, 1, 4);
