@@ -5,6 +5,7 @@
  * replayed: mutated protocol frames, decoded-size bombs in commands, presence,
  * replay and join floods, snapshot-key floods, command-feed reads, admission churn,
  * stalled readers, HTTP framing edge cases and raw WebSocket framing violations.
+ * Besides the canary, an upstream follows the command feed, as a deployment's does.
  *
  * It reports what the daemon did under it; the caller judges (a short run in
  * `npm test`, test/e2e/abuse.test.ts; a long one from `bench/abuse/run.ts`).
@@ -65,6 +66,8 @@ export interface AbuseReport {
   closeCodes: Record<string, number>;
   canary: { published: number; received: number; inOrder: boolean; missing: number; duplicates: number; latency: Timing; closed?: { code: number; reason: string; afterMs: number } };
   health: { latency: Timing; failures: number };
+  /** The upstream following the command feed: commands and pages it read, requests that failed. */
+  upstream: { commands: number; pages: number; failures: number };
   /** Event-loop delay of the attackers' own process (ms): how busy the attack tool itself was. */
   attackerLagMs?: { p50: number; p99: number; max: number };
   /**
@@ -141,6 +144,7 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
     closeCodes: {},
     canary: { published: 0, received: 0, inOrder: true, missing: 0, duplicates: 0, latency: timing([]) },
     health: { latency: timing([]), failures: 0 },
+    upstream: { commands: 0, pages: 0, failures: 0 },
   };
   const sockets = new Set<WebSocket>();
   const url = (user: string) => `${opts.ws}?user=${encodeURIComponent(user)}`;
@@ -366,6 +370,27 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
     historyEpoch = body.results?.[0]?.epoch ?? historyEpoch;
   }
 
+  // The upstream every deployment has: a service following the command feed by its
+  // position, as upstreams reading GET /v1/commands do (so the journal may let go of
+  // what it took). It runs through the attacks and the settle.
+  let following = true;
+  const follower = (async () => {
+    let after = 0;
+    while (following) {
+      try {
+        const res = await fetch(`${opts.http}/v1/commands?after=${after}&limit=1000`, { signal: AbortSignal.timeout(5000) });
+        const page = (await res.json()) as { commands: unknown[]; next: number };
+        report.upstream.pages++;
+        report.upstream.commands += page.commands.length;
+        after = page.next;
+        if (page.commands.length > 0) continue;
+      } catch {
+        report.upstream.failures++;
+      }
+      await sleep(500);
+    }
+  })();
+
   // The canary and the /healthz timer run in a process of their own (probe.ts).
   const probe = startProbe({ ws: opts.ws, http: opts.http, durationMs: opts.durationMs, canaryRate: opts.canaryRate ?? 20, session: CANARY });
   await probe.ready;
@@ -421,6 +446,8 @@ export async function runAbuse(opts: AbuseOptions): Promise<AbuseReport> {
     if (backAfterS === null && now <= baseline * 1.2) backAfterS = s;
     if (s % 5 === 0) settleMb.push(Math.round(now));
   }
+  following = false;
+  await follower;
 
   const seqs = seen.seqs;
   report.canary = {

@@ -176,6 +176,7 @@ async function main(): Promise<number> {
       `canary: published ${report.canary.published}, received ${report.canary.received}, missing ${report.canary.missing}, dup ${report.canary.duplicates}, in order ${report.canary.inOrder}, latency p50 ${report.canary.latency.p50} p99 ${report.canary.latency.p99} max ${report.canary.latency.max} ms`,
       `daemon's event-loop delay, worst 2 s p99: primary ${loopDelay.primary} ms, shards ${loopDelay.shards} ms`,
       `attackers' own event-loop delay: p50 ${report.attackerLagMs?.p50} p99 ${report.attackerLagMs?.p99} max ${report.attackerLagMs?.max} ms`,
+      `upstream: read ${report.upstream.commands} commands in ${report.upstream.pages} pages, ${report.upstream.failures} failed requests`,
       `/healthz: ${report.health.latency.count} probes, p50 ${report.health.latency.p50} p99 ${report.health.latency.p99} max ${report.health.latency.max} ms, failures ${report.health.failures}`,
       rss
         ? `RSS MB: baseline ${rss.baselineMb}, peak ${rss.peakMb}, 1 s after ${rss.endMb}, then every 5 s ${rss.settleMb?.join(' ') ?? '–'}; back within 20 % after ${rss.backAfterS ?? 'never'} s`
