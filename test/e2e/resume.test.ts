@@ -44,6 +44,35 @@ for (const engine of engines(12)) {
     await b.close();
   });
 
+  t.test(`${engine.name}: a replay leaves out events addressed to other users; their recipients get them`, async (t) => {
+    const daemon = await startDaemon({ ...engine.env });
+    t.teardown(() => daemon.stop());
+    const S = 'quiz:addressed-replay';
+    const a = await RawClient.connect(daemon.ws, { user: 'alice' });
+    const joined = await a.join(S);
+    if (joined.t !== 'joined') throw new Error(`join failed: ${JSON.stringify(joined)}`);
+    await a.close();
+    // Away: one for all, one for bob, one for alice and bob, one for carol, one for all.
+    for (const to of [undefined, ['bob'], ['alice', 'bob'], ['carol'], undefined]) {
+      t.equal((await daemon.publish({ session: S, type: 'e', data: to?.join('+') ?? 'all', ...(to ? { to } : {}) })).status, 200);
+    }
+    const from = { ep: joined.ep, seq: joined.seq };
+    const replayed = async (user: string, last: number): Promise<number[]> => {
+      const c = await RawClient.connect(daemon.ws, { user });
+      const rj = await c.join(S, from);
+      t.equal(rj.t === 'joined' && rj.rec, true, `${user} recovered`);
+      await c.until((fs) => fs.some((f) => f.t === 'ev' && f.seq === joined.seq + last), 5000, `${user}'s replay`);
+      // Anything else would have come before the last replayed seq, in order.
+      const seqs = c.events(S).map((e) => e.seq - joined.seq);
+      await c.close();
+      return seqs;
+    };
+    t.same(await replayed('alice', 5), [1, 3, 5], "alice's replay has no event addressed only to bob or carol");
+    t.same(await replayed('bob', 5), [1, 2, 3, 5], 'bob gets his own and the shared one');
+    t.same(await replayed('carol', 5), [1, 4, 5], 'carol gets hers');
+    t.same(await replayed('dave', 5), [1, 5], 'anyone else: the events for all only');
+  });
+
   t.test(`${engine.name}: rejoining beyond the history bound yields not-recovered and the snapshot`, async (t) => {
     const daemon = await startDaemon({ ...engine.env, SHARDCAST_HISTORY_SIZE: '5' });
     t.teardown(() => daemon.stop());
