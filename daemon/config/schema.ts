@@ -76,6 +76,7 @@ export interface Settings {
   readonly historySize: number;
   readonly sessionTtlMs: number;
   readonly emptySessionTtlMs: number;
+  readonly maxEmptySessions: number;
   readonly maxBufferBytes: number;
   readonly maxFrameBytes: number;
   readonly maxFrameValues: number;
@@ -614,6 +615,7 @@ export const SCHEMA = {
   historySize: define('historySize', integer(0, MAX_HISTORY), 1000, 'Events kept per session for resume (namespaces may override).'),
   sessionTtlMs: define('sessionTtlMs', integer(1000, 2_147_483_647), 3_600_000, 'Sessions idle this long (nothing published, no instance streaming them) are forgotten, with their history and snapshot; in Redis, between 0.9× and 1× this after their last activity.'),
   emptySessionTtlMs: define('emptySessionTtlMs', integer(1000, 2_147_483_647), 60_000, 'Standalone engine: sessions no event was ever published to (created by joins) are forgotten this long after their last activity instead of sessionTtlMs (the shorter of the two counts); a client resuming into one later gets rec: false and the snapshot. Bounds what join floods leave in the daemon\'s memory; in Redis such sessions live in Redis under sessionTtlMs.'),
+  maxEmptySessions: define('maxEmptySessions', integer(1, 100_000_000), 100_000, "Standalone engine: most sessions no event was ever published to (created by joins, a few hundred bytes each) the instance keeps; past it the oldest one no client on this instance has joined is forgotten at once, as emptySessionTtlMs would later (a client resuming into it gets rec: false and the snapshot; it had nothing to miss). Bounds what join floods from many users leave in memory. In Redis such sessions live in Redis under sessionTtlMs."),
   maxBufferBytes: define('maxBufferBytes', integer(16 * 1024, 64 * 1024 * 1024), 1024 * 1024, 'Bound of each socket\'s outgoing buffer; a client past it is disconnected as a slow consumer.'),
   maxFrameBytes: define('maxFrameBytes', integer(256, 1024 * 1024), 16 * 1024, 'Largest frame a client may send.'),
   maxFrameValues: define('maxFrameValues', integer(16, 1024 * 1024), DEFAULT_LIMITS.maxFrameValues, "Most msgpack values one client frame may hold, its own map and fields included (every map, array, map key, str, bin, number, bool and nil counts one): bounds the memory decoding a frame costs, which wire bytes do not (a 16 KiB frame of empty maps decodes to about 1 MB). Counted before decoding; a frame over it gets error 109 and the connection stays."),

@@ -147,6 +147,7 @@ export function createEngine(config: Config, isActive: (session: string) => bool
     historySizeFor,
     sessionTtlMs: config.sessionTtlMs,
     emptySessionTtlMs: config.emptySessionTtlMs,
+    maxEmptySessions: config.maxEmptySessions,
     isActive,
     maxSnapshotKeys: config.maxSnapshotKeys,
     network: config.testHooks ? config.testNetwork : undefined,

@@ -49,6 +49,8 @@ export interface MemoryBrokerOptions {
   sessionTtlMs: number;
   /** Idle sessions no event was ever published to (seq 0), forgotten after this when shorter (default: sessionTtlMs). */
   emptySessionTtlMs?: number;
+  /** Most sessions no event was published to; past it the oldest one no client here has joined is forgotten (default: no bound). */
+  maxEmptySessions?: number;
   /** Sessions that must not be forgotten (this instance streams them). */
   isActive(session: string): boolean;
   /** Most shared snapshot keys per session, and own keys per user per session (default 65,535: what a `joined` frame can carry). */
@@ -87,6 +89,8 @@ const MAX_SCHEDULED = 64;
 
 // Shared and never written (every write site swaps in the session's own map first):
 // typed as Map only so reads need no branch.
+/** Joined empty sessions one eviction passes over at most. */
+const EVICTION_SCAN = 64;
 const NO_SNAPSHOT = new Map<string, SnapshotEntry>();
 const NO_USER_SNAPSHOTS = new Map<string, Map<string, SnapshotEntry>>();
 const NO_IDS = new Map<string, number>();
@@ -101,6 +105,9 @@ export function newEpoch(): string {
 export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
   const now = opts.now ?? Date.now;
   const sessions = new Map<string, SessionState>();
+  /** The sessions with seq 0, oldest first: what join floods create. */
+  const empty = new Set<string>();
+  const maxEmpty = opts.maxEmptySessions ?? Number.POSITIVE_INFINITY;
   const subscribed = new Set<string>();
   const network = opts.network;
   // Separate sequences for the message faults and the history delays, so the drops
@@ -124,10 +131,39 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
     const at = now();
     for (const [id, state] of sessions) {
       const ttl = state.seq === 0 ? emptyTtlMs : opts.sessionTtlMs;
-      if (state.lastActive < at - ttl && !opts.isActive(id)) sessions.delete(id);
+      if (state.lastActive < at - ttl && !opts.isActive(id)) forget(id);
     }
   }, Math.min(SWEEP_INTERVAL_MS, Math.max(1000, emptyTtlMs)));
   sweeper.unref();
+
+  function forget(session: string): void {
+    sessions.delete(session);
+    empty.delete(session);
+  }
+
+  /**
+   * Forgets the oldest empty session no client here has joined, but `keep`. Joined
+   * ones met on the way go to the back; a scan stops after EVICTION_SCAN of them,
+   * so a burst of joined empty sessions makes the bound soft, never a stall.
+   */
+  function evictEmpty(keep: string): void {
+    const joined: string[] = [];
+    let victim: string | undefined;
+    for (const id of empty) {
+      if (id === keep || opts.isActive(id)) {
+        joined.push(id);
+        if (joined.length >= EVICTION_SCAN) break;
+        continue;
+      }
+      victim = id;
+      break;
+    }
+    for (const id of joined) {
+      empty.delete(id);
+      empty.add(id);
+    }
+    if (victim !== undefined) forget(victim);
+  }
 
   function stateOf(session: string): SessionState {
     let state = sessions.get(session);
@@ -147,6 +183,8 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         lastActive: now(),
       };
       sessions.set(session, state);
+      empty.add(session);
+      if (empty.size > maxEmpty) evictEmpty(session);
     }
     state.lastActive = now();
     return state;
@@ -276,6 +314,7 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
       const ts = now();
       const template = templateOf(req, ts);
       const seq = ++state.seq;
+      if (seq === 1) empty.delete(req.session);
       const msg: StreamMessage = {
         session: req.session,
         epoch: state.epoch,
@@ -355,11 +394,12 @@ export function createMemoryBroker(opts: MemoryBrokerOptions): MemoryBroker {
         fire();
       }
       sessions.clear();
+      empty.clear();
       subscribed.clear();
     },
 
     resetEpoch(session: string) {
-      sessions.delete(session);
+      forget(session);
       stateOf(session);
     },
 

@@ -128,6 +128,7 @@ t.test('every validation error names its key and env var', async (t) => {
     goAwayMaxDelayMs: '60001',
     historySize: '1000001',
     emptySessionTtlMs: '999',
+    maxEmptySessions: '0',
     sessionTtlMs: '12.5',
     maxBufferBytes: '16383',
     maxFrameBytes: '255',

@@ -64,6 +64,31 @@ t.test('memory: sessions nothing was published to are forgotten after emptySessi
   t.same([kept.ep, kept.seq], [published.epoch, 1], 'a session with an event keeps the full TTL');
 });
 
+t.test('memory: past maxEmptySessions the oldest empty session nobody here joined is forgotten; joined ones and those with events stay', async (t) => {
+  const active = new Set(['s:e0']);
+  const { broker } = await started(t, { historySizeFor: () => 10, sessionTtlMs: 3_600_000, maxEmptySessions: 3, isActive: (s) => active.has(s) });
+  const epochs = new Map<string, string>();
+  const join = async (s: string) => {
+    const { ep } = await broker.position(s);
+    const known = epochs.get(s);
+    epochs.set(s, ep);
+    return known === undefined || known === ep;
+  };
+  const published = await broker.publish({ session: 's:p', type: 'a', data: 1 });
+  for (let i = 0; i < 3; i++) await join(`s:e${i}`);
+  t.ok(await join('s:e3'), 'a fourth empty session is taken');
+  t.notOk(await join('s:e1'), 's:e1, the oldest not joined here, was forgotten (s:e0 is joined): it comes back under a new epoch');
+  t.ok(await join('s:e0'), 'the joined one stayed');
+  t.notOk(await join('s:e2'), 'coming back, s:e1 pushed out the next oldest, s:e2');
+  const kept = await broker.position('s:p');
+  t.same([kept.ep, kept.seq], [published.epoch, 1], 'a session with an event does not count and stays');
+  for (let i = 0; i < 1000; i++) await join(`s:flood${i}`);
+  t.ok(await join('s:e0'), 'after 1,000 more, the joined one is still there');
+  t.same([(await broker.position('s:p')).ep], [published.epoch], 'and so is the one with an event');
+  const h = await broker.history('s:e3', { epoch: epochs.get('s:e3')!, seq: 0 }, 'u');
+  t.equal(h.complete, false, 'a resume into a forgotten one is told it is not complete (rec: false)');
+});
+
 t.test('memory: resetEpoch starts the session over under a new epoch', async (t) => {
   const { broker, rec } = await started(t);
   await broker.subscribe('s:r');
