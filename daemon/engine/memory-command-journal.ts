@@ -8,8 +8,11 @@
  *
  * It keeps two things with different bounds:
  * - **Outcomes** (key → position), to answer retries `duplicate`: those of every
- *   readable command, and of the newest `capacity` commands no longer readable. A
- *   few dozen bytes each, so a retry is answered right long after the data went.
+ *   readable command, and of the newest `capacity` commands upstream took that are
+ *   no longer readable. A few dozen bytes each, so a retry is answered right long
+ *   after the data went. A command pushed out before upstream took it loses its
+ *   outcome with its data: its retry is journaled again, its one way upstream (with
+ *   the relay, that retry's ack waits for RabbitMQ as the first one's did).
  * - **Readable commands** (fields and data), for readers: each command's data kept
  *   msgpack-encoded (about its wire size, where the decoded objects can be many
  *   times larger: a 16 KB frame of empty maps decodes to ~1 MB), at most `capacity`
@@ -96,7 +99,7 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
   const arena = new SlabArena(releasedBufferMemory);
   /** Outcomes of readable commands and of those in `gone[goneHead..]`. */
   const byKey = new Map<string, number>();
-  /** Keys of commands no longer readable whose outcome is still known, oldest first. */
+  /** Keys of commands upstream took, no longer readable, whose outcome is still known, oldest first. */
   let gone: string[] = [];
   let goneHead = 0;
   const shares = new Map<string, UserShare>();
@@ -125,7 +128,8 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       share.head = 0;
     }
     bytes -= old.bytes;
-    gone.push(old.key);
+    if (old.pos <= takenUpTo) gone.push(old.key);
+    else byKey.delete(old.key);
     old.dropped = true;
     arena.free(old);
     dropped++;
@@ -246,8 +250,9 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
     taken(position: number) {
       // Nothing past the last position handed out can have been taken.
       const upTo = Math.min(position, nextPos - 1);
-      if (upTo <= takenUpTo || !Number.isFinite(keepTakenMs)) return;
+      if (upTo <= takenUpTo) return;
       takenUpTo = upTo;
+      if (!Number.isFinite(keepTakenMs)) return;
       const now = performance.now();
       const last = marks[marks.length - 1];
       if (last !== undefined && now - last.at < EXPIRY_SWEEP_MS) last.upTo = upTo;
