@@ -87,10 +87,11 @@ const SWEEP_INTERVAL_MS = 60_000;
 /** Scheduled events remembered per session (the Redis broker keeps as many): the oldest are released long before. */
 const MAX_SCHEDULED = 64;
 
-// Shared and never written (every write site swaps in the session's own map first):
-// typed as Map only so reads need no branch.
 /** Joined empty sessions one eviction passes over at most. */
 const EVICTION_SCAN = 64;
+
+// Shared and never written (every write site swaps in the session's own map first):
+// typed as Map only so reads need no branch.
 const NO_SNAPSHOT = new Map<string, SnapshotEntry>();
 const NO_USER_SNAPSHOTS = new Map<string, Map<string, SnapshotEntry>>();
 const NO_IDS = new Map<string, number>();
