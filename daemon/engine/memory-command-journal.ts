@@ -118,7 +118,7 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
   // The journal's owner closes it; a sweep pending alone must not keep the process up.
   sweeper?.unref();
 
-  /** Makes a live command unreadable: the oldest of its user's share, whichever bound it is dropped for. Its outcome stays. */
+  /** Makes a live command unreadable: the oldest of its user's share, whichever bound it is dropped for. Its outcome stays once upstream took it. */
   function drop(share: UserShare, user: string): void {
     const old = share.items[share.head++];
     share.bytes -= old.bytes;
