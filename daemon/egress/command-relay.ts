@@ -26,7 +26,7 @@
  * keeps the process alive, cleared by stop().
  */
 import type { Logger } from '../log.js';
-import type { CommandJournal, JournalEntry } from '../engine/command-journal.js';
+import type { CommandInput, CommandJournal, JournalEntry } from '../engine/command-journal.js';
 
 /** Where relayed commands go. */
 export interface CommandSink {
@@ -286,5 +286,26 @@ export class CommandRelay {
       sleep.timer.unref();
       this.sleep = sleep;
     });
+  }
+}
+
+/**
+ * Resolves once `cmd`, recorded at `pos`, went through `relay`: what an ack waits
+ * for when the journal is not durable. The relay moving past a position does not
+ * by itself mean it delivered it: a command the memory journal pushed out before the
+ * relay read it (RabbitMQ down and the byte bound reached) is skipped, and its
+ * outcome forgotten with it (memory-command-journal.ts). So once the relay is past,
+ * the command is recorded again: a duplicate at the same position went upstream;
+ * anything else is its new record, waited for in turn. Rejects once `timeoutMs`
+ * passed (the client retries with the same cid).
+ */
+export async function relayedUpstream(journal: CommandJournal, relay: CommandRelay, cmd: CommandInput, pos: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    await relay.delivered(pos, Math.max(1, Math.ceil(deadline - performance.now())));
+    const again = await journal.record(cmd);
+    if (again.duplicate && again.pos === pos) return;
+    pos = again.pos;
+    relay.notify();
   }
 }

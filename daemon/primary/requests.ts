@@ -6,6 +6,7 @@ import { ErrorCode } from '../../protocol/codes.js';
 import { commandLimitFor, namespaceFor } from '../config/namespaces.js';
 import { PublishRefused, type HistoryRead } from '../engine/broker.js';
 import { UnstorableCommandError } from '../engine/postgres-command-journal.js';
+import { relayedUpstream } from '../egress/command-relay.js';
 import type { PrimaryToShard, RequestName, ShardRequest, ShardRequests } from '../threads/messages.js';
 import type { Primary } from './primary.js';
 import type { ShardLink } from './shard-link.js';
@@ -109,7 +110,7 @@ const handlers: { [K in RequestName]: Handler<K> } = {
       relay.notify();
       // Without a durable journal the command is safe only once RabbitMQ confirmed
       // it: the ack waits for the relay (a retry with the same cid waits the same way).
-      if (!primary.engine.journalDurable) await relay.delivered(pos, COMMAND_RELAY_WAIT_MS);
+      if (!primary.engine.journalDurable) await relayedUpstream(primary.engine.journal, relay, cmd, pos, COMMAND_RELAY_WAIT_MS);
     }
     return { duplicate };
   },

@@ -2,10 +2,10 @@
 // test sinks: every command delivered in journal order through sink failures,
 // resumes from the saved cursor, redelivers (never skips) when a save is lost, and
 // stops while the sink keeps failing.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { CommandJournal, JournalEntry } from '../../daemon/engine/command-journal.js';
 import { createMemoryCommandJournal } from '../../daemon/engine/memory-command-journal.js';
-import { backoffDelay, CommandRelay, MemoryCursorStore, type CommandSink, type CursorStore } from '../../daemon/egress/command-relay.js';
+import { backoffDelay, CommandRelay, MemoryCursorStore, relayedUpstream, type CommandSink, type CursorStore } from '../../daemon/egress/command-relay.js';
 import { createLogger } from '../../daemon/log.js';
 import { command } from '../conformance/command-journal.js';
 
@@ -49,6 +49,12 @@ async function recordMany(j: CommandJournal, from: number, to: number): Promise<
 }
 
 const FAST = { batch: 7, idleMs: 10, retryMs: { min: 1, max: 4 } };
+
+/** The relay's timers do not hold the process up (a daemon has its sockets): a test only waiting on them needs this. */
+function keepAlive(t: Test): void {
+  const alive = setInterval(() => {}, 1000);
+  t.teardown(() => clearInterval(alive));
+}
 
 t.test('every command is delivered once, in journal order, through sink failures', async (t) => {
   const journal = createMemoryCommandJournal({ capacity: 10_000, maxBytes: 2 ** 40 });
@@ -101,6 +107,54 @@ t.test('a memory journal frees what the relay delivered, never what it has only 
   t.same(sink.delivered.map((e) => e.pos), pos, 'all delivered, in order');
   await sleep(1500);
   t.same(await journal.read(0, 100), [], 'once delivered, they went after keepTakenMs');
+});
+
+t.test('relayedUpstream: a command pushed out of the memory journal before the relay read it is recorded again, and waited for until it went', async (t) => {
+  // Three readable commands at most; the sink fails until told otherwise (RabbitMQ down).
+  const journal = createMemoryCommandJournal({ capacity: 3, maxBytes: 2 ** 40 });
+  t.teardown(() => journal.close());
+  let down = true;
+  const sink = new TestSink();
+  const failing: CommandSink = { deliver: (entries) => (down ? Promise.reject(new Error('rabbitmq is down')) : sink.deliver(entries)) };
+  const relay = new CommandRelay(journal, failing, { ...FAST, log: logger().log });
+  t.teardown(() => relay.stop());
+  relay.start();
+  keepAlive(t);
+  const first = command({ cid: 'first' });
+  const { pos } = await journal.record(first);
+  let acked = false;
+  const waiting = relayedUpstream(journal, relay, first, pos, 5000).then(() => (acked = true));
+  await recordMany(journal, 1, 5); // pushes `first` out before anything was relayed
+  t.notOk((await journal.read(0, 100)).some((e) => e.cid === 'first'), 'first was pushed out');
+  await sleep(100);
+  down = false;
+  await waiting;
+  t.ok(acked, 'the wait ends');
+  t.ok(sink.delivered.some((e) => e.cid === 'first'), 'and only once the command itself went upstream (recorded again, relayed)');
+});
+
+t.test('relayedUpstream: a command the relay delivered resolves at once; one it cannot deliver rejects at the deadline', async (t) => {
+  const journal = createMemoryCommandJournal({ capacity: 100, maxBytes: 2 ** 40 });
+  t.teardown(() => journal.close());
+  let down = false;
+  const sink = new TestSink();
+  const relay = new CommandRelay(journal, { deliver: (e) => (down ? Promise.reject(new Error('down')) : sink.deliver(e)) }, { ...FAST, log: logger().log });
+  t.teardown(() => relay.stop());
+  relay.start();
+  const ok = command({ cid: 'ok' });
+  const { pos } = await journal.record(ok);
+  relay.notify();
+  await relayedUpstream(journal, relay, ok, pos, 2000);
+  t.equal(sink.delivered.filter((e) => e.cid === 'ok').length, 1, 'delivered once, not recorded again');
+  down = true;
+  const late = command({ cid: 'late' });
+  const at = await journal.record(late);
+  keepAlive(t);
+  const outcome = await relayedUpstream(journal, relay, late, at.pos, 300).then(
+    () => 'resolved',
+    (err: Error) => err.message,
+  );
+  t.match(outcome, /not relayed within 300 ms/, 'RabbitMQ down: rejects when the time is up');
 });
 
 t.test('notify() cuts the idle wait short', async (t) => {
