@@ -15,7 +15,7 @@
  *   backoff (`retryMs`), until it succeeds or stop() is called. The journal's
  *   visibility rule (command-journal.ts) makes paging by position skip-free; only
  *   a bounded journal's capacity can lose commands, if the sink stays down so long
- *   that the journal evicts them.
+ *   that the journal evicts them; a caller waiting for one (delivered()) is told.
  * - At least once: the cursor is saved after each accepted batch. A crash (or a
  *   failed save) between the sink's acceptance and the save redelivers that batch
  *   on the next start, so upstream must dedupe on (session, user, cid), which every
@@ -215,7 +215,7 @@ export class CommandRelay {
       failures = 0;
       this.pos = entries[entries.length - 1].pos;
       this.journal.taken(this.pos);
-      this.settleWaiters();
+      this.settleWaiters(entries);
       try {
         await this.store.save(this.pos);
       } catch (err) {
@@ -229,7 +229,11 @@ export class CommandRelay {
   /**
    * Resolves once the sink accepted the entry at `pos` (or a later one): a caller
    * that acks a command only when it is upstream (no durable journal) waits here.
-   * Rejects after `timeoutMs`, or when the relay stops first.
+   * Rejects with CommandSkipped when the relay moved past `pos` without it (the
+   * memory journal pushed it out unread), after `timeoutMs`, or when the relay stops
+   * first. A position already behind the cursor resolves at once: a command pushed
+   * out unread loses its outcome with it (memory-command-journal.ts), so nobody is
+   * handed such a position afterwards.
    */
   delivered(pos: number, timeoutMs: number): Promise<void> {
     if (this.pos >= pos) return Promise.resolve();
@@ -254,12 +258,15 @@ export class CommandRelay {
     });
   }
 
-  private settleWaiters(): void {
+  /** Settles the waiters the cursor passed: delivered with `batch`, or skipped. */
+  private settleWaiters(batch: readonly JournalEntry[]): void {
+    if (this.waiters.size === 0) return;
+    const delivered = new Set(batch.map((e) => e.pos));
     for (const w of this.waiters) {
-      if (w.pos <= this.pos) {
-        this.waiters.delete(w);
-        w.resolve();
-      }
+      if (w.pos > this.pos) continue;
+      this.waiters.delete(w);
+      if (delivered.has(w.pos)) w.resolve();
+      else w.reject(new CommandSkipped(w.pos));
     }
   }
 
@@ -289,23 +296,31 @@ export class CommandRelay {
   }
 }
 
+/** The relay moved past a position without delivering it: the journal no longer had it. */
+export class CommandSkipped extends Error {
+  constructor(readonly pos: number) {
+    super(`command at position ${pos} left the journal before it was relayed`);
+  }
+}
+
 /**
  * Resolves once `cmd`, recorded at `pos`, went through `relay`: what an ack waits
- * for when the journal is not durable. The relay moving past a position does not
- * by itself mean it delivered it: a command the memory journal pushed out before the
- * relay read it (RabbitMQ down and the byte bound reached) is skipped, and its
- * outcome forgotten with it (memory-command-journal.ts). So once the relay is past,
- * the command is recorded again: a duplicate at the same position went upstream;
- * anything else is its new record, waited for in turn. Rejects once `timeoutMs`
- * passed (the client retries with the same cid).
+ * for when the journal is not durable. A command the memory journal pushed out
+ * before the relay read it (RabbitMQ down and the byte bound reached) is skipped
+ * (CommandSkipped); it is then recorded again, its outcome having gone with it, and
+ * the new record waited for. Rejects once `timeoutMs` passed (the client retries
+ * with the same cid).
  */
 export async function relayedUpstream(journal: CommandJournal, relay: CommandRelay, cmd: CommandInput, pos: number, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    await relay.delivered(pos, Math.max(1, Math.ceil(deadline - performance.now())));
-    const again = await journal.record(cmd);
-    if (again.duplicate && again.pos === pos) return;
-    pos = again.pos;
+    try {
+      await relay.delivered(pos, Math.max(1, Math.ceil(deadline - performance.now())));
+      return;
+    } catch (err) {
+      if (!(err instanceof CommandSkipped)) throw err;
+    }
+    pos = (await journal.record(cmd)).pos;
     relay.notify();
   }
 }
