@@ -46,7 +46,8 @@ import {
   type JournalEntry,
   type RecordResult,
 } from './command-journal.js';
-import { SLAB_BYTES, SlabArena, type Slab, type SlabCell } from './slab-arena.js';
+import { Fifo } from './fifo.js';
+import { SLAB_BYTES, SlabArena, type SlabCell } from './slab-arena.js';
 import { releasedBufferMemory } from '../memory-release.js';
 
 /** Bounds of the memory journal. */
@@ -71,17 +72,15 @@ interface StoredCommand extends SlabCell {
   dropped: boolean;
 }
 
-/** One user's live commands, oldest first (items[head..]), and their bytes. */
+/** One user's live commands, oldest first, and their bytes. */
 interface UserShare {
-  items: StoredCommand[];
-  head: number;
+  items: Fifo<StoredCommand>;
   bytes: number;
 }
 
 /** What a stored command costs besides its data: ids, strings, the entry itself. */
 const ENTRY_OVERHEAD_BYTES = 256;
 const NO_DATA = new Uint8Array(0);
-const NO_SLAB: Slab | null = null;
 /** How often taken commands past `keepTakenMs` are looked for (at most). */
 const EXPIRY_SWEEP_MS = 1000;
 
@@ -100,8 +99,7 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
   /** Outcomes of readable commands and of those in `gone[goneHead..]`. */
   const byKey = new Map<string, number>();
   /** Keys of commands upstream took, no longer readable, whose outcome is still known, oldest first. */
-  let gone: string[] = [];
-  let goneHead = 0;
+  const gone = new Fifo<string>();
   const shares = new Map<string, UserShare>();
   let nextPos = 1;
   /** Upstream has taken every command at or below this position. */
@@ -112,7 +110,7 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
    * first one's time), so a reader polling all the time adds a mark a second, and
    * a command may go up to that much early.
    */
-  let marks: { upTo: number; at: number }[] = [];
+  const marks = new Fifo<{ upTo: number; at: number }>();
   const keepTakenMs = opts.keepTakenMs ?? Number.POSITIVE_INFINITY;
   const sweeper = Number.isFinite(keepTakenMs) ? setInterval(expireTaken, Math.min(EXPIRY_SWEEP_MS, Math.max(10, keepTakenMs))) : undefined;
   // The journal's owner closes it; a sweep pending alone must not keep the process up.
@@ -120,13 +118,9 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
 
   /** Makes a live command unreadable: the oldest of its user's share, whichever bound it is dropped for. Its outcome stays once upstream took it. */
   function drop(share: UserShare, user: string): void {
-    const old = share.items[share.head++];
+    const old = share.items.shift()!;
     share.bytes -= old.bytes;
-    if (share.head === share.items.length) shares.delete(user);
-    else if (share.head >= 64 && share.head * 2 >= share.items.length) {
-      share.items = share.items.slice(share.head);
-      share.head = 0;
-    }
+    if (share.items.size === 0) shares.delete(user);
     bytes -= old.bytes;
     if (old.pos <= takenUpTo) gone.push(old.key);
     else byKey.delete(old.key);
@@ -154,10 +148,8 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
   function expireTaken(): void {
     const before = performance.now() - keepTakenMs;
     let upTo = 0;
-    let i = 0;
-    while (i < marks.length && marks[i].at <= before) upTo = marks[i++].upTo;
-    if (i === 0) return;
-    marks = marks.slice(i);
+    while ((marks.peek()?.at ?? Infinity) <= before) upTo = marks.shift()!.upTo;
+    if (upTo === 0) return;
     skipDropped();
     while (head < entries.length && entries[head].pos <= upTo) {
       dropOldest();
@@ -169,11 +161,7 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
 
   /** Forgets the oldest outcomes of commands no longer readable past `capacity`, then cuts dropped entries out of `entries` once they are at least half of it. */
   function compact(): void {
-    while (gone.length - goneHead > opts.capacity) byKey.delete(gone[goneHead++]);
-    if (goneHead >= 1024 && goneHead * 2 >= gone.length) {
-      gone = gone.slice(goneHead);
-      goneHead = 0;
-    }
+    while (gone.size > opts.capacity) byKey.delete(gone.shift()!);
     skipDropped();
     if (dropped >= 1024 && dropped * 2 >= entries.length - head) {
       entries = entries.slice(head).filter((e) => !e.dropped);
@@ -200,18 +188,32 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
     return lo;
   }
 
+  /** The readable commands a read returns: after `after`, at most `limit`, stopping before passing `maxBytes` (but at least one). */
+  function page(after: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): StoredCommand[] {
+    const out: StoredCommand[] = [];
+    let size = 0;
+    for (let i = firstAfter(after); i < entries.length && out.length < limit; i++) {
+      if (entries[i].dropped) continue;
+      size += entries[i].bytes;
+      // At least one entry, so a reader always advances.
+      if (out.length > 0 && size > maxBytes) break;
+      out.push(entries[i]);
+    }
+    return out;
+  }
+
   const journal = {
     async record(cmd: CommandInput): Promise<RecordResult> {
       const key = commandKey(cmd);
       const existing = byKey.get(key);
       if (existing !== undefined) return { duplicate: true, pos: existing };
       const { fields: command, data: encoded } = splitCommand(cmd);
-      const stored: StoredCommand = { command, key, data: NO_DATA, slab: NO_SLAB, pos: nextPos++, bytes: encoded.length + ENTRY_OVERHEAD_BYTES, dropped: false };
+      const stored: StoredCommand = { command, key, data: NO_DATA, slab: null, pos: nextPos++, bytes: encoded.length + ENTRY_OVERHEAD_BYTES, dropped: false };
       arena.store(stored, encoded);
       entries.push(stored);
       let share = shares.get(command.user);
       if (share === undefined) {
-        share = { items: [], head: 0, bytes: 0 };
+        share = { items: new Fifo(), bytes: 0 };
         shares.set(command.user, share);
       }
       share.items.push(stored);
@@ -219,9 +221,12 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       bytes += stored.bytes;
       byKey.set(key, stored.pos);
       // The newest command is always kept, whatever its size.
-      while (share.bytes > maxBytesPerUser && share.items.length - share.head > 1) drop(share, command.user);
+      while (share.bytes > maxBytesPerUser && share.items.size > 1) drop(share, command.user);
+      while (live() > opts.capacity || (bytes > opts.maxBytes && live() > 1)) dropOldest();
+      // Compacting after the drops above copies only what stays; slabs pinned past
+      // the bound by a few survivors each cost their oldest commands.
       arena.compact();
-      while (live() > opts.capacity || ((bytes > opts.maxBytes || arena.held > opts.maxBytes + SLAB_BYTES) && live() > 1)) {
+      while (arena.held > opts.maxBytes + SLAB_BYTES && live() > 1) {
         dropOldest();
         arena.compact();
       }
@@ -229,23 +234,14 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       return { duplicate: false, pos: stored.pos };
     },
     async read(after: number, limit: number, maxBytes?: number): Promise<JournalEntry[]> {
-      // The bytes were encoded here from validated values: decoding cannot fail.
-      return (await journal.readEncoded(after, limit, maxBytes)).map((e) => decodedEntry(e));
+      // Decoded straight from the slab. The bytes were encoded here from validated
+      // values: decoding cannot fail.
+      return page(after, limit, maxBytes).map(({ command, pos, data }) => decodedEntry({ ...command, pos, data }));
     },
-    async readEncoded(after: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): Promise<EncodedJournalEntry[]> {
-      const out: EncodedJournalEntry[] = [];
-      let size = 0;
-      for (let i = firstAfter(after); i < entries.length && out.length < limit; i++) {
-        if (entries[i].dropped) continue;
-        size += entries[i].bytes;
-        // At least one entry, so a reader always advances.
-        if (out.length > 0 && size > maxBytes) break;
-        const { command, data, pos } = entries[i];
-        // A copy: a view would take its whole slab along wherever it is posted (a
-        // structured clone copies a view's entire buffer), and pin it there.
-        out.push({ ...command, pos, data: data.slice() });
-      }
-      return out;
+    async readEncoded(after: number, limit: number, maxBytes?: number): Promise<EncodedJournalEntry[]> {
+      // Copies: a view would take its whole slab along wherever it is posted (a
+      // structured clone copies a view's entire buffer), and pin it there.
+      return page(after, limit, maxBytes).map(({ command, pos, data }) => ({ ...command, pos, data: data.slice() }));
     },
     taken(position: number) {
       // Nothing past the last position handed out can have been taken.
@@ -254,7 +250,7 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
       takenUpTo = upTo;
       if (!Number.isFinite(keepTakenMs)) return;
       const now = performance.now();
-      const last = marks[marks.length - 1];
+      const last = marks.last();
       if (last !== undefined && now - last.at < EXPIRY_SWEEP_MS) last.upTo = upTo;
       else marks.push({ upTo, at: now });
     },
@@ -264,14 +260,13 @@ export function createMemoryCommandJournal(opts: MemoryJournalOptions): CommandJ
     },
     async close() {
       clearInterval(sweeper);
-      marks = [];
+      marks.clear();
       entries = [];
       head = 0;
       dropped = 0;
       bytes = 0;
       byKey.clear();
-      gone = [];
-      goneHead = 0;
+      gone.clear();
       shares.clear();
       arena.clear();
     },

@@ -176,7 +176,6 @@ function unstorable(cmd: CommandFields): string | undefined {
   return undefined;
 }
 
-
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
 /** Creates and starts the journal (createPostgresCommandJournal + start()). */
