@@ -14,14 +14,16 @@ interface LogLine {
   msg: string;
 }
 
-/** A sink that rejects the calls numbered in `failOn` (1-based), or every call when `always`. */
+/** A sink that rejects the calls numbered in `failOn` (1-based), every call when `always`, and while `down`. */
 class TestSink implements CommandSink {
   calls = 0;
+  /** RabbitMQ down: every call fails until it is set back. */
+  down = false;
   readonly delivered: JournalEntry[] = [];
   constructor(private readonly fail: { failOn?: ReadonlySet<number>; always?: boolean } = {}) {}
   async deliver(entries: JournalEntry[]): Promise<void> {
     this.calls++;
-    if (this.fail.always || this.fail.failOn?.has(this.calls)) throw new Error(`broker nacked call ${this.calls}`);
+    if (this.down || this.fail.always || this.fail.failOn?.has(this.calls)) throw new Error(`broker nacked call ${this.calls}`);
     this.delivered.push(...entries);
   }
 }
@@ -90,19 +92,16 @@ t.test('every command is delivered once, in journal order, through sink failures
 t.test('a memory journal frees what the relay delivered, never what it has only read while the sink fails', async (t) => {
   const journal = createMemoryCommandJournal({ capacity: 1000, maxBytes: 2 ** 40, keepTakenMs: 100 });
   t.teardown(() => journal.close());
-  let down = true;
   const sink = new TestSink();
-  const failing: CommandSink = {
-    deliver: (entries) => (down ? Promise.reject(new Error('rabbitmq is down')) : sink.deliver(entries)),
-  };
-  const relay = new CommandRelay(journal, failing, { ...FAST, log: logger().log });
+  sink.down = true;
+  const relay = new CommandRelay(journal, sink, { ...FAST, log: logger().log });
   t.teardown(() => relay.stop());
   const pos = await recordMany(journal, 1, 10);
   relay.start();
   // The relay reads the first batch again and again; well past keepTakenMs, it must all still be there.
   await sleep(1500);
   t.same((await journal.read(0, 100)).map((e) => e.pos), pos, 'nothing went while the sink failed');
-  down = false;
+  sink.down = false;
   await waitFor('10 deliveries', () => sink.delivered.length === 10);
   t.same(sink.delivered.map((e) => e.pos), pos, 'all delivered, in order');
   await sleep(1500);
@@ -113,10 +112,9 @@ t.test('relayedUpstream: a command pushed out of the memory journal before the r
   // Three readable commands at most; the sink fails until told otherwise (RabbitMQ down).
   const journal = createMemoryCommandJournal({ capacity: 3, maxBytes: 2 ** 40 });
   t.teardown(() => journal.close());
-  let down = true;
   const sink = new TestSink();
-  const failing: CommandSink = { deliver: (entries) => (down ? Promise.reject(new Error('rabbitmq is down')) : sink.deliver(entries)) };
-  const relay = new CommandRelay(journal, failing, { ...FAST, log: logger().log });
+  sink.down = true;
+  const relay = new CommandRelay(journal, sink, { ...FAST, log: logger().log });
   t.teardown(() => relay.stop());
   relay.start();
   keepAlive(t);
@@ -127,7 +125,7 @@ t.test('relayedUpstream: a command pushed out of the memory journal before the r
   await recordMany(journal, 1, 5); // pushes `first` out before anything was relayed
   t.notOk((await journal.read(0, 100)).some((e) => e.cid === 'first'), 'first was pushed out');
   await sleep(100);
-  down = false;
+  sink.down = false;
   await waiting;
   t.ok(acked, 'the wait ends');
   t.ok(sink.delivered.some((e) => e.cid === 'first'), 'and only once the command itself went upstream (recorded again, relayed)');
@@ -136,9 +134,8 @@ t.test('relayedUpstream: a command pushed out of the memory journal before the r
 t.test('relayedUpstream: a command the relay delivered resolves at once; one it cannot deliver rejects at the deadline', async (t) => {
   const journal = createMemoryCommandJournal({ capacity: 100, maxBytes: 2 ** 40 });
   t.teardown(() => journal.close());
-  let down = false;
   const sink = new TestSink();
-  const relay = new CommandRelay(journal, { deliver: (e) => (down ? Promise.reject(new Error('down')) : sink.deliver(e)) }, { ...FAST, log: logger().log });
+  const relay = new CommandRelay(journal, sink, { ...FAST, log: logger().log });
   t.teardown(() => relay.stop());
   relay.start();
   const ok = command({ cid: 'ok' });
@@ -146,7 +143,7 @@ t.test('relayedUpstream: a command the relay delivered resolves at once; one it 
   relay.notify();
   await relayedUpstream(journal, relay, ok, pos, 2000);
   t.equal(sink.delivered.filter((e) => e.cid === 'ok').length, 1, 'delivered once, not recorded again');
-  down = true;
+  sink.down = true;
   const late = command({ cid: 'late' });
   const at = await journal.record(late);
   keepAlive(t);
