@@ -41,6 +41,12 @@ export class Fifo<T> {
     return item;
   }
 
+  /** Puts `items` ahead of everything queued, in their order. */
+  prepend(items: readonly T[]): void {
+    this.items = [...items, ...this.items.slice(this.head)];
+    this.head = 0;
+  }
+
   clear(): void {
     this.items = [];
     this.head = 0;

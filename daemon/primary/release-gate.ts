@@ -16,15 +16,15 @@
  * client never sees a held event early, and gets it live when it is released.
  */
 import type { StreamMessage } from '../engine/broker.js';
+import { Fifo } from '../engine/fifo.js';
 
 /** Most frames one gate holds; past it the oldest held frames are released early (logged) rather than grow without bound. */
 export const MAX_HELD_FRAMES = 100_000;
 
 /** Holds a session's frames until their release time; see the header. */
 export class ReleaseGate {
-  /** Held frames from `first` on (an index, not shift(): a long queue drains in linear time). */
-  private queue: StreamMessage[] = [];
-  private first = 0;
+  /** Held frames, oldest first. */
+  private readonly queue = new Fifo<StreamMessage>();
   private timer: NodeJS.Timeout | null = null;
   /** Last seq handed on. */
   released: number;
@@ -40,7 +40,7 @@ export class ReleaseGate {
 
   /** Frames waiting for their release. */
   get held(): number {
-    return this.queue.length - this.first;
+    return this.queue.size;
   }
 
   /** Hands on a frame in stream order: now, or once every `at` before and at it has come. */
@@ -57,7 +57,7 @@ export class ReleaseGate {
     this.queue.push(msg);
     if (this.held > MAX_HELD_FRAMES) {
       this.onOverflow(this.held);
-      this.pass(this.take());
+      this.pass(this.queue.shift()!);
       this.arm();
     } else if (this.held === 1 || this.timer === null) {
       // The timer waits for the queue's head only: later frames just queue behind it.
@@ -77,37 +77,21 @@ export class ReleaseGate {
     if (first < 0) return;
     const earlier = entries.slice(first).filter((e) => e.seq > 0 && e.seq <= this.released);
     this.released = earlier[0].seq - 1;
-    this.queue = [...earlier, ...this.queue.slice(this.first)];
-    this.first = 0;
+    this.queue.prepend(earlier);
     this.arm();
   }
 
   /** Drops what is held (the stream resynced past it, or ended) and continues from `head`. */
   reset(head: number): void {
     this.clearTimer();
-    this.queue = [];
-    this.first = 0;
+    this.queue.clear();
     this.released = head;
   }
 
   /** Stops the timer for good (the stream ended). */
   close(): void {
     this.clearTimer();
-    this.queue = [];
-    this.first = 0;
-  }
-
-  /** Removes and returns the oldest held frame (there is one). */
-  private take(): StreamMessage {
-    const msg = this.queue[this.first++];
-    if (this.first === this.queue.length) {
-      this.queue = [];
-      this.first = 0;
-    } else if (this.first >= 1024 && this.first * 2 >= this.queue.length) {
-      this.queue = this.queue.slice(this.first);
-      this.first = 0;
-    }
-    return msg;
+    this.queue.clear();
   }
 
   private pass(msg: StreamMessage): void {
@@ -118,9 +102,9 @@ export class ReleaseGate {
   private flush(): void {
     const now = this.now();
     while (this.held > 0) {
-      const head = this.queue[this.first];
+      const head = this.queue.peek()!;
       if (head.at !== undefined && head.at > now) break;
-      this.pass(this.take());
+      this.pass(this.queue.shift()!);
     }
   }
 
@@ -128,7 +112,7 @@ export class ReleaseGate {
     this.clearTimer();
     this.flush();
     if (this.held === 0) return;
-    const at = this.queue[this.first].at ?? this.now();
+    const at = this.queue.peek()!.at ?? this.now();
     // setTimeout may fire up to a ms early relative to Date.now(): flush re-checks and re-arms.
     this.timer = setTimeout(() => {
       this.timer = null;

@@ -20,4 +20,10 @@ t.test('first in, first out, across cuts of the consumed prefix', async (t) => {
   t.equal(q.peek(), undefined, 'empty again');
   q.push(5);
   t.same([q.peek(), q.last(), q.size], [5, 5, 1]);
+  q.push(6);
+  q.shift();
+  q.prepend([3, 4]);
+  const rest: number[] = [];
+  while (q.size > 0) rest.push(q.shift()!);
+  t.same(rest, [3, 4, 6], 'prepend puts items ahead, in their order');
 });
